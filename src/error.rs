@@ -1,0 +1,40 @@
+//! The library's error type. Every message names what failed and what to do.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot open a NETLINK_SOCK_DIAG socket: {0}; use --source proc to read /proc/net/tcp instead"
+    )]
+    NetlinkUnavailable(#[source] io::Error),
+    #[error("netlink sock_diag dump failed: {0}")]
+    Netlink(String),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("malformed {what}: {detail}")]
+    Malformed { what: String, detail: String },
+}
+
+impl Error {
+    pub fn read(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Read {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn malformed(what: impl Into<String>, detail: impl Into<String>) -> Error {
+        Error::Malformed {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

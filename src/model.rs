@@ -1,0 +1,368 @@
+//! The plain data that flows from the collectors to the report.
+//!
+//! Every source (netlink, `/proc/net/tcp`) fills the same `Socket`; the
+//! process walk fills `owners` and `processes`; the host readers fill `Host`.
+//! Nothing here does I/O, so a snapshot built from fixtures and one built from
+//! the live kernel go through the same classification and rendering.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+/// TCP states with the kernel's numbering (include/net/tcp_states.h).
+///
+/// The kernel's `TCP_NEW_SYN_RECV` (12), a request socket, is reported as
+/// `SynRecv`, as `ss` and `/proc/net/tcp` do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TcpState {
+    Established,
+    SynSent,
+    SynRecv,
+    FinWait1,
+    FinWait2,
+    TimeWait,
+    Close,
+    CloseWait,
+    LastAck,
+    Listen,
+    Closing,
+}
+
+impl TcpState {
+    /// Every state, in the kernel's order.
+    pub const ALL: [TcpState; 11] = [
+        TcpState::Established,
+        TcpState::SynSent,
+        TcpState::SynRecv,
+        TcpState::FinWait1,
+        TcpState::FinWait2,
+        TcpState::TimeWait,
+        TcpState::Close,
+        TcpState::CloseWait,
+        TcpState::LastAck,
+        TcpState::Listen,
+        TcpState::Closing,
+    ];
+
+    /// The kernel's number for a state, NEW_SYN_RECV (12) folded into SYN_RECV.
+    pub fn from_kernel(n: u8) -> Option<TcpState> {
+        match n {
+            12 => Some(TcpState::SynRecv),
+            1..=11 => Some(Self::ALL[usize::from(n) - 1]),
+            _ => None,
+        }
+    }
+
+    /// The bit of this state in an inet_diag state mask (`1 << state`).
+    pub fn mask_bit(self) -> u32 {
+        let bit = 1u32 << (self as u32 + 1);
+        if self == TcpState::SynRecv {
+            bit | 1 << 12
+        } else {
+            bit
+        }
+    }
+
+    /// Position in [`TcpState::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The kernel's name, as `ss` and `/proc` documentation spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait1 => "FIN_WAIT1",
+            TcpState::FinWait2 => "FIN_WAIT2",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::Closing => "CLOSING",
+        }
+    }
+
+    /// Parses a kernel name, case-insensitively, `-` accepted for `_`.
+    pub fn from_name(s: &str) -> Option<TcpState> {
+        let s = s.to_ascii_uppercase().replace('-', "_");
+        Self::ALL.into_iter().find(|st| st.name() == s)
+    }
+}
+
+/// Counts per state, indexed by [`TcpState::index`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts(pub [u32; 11]);
+
+impl StateCounts {
+    pub fn add(&mut self, state: TcpState) {
+        self.0[state.index()] += 1;
+    }
+    pub fn get(&self, state: TcpState) -> u32 {
+        self.0[state.index()]
+    }
+    pub fn total(&self) -> u32 {
+        self.0.iter().sum()
+    }
+    /// `(state, count)` for every state, in kernel order.
+    pub fn iter(&self) -> impl Iterator<Item = (TcpState, u32)> + '_ {
+        TcpState::ALL.into_iter().map(|s| (s, self.get(s)))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
+/// Which kernel timer is pending on a socket (`idiag_timer`, the `tr`
+/// column of `/proc/net/tcp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    Off,
+    /// Retransmission, loss probe or reorder timer (`ss`: "on").
+    Retransmit,
+    /// The keepalive timer, armed only when SO_KEEPALIVE is set (or, for a
+    /// LISTEN/SYN socket, the SYN-ACK timer).
+    Keepalive,
+    TimeWait,
+    /// Zero-window probe timer (`ss`: "persist").
+    Persist,
+}
+
+impl TimerKind {
+    pub fn from_kernel(n: u8) -> TimerKind {
+        match n {
+            1 => TimerKind::Retransmit,
+            2 => TimerKind::Keepalive,
+            3 => TimerKind::TimeWait,
+            4 => TimerKind::Persist,
+            _ => TimerKind::Off,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerKind::Off => "off",
+            TimerKind::Retransmit => "retransmit",
+            TimerKind::Keepalive => "keepalive",
+            TimerKind::TimeWait => "time_wait",
+            TimerKind::Persist => "persist",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timer {
+    pub kind: TimerKind,
+    /// Time until the timer fires.
+    pub expires: Duration,
+    /// Retransmissions for `Retransmit`, unanswered probes for `Keepalive`
+    /// and `Persist` (`idiag_retrans`).
+    pub count: u8,
+}
+
+impl Timer {
+    pub const OFF: Timer = Timer {
+        kind: TimerKind::Off,
+        expires: Duration::ZERO,
+        count: 0,
+    };
+}
+
+/// The fields of `struct tcp_info` (include/uapi/linux/tcp.h) zombiescan
+/// reads. Older kernels send a shorter struct: a field the kernel did not
+/// send is `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TcpInfo {
+    pub retransmits: Option<u8>,
+    pub probes: Option<u8>,
+    pub backoff: Option<u8>,
+    /// Retransmission timeout, microseconds.
+    pub rto: Option<u32>,
+    pub unacked: Option<u32>,
+    pub lost: Option<u32>,
+    /// Milliseconds since data was last sent / received / an ACK received.
+    pub last_data_sent: Option<u32>,
+    pub last_data_recv: Option<u32>,
+    pub last_ack_recv: Option<u32>,
+    /// Smoothed round-trip time and its variance, microseconds.
+    pub rtt: Option<u32>,
+    pub rttvar: Option<u32>,
+    pub total_retrans: Option<u32>,
+    pub bytes_acked: Option<u64>,
+    pub bytes_received: Option<u64>,
+    pub notsent_bytes: Option<u32>,
+    /// The peer's advertised receive window, bytes (5.4+).
+    pub snd_wnd: Option<u32>,
+    /// Our advertised receive window, bytes (6.2+).
+    pub rcv_wnd: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Socket {
+    pub family: Family,
+    pub state: TcpState,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// For LISTEN: the accept queue length. Otherwise unread bytes.
+    pub recv_q: u32,
+    /// For LISTEN: the accept queue limit (netlink only). Otherwise bytes
+    /// not yet acknowledged by the peer.
+    pub send_q: u32,
+    pub timer: Timer,
+    pub uid: u32,
+    /// 0 for TIME_WAIT, request and orphaned sockets: no process holds them.
+    pub inode: u64,
+    /// The inet_diag socket cookie (netlink only).
+    pub cookie: Option<u64>,
+    /// Netlink only.
+    pub tcp_info: Option<TcpInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    /// `/proc/PID/comm`: bytes, not guaranteed UTF-8.
+    pub comm: Vec<u8>,
+    /// `/proc/PID/cmdline` with NULs turned into spaces.
+    pub cmdline: Vec<u8>,
+    pub uid: Option<u32>,
+    pub fds_open: u32,
+    /// RLIMIT_NOFILE soft limit; `None` when unlimited or unreadable.
+    pub fd_limit: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Netlink,
+    Proc,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Netlink => "netlink",
+            Source::Proc => "proc",
+        }
+    }
+}
+
+/// System-wide context: kernel counters and the sysctls the findings cite.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Host {
+    pub hostname: String,
+    pub kernel: String,
+    /// fs.file-nr: allocated file handles, and fs.file-max.
+    pub files_allocated: Option<u64>,
+    pub files_max: Option<u64>,
+    /// `/proc/net/sockstat` and `sockstat6`: section → key → value.
+    pub sockstat: BTreeMap<String, BTreeMap<String, u64>>,
+    /// `/proc/net/netstat` TcpExt and `/proc/net/snmp` Tcp counters.
+    pub tcp_ext: BTreeMap<String, i64>,
+    pub tcp: BTreeMap<String, i64>,
+    /// Dotted sysctl name → value as the kernel prints it.
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// What the scan could not see. Reported, never fatal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gaps {
+    /// Processes that exited between listing /proc and reading their fds.
+    pub processes_vanished: u32,
+    /// Processes whose fds could not be read (permission: run as root).
+    pub processes_unreadable: u32,
+    /// The scan ran as root: unreadable processes are denied by a security
+    /// module or a user namespace, not for want of privilege.
+    pub as_root: bool,
+    /// Sentences naming what a source or reader could not provide.
+    pub notes: Vec<String>,
+}
+
+/// What was asked for. Port and state filters are applied by the collector
+/// (in the kernel for netlink); pid and process-name filters after the walk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub ports: Vec<u16>,
+    pub pids: Vec<u32>,
+    pub processes: Vec<String>,
+    pub states: Vec<TcpState>,
+}
+
+impl Filter {
+    pub fn state_mask(&self) -> u32 {
+        if self.states.is_empty() {
+            (1 << 13) - 2
+        } else {
+            self.states.iter().fold(0, |m, s| m | s.mask_bit())
+        }
+    }
+
+    pub fn matches_ports(&self, s: &Socket) -> bool {
+        self.ports.is_empty()
+            || self
+                .ports
+                .iter()
+                .any(|&p| s.local.port() == p || s.remote.port() == p)
+    }
+
+    pub fn matches_state(&self, s: &Socket) -> bool {
+        self.states.is_empty() || self.states.contains(&s.state)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub captured_at: SystemTime,
+    pub source: Source,
+    pub filter: Filter,
+    pub sockets: Vec<Socket>,
+    /// Socket inode → every pid holding it (forked workers share sockets).
+    pub owners: HashMap<u64, Vec<u32>>,
+    /// The processes that hold at least one socket in `sockets`.
+    pub processes: BTreeMap<u32, Process>,
+    /// False with `--no-processes`: owners were not looked up.
+    pub owners_walked: bool,
+    /// Inode of the network namespace scanned.
+    pub netns: Option<u64>,
+    pub host: Host,
+    pub gaps: Gaps,
+}
+
+impl Snapshot {
+    pub fn owners_of(&self, s: &Socket) -> &[u32] {
+        if s.inode == 0 {
+            return &[];
+        }
+        self.owners.get(&s.inode).map_or(&[], Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_state_numbers_round_trip() {
+        for (i, s) in TcpState::ALL.iter().enumerate() {
+            assert_eq!(TcpState::from_kernel(i as u8 + 1), Some(*s));
+            assert_eq!(TcpState::from_name(s.name()), Some(*s));
+        }
+        assert_eq!(TcpState::from_kernel(12), Some(TcpState::SynRecv));
+        assert_eq!(TcpState::from_kernel(0), None);
+        assert_eq!(TcpState::from_kernel(13), None);
+        assert_eq!(TcpState::from_name("close-wait"), Some(TcpState::CloseWait));
+    }
+
+    #[test]
+    fn state_mask_includes_new_syn_recv() {
+        let f = Filter {
+            states: vec![TcpState::SynRecv, TcpState::Listen],
+            ..Filter::default()
+        };
+        assert_eq!(f.state_mask(), 1 << 3 | 1 << 12 | 1 << 10);
+        assert_eq!(Filter::default().state_mask(), 0x1ffe);
+    }
+}

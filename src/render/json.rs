@@ -1,0 +1,331 @@
+//! The JSON document: versioned wire types, apart from the model so that the
+//! model can change without breaking scripts. `schema/zombiescan.schema.json`
+//! describes it; the tests validate real output against that file.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Family, Snapshot, Socket, StateCounts, TcpInfo};
+use crate::render::rfc3339;
+use crate::report::Report;
+
+/// Bumped when a field changes meaning or disappears; adding a field does
+/// not bump it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Document {
+    pub schema_version: u32,
+    pub generated_at: String,
+    pub host: Host,
+    pub source: String,
+    pub netns: Netns,
+    pub filter: Filter,
+    pub limitations: Vec<String>,
+    pub summary: Summary,
+    pub ports: Vec<Port>,
+    pub processes: Vec<Process>,
+    pub findings: Vec<Finding>,
+    pub sockets: Vec<SocketJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Host {
+    pub hostname: String,
+    pub kernel: String,
+    pub files_allocated: Option<u64>,
+    pub files_max: Option<u64>,
+    pub sockstat: BTreeMap<String, BTreeMap<String, u64>>,
+    pub tcp_ext: BTreeMap<String, i64>,
+    pub tcp: BTreeMap<String, i64>,
+    pub sysctls: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Netns {
+    pub inode: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Filter {
+    pub ports: Vec<u16>,
+    pub pids: Vec<u32>,
+    pub processes: Vec<String>,
+    pub states: Vec<String>,
+}
+
+/// Counts for every state, in the kernel's order, under the kernel's names.
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct ByState {
+    pub established: u32,
+    pub syn_sent: u32,
+    pub syn_recv: u32,
+    pub fin_wait1: u32,
+    pub fin_wait2: u32,
+    pub time_wait: u32,
+    pub close: u32,
+    pub close_wait: u32,
+    pub last_ack: u32,
+    pub listen: u32,
+    pub closing: u32,
+}
+
+impl From<&StateCounts> for ByState {
+    fn from(c: &StateCounts) -> ByState {
+        let [
+            established,
+            syn_sent,
+            syn_recv,
+            fin_wait1,
+            fin_wait2,
+            time_wait,
+            close,
+            close_wait,
+            last_ack,
+            listen,
+            closing,
+        ] = c.0;
+        ByState {
+            established,
+            syn_sent,
+            syn_recv,
+            fin_wait1,
+            fin_wait2,
+            time_wait,
+            close,
+            close_wait,
+            last_ack,
+            listen,
+            closing,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ByFamily {
+    pub ipv4: u32,
+    pub ipv6: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Summary {
+    pub total: u32,
+    pub by_state: ByState,
+    pub by_family: ByFamily,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Port {
+    pub port: u16,
+    pub direction: String,
+    /// The remote address of an outbound group; null for inbound.
+    pub remote: Option<String>,
+    pub total: u32,
+    pub by_state: ByState,
+    pub recv_q: u64,
+    pub send_q: u64,
+    pub pids: Vec<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Process {
+    pub pid: u32,
+    pub comm: String,
+    pub cmdline: String,
+    pub uid: Option<u32>,
+    pub fds_open: u32,
+    pub fd_limit: Option<u64>,
+    pub sockets: u32,
+    pub by_state: ByState,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: String,
+    pub severity: String,
+    pub count: u32,
+    pub ports: Vec<u16>,
+    pub pids: Vec<u32>,
+    pub evidence: BTreeMap<String, serde_json::Value>,
+    pub explanation: String,
+    pub remediation: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Timer {
+    pub kind: String,
+    pub expires_ms: u64,
+    pub count: u8,
+}
+
+/// `struct tcp_info` fields under their kernel names; null when the kernel
+/// did not send them. Times in ms (`last_*`), µs (`rto`, `rtt`, `rttvar`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TcpInfoJson {
+    pub retransmits: Option<u8>,
+    pub probes: Option<u8>,
+    pub backoff: Option<u8>,
+    pub rto: Option<u32>,
+    pub unacked: Option<u32>,
+    pub lost: Option<u32>,
+    pub last_data_sent: Option<u32>,
+    pub last_data_recv: Option<u32>,
+    pub last_ack_recv: Option<u32>,
+    pub rtt: Option<u32>,
+    pub rttvar: Option<u32>,
+    pub total_retrans: Option<u32>,
+    pub bytes_acked: Option<u64>,
+    pub bytes_received: Option<u64>,
+    pub notsent_bytes: Option<u32>,
+    pub snd_wnd: Option<u32>,
+    pub rcv_wnd: Option<u32>,
+}
+
+impl From<&TcpInfo> for TcpInfoJson {
+    fn from(t: &TcpInfo) -> TcpInfoJson {
+        TcpInfoJson {
+            retransmits: t.retransmits,
+            probes: t.probes,
+            backoff: t.backoff,
+            rto: t.rto,
+            unacked: t.unacked,
+            lost: t.lost,
+            last_data_sent: t.last_data_sent,
+            last_data_recv: t.last_data_recv,
+            last_ack_recv: t.last_ack_recv,
+            rtt: t.rtt,
+            rttvar: t.rttvar,
+            total_retrans: t.total_retrans,
+            bytes_acked: t.bytes_acked,
+            bytes_received: t.bytes_received,
+            notsent_bytes: t.notsent_bytes,
+            snd_wnd: t.snd_wnd,
+            rcv_wnd: t.rcv_wnd,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SocketJson {
+    pub family: String,
+    pub state: String,
+    pub local: String,
+    pub remote: String,
+    pub recv_q: u32,
+    pub send_q: u32,
+    pub timer: Timer,
+    pub uid: u32,
+    pub inode: u64,
+    pub cookie: Option<u64>,
+    pub pids: Vec<u32>,
+    pub tcp_info: Option<TcpInfoJson>,
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn socket(snap: &Snapshot, s: &Socket) -> SocketJson {
+    SocketJson {
+        family: match s.family {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+        .into(),
+        state: s.state.name().into(),
+        local: s.local.to_string(),
+        remote: s.remote.to_string(),
+        recv_q: s.recv_q,
+        send_q: s.send_q,
+        timer: Timer {
+            kind: s.timer.kind.name().into(),
+            expires_ms: s.timer.expires.as_millis() as u64,
+            count: s.timer.count,
+        },
+        uid: s.uid,
+        inode: s.inode,
+        cookie: s.cookie,
+        pids: snap.owners_of(s).to_vec(),
+        tcp_info: s.tcp_info.as_ref().map(TcpInfoJson::from),
+    }
+}
+
+/// Builds the document for a report.
+pub fn document(r: &Report) -> Document {
+    let snap = r.snapshot;
+    let h = &snap.host;
+    Document {
+        schema_version: SCHEMA_VERSION,
+        generated_at: rfc3339(snap.captured_at),
+        host: Host {
+            hostname: h.hostname.clone(),
+            kernel: h.kernel.clone(),
+            files_allocated: h.files_allocated,
+            files_max: h.files_max,
+            sockstat: h.sockstat.clone(),
+            tcp_ext: h.tcp_ext.clone(),
+            tcp: h.tcp.clone(),
+            sysctls: h.sysctls.clone(),
+        },
+        source: snap.source.name().into(),
+        netns: Netns { inode: snap.netns },
+        filter: Filter {
+            ports: snap.filter.ports.clone(),
+            pids: snap.filter.pids.clone(),
+            processes: snap.filter.processes.clone(),
+            states: snap
+                .filter
+                .states
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
+        },
+        limitations: r.limitations.clone(),
+        summary: Summary {
+            total: r.summary.total,
+            by_state: (&r.summary.by_state).into(),
+            by_family: ByFamily {
+                ipv4: r.summary.ipv4,
+                ipv6: r.summary.ipv6,
+            },
+        },
+        ports: r
+            .ports
+            .iter()
+            .map(|g| Port {
+                port: g.port,
+                direction: g.direction.name().into(),
+                remote: g.remote.map(|ip| ip.to_string()),
+                total: g.by_state.total(),
+                by_state: (&g.by_state).into(),
+                recv_q: g.recv_q,
+                send_q: g.send_q,
+                pids: g.pids.clone(),
+            })
+            .collect(),
+        processes: r
+            .processes
+            .iter()
+            .map(|p| Process {
+                pid: p.process.pid,
+                comm: lossy(&p.process.comm),
+                cmdline: lossy(&p.process.cmdline),
+                uid: p.process.uid,
+                fds_open: p.process.fds_open,
+                fd_limit: p.process.fd_limit,
+                sockets: p.sockets,
+                by_state: (&p.by_state).into(),
+            })
+            .collect(),
+        findings: Vec::new(),
+        sockets: r.sockets.iter().map(|s| socket(snap, s)).collect(),
+    }
+}
+
+pub fn write(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &document(r))?;
+    out.write_all(b"\n")
+}

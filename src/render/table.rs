@@ -1,0 +1,296 @@
+//! The terminal report: an `ss -s`-style summary, then the per-port and
+//! per-process tables. Colour only when asked (a terminal without NO_COLOR).
+
+use std::io::{self, Write};
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
+
+use crate::model::{Snapshot, StateCounts, TcpState};
+use crate::render::rfc3339;
+use crate::render::sanitize::terminal;
+use crate::report::Report;
+
+/// States worth an eye: coloured when non-zero.
+fn alarming(s: TcpState) -> bool {
+    matches!(
+        s,
+        TcpState::CloseWait
+            | TcpState::SynSent
+            | TcpState::FinWait2
+            | TcpState::LastAck
+            | TcpState::Closing
+    )
+}
+
+fn new_table(color: bool) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    t
+}
+
+fn header(t: &mut Table, names: impl IntoIterator<Item = String>) {
+    t.set_header(
+        names
+            .into_iter()
+            .map(|n| Cell::new(n).add_attribute(Attribute::Bold)),
+    );
+}
+
+fn num(n: impl ToString) -> Cell {
+    Cell::new(n.to_string()).set_alignment(CellAlignment::Right)
+}
+
+fn state_cell(s: TcpState, n: u32, color: bool) -> Cell {
+    let c = num(if n == 0 { String::new() } else { n.to_string() });
+    if color && n > 0 && alarming(s) {
+        c.fg(Color::Yellow)
+    } else {
+        c
+    }
+}
+
+/// The states that appear anywhere in the report, so that empty columns are
+/// left out.
+fn shown_states(total: &StateCounts) -> Vec<TcpState> {
+    TcpState::ALL
+        .into_iter()
+        .filter(|&s| total.get(s) > 0)
+        .collect()
+}
+
+fn pids_text(pids: &[u32]) -> String {
+    const MAX: usize = 6;
+    let mut s: Vec<String> = pids.iter().take(MAX).map(u32::to_string).collect();
+    if pids.len() > MAX {
+        s.push(format!("+{}", pids.len() - MAX));
+    }
+    s.join(",")
+}
+
+fn filter_text(snap: &Snapshot) -> Option<String> {
+    let f = &snap.filter;
+    let mut parts = Vec::new();
+    let join = |v: Vec<String>| v.join(",");
+    if !f.ports.is_empty() {
+        parts.push(format!(
+            "port {}",
+            join(f.ports.iter().map(u16::to_string).collect())
+        ));
+    }
+    if !f.pids.is_empty() {
+        parts.push(format!(
+            "pid {}",
+            join(f.pids.iter().map(u32::to_string).collect())
+        ));
+    }
+    if !f.processes.is_empty() {
+        parts.push(format!(
+            "process {}",
+            terminal(join(f.processes.clone()).as_bytes())
+        ));
+    }
+    if !f.states.is_empty() {
+        parts.push(format!(
+            "state {}",
+            join(f.states.iter().map(|s| s.name().to_string()).collect())
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
+fn write_summary(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+    let snap = r.snapshot;
+    let h = &snap.host;
+    writeln!(
+        out,
+        "zombiescan · {} · kernel {} · source {} · {}",
+        terminal(h.hostname.as_bytes()),
+        terminal(h.kernel.as_bytes()),
+        snap.source.name(),
+        rfc3339(snap.captured_at)
+    )?;
+    if let Some(f) = filter_text(snap) {
+        writeln!(out, "filter: {f}")?;
+    }
+    let s = &r.summary;
+    let by_state: Vec<String> = s
+        .by_state
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(st, n)| format!("{} {n}", st.name()))
+        .collect();
+    writeln!(
+        out,
+        "TCP: {} sockets (ipv4 {}, ipv6 {}){}{}",
+        s.total,
+        s.ipv4,
+        s.ipv6,
+        if by_state.is_empty() { "" } else { ": " },
+        by_state.join(", ")
+    )?;
+    let mut host = Vec::new();
+    if let Some(tcp) = h.sockstat.get("TCP") {
+        let get = |k: &str| tcp.get(k).copied().unwrap_or(0);
+        host.push(format!(
+            "inuse {}, orphan {}, tw {}, alloc {}",
+            get("inuse"),
+            get("orphan"),
+            get("tw"),
+            get("alloc")
+        ));
+    }
+    if let (Some(a), Some(m)) = (h.files_allocated, h.files_max) {
+        host.push(format!("files {a} of {m}"));
+    }
+    for k in ["ListenOverflows", "ListenDrops", "TCPAbortOnTimeout"] {
+        if let Some(v) = h.tcp_ext.get(k).filter(|v| **v > 0) {
+            host.push(format!("{k} {v}"));
+        }
+    }
+    if !host.is_empty() {
+        writeln!(out, "host: {}", host.join(" · "))?;
+    }
+    Ok(())
+}
+
+fn write_ports(
+    r: &Report,
+    states: &[TcpState],
+    color: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if r.ports.is_empty() {
+        return Ok(());
+    }
+    let mut t = new_table(color);
+    header(
+        &mut t,
+        ["PORT", "DIRECTION", "PEER", "TOTAL"]
+            .into_iter()
+            .map(String::from)
+            .chain(states.iter().map(|s| s.name().to_string()))
+            .chain(["RECV-Q", "SEND-Q", "PIDS"].into_iter().map(String::from)),
+    );
+    for g in &r.ports {
+        let mut row = vec![
+            num(g.port),
+            Cell::new(g.direction.name()),
+            Cell::new(g.remote.map_or(String::new(), |ip| ip.to_string())),
+            num(g.by_state.total()),
+        ];
+        row.extend(
+            states
+                .iter()
+                .map(|&s| state_cell(s, g.by_state.get(s), color)),
+        );
+        row.extend([num(g.recv_q), num(g.send_q), Cell::new(pids_text(&g.pids))]);
+        t.add_row(row);
+    }
+    writeln!(out, "\n{t}")
+}
+
+fn write_processes(
+    r: &Report,
+    states: &[TcpState],
+    color: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if r.processes.is_empty() {
+        return Ok(());
+    }
+    let mut t = new_table(color);
+    header(
+        &mut t,
+        ["PID", "COMM", "UID", "SOCKETS"]
+            .into_iter()
+            .map(String::from)
+            .chain(states.iter().map(|s| s.name().to_string()))
+            .chain(["FDS", "FD LIMIT", "CMDLINE"].into_iter().map(String::from)),
+    );
+    for p in &r.processes {
+        let pr = p.process;
+        let mut row = vec![
+            num(pr.pid),
+            Cell::new(terminal(&pr.comm)),
+            num(pr.uid.map_or("?".to_string(), |u| u.to_string())),
+            num(p.sockets),
+        ];
+        row.extend(
+            states
+                .iter()
+                .map(|&s| state_cell(s, p.by_state.get(s), color)),
+        );
+        row.push(num(pr.fds_open));
+        row.push(num(pr
+            .fd_limit
+            .map_or("unlimited".to_string(), |l| l.to_string())));
+        let mut cmd = terminal(&pr.cmdline);
+        if cmd.chars().count() > 60 {
+            cmd = cmd.chars().take(59).collect::<String>() + "…";
+        }
+        row.push(Cell::new(cmd));
+        t.add_row(row);
+    }
+    writeln!(out, "\n{t}")
+}
+
+fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    if r.sockets.is_empty() {
+        return Ok(());
+    }
+    let mut t = new_table(color);
+    header(
+        &mut t,
+        [
+            "STATE", "LOCAL", "REMOTE", "RECV-Q", "SEND-Q", "TIMER", "PIDS",
+        ]
+        .map(String::from),
+    );
+    for s in &r.sockets {
+        let timer = match s.timer.kind {
+            crate::model::TimerKind::Off => "off".to_string(),
+            k => format!(
+                "{},{}ms,{}",
+                k.name(),
+                s.timer.expires.as_millis(),
+                s.timer.count
+            ),
+        };
+        t.add_row(vec![
+            if color && alarming(s.state) {
+                Cell::new(s.state.name()).fg(Color::Yellow)
+            } else {
+                Cell::new(s.state.name())
+            },
+            Cell::new(s.local),
+            Cell::new(s.remote),
+            num(s.recv_q),
+            num(s.send_q),
+            Cell::new(timer),
+            Cell::new(pids_text(r.snapshot.owners_of(s))),
+        ]);
+    }
+    writeln!(out, "\n{t}")
+}
+
+pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    write_summary(r, out)?;
+    let states = shown_states(&r.summary.by_state);
+    write_ports(r, &states, color, out)?;
+    write_processes(r, &states, color, out)?;
+    write_sockets(r, color, out)?;
+    if !r.limitations.is_empty() {
+        writeln!(out)?;
+        for l in &r.limitations {
+            writeln!(out, "note: {l}")?;
+        }
+    }
+    Ok(())
+}

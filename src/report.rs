@@ -1,0 +1,237 @@
+//! Grouping and totals shared by every renderer: the summary, the per-port
+//! and per-process tables, and the limitations in plain sentences.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use crate::model::{Family, Process, Snapshot, Socket, StateCounts, TcpState};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// Accepted by a local listener: grouped by local port.
+    Inbound,
+    /// Opened from here: grouped by remote endpoint (a pool to a database).
+    Outbound,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub total: u32,
+    pub by_state: StateCounts,
+    pub ipv4: u32,
+    pub ipv6: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortGroup {
+    pub direction: Direction,
+    /// Local port for inbound, remote port for outbound.
+    pub port: u16,
+    /// The remote address, for outbound groups.
+    pub remote: Option<IpAddr>,
+    pub by_state: StateCounts,
+    pub recv_q: u64,
+    pub send_q: u64,
+    pub pids: Vec<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProcessRow<'a> {
+    pub process: &'a Process,
+    pub sockets: u32,
+    pub by_state: StateCounts,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// List every socket in full, not only the flagged ones.
+    pub all_sockets: bool,
+}
+
+/// The one input every renderer takes.
+#[derive(Debug)]
+pub struct Report<'a> {
+    pub snapshot: &'a Snapshot,
+    pub summary: Summary,
+    pub ports: Vec<PortGroup>,
+    pub processes: Vec<ProcessRow<'a>>,
+    /// Sockets with an inode whose owner was not found.
+    pub unowned: u32,
+    pub limitations: Vec<String>,
+    /// The sockets listed in full.
+    pub sockets: Vec<&'a Socket>,
+}
+
+/// The local port range from `net.ipv4.ip_local_port_range`.
+pub fn ephemeral_range(snap: &Snapshot) -> Option<(u16, u16)> {
+    let v = snap.host.sysctls.get("net.ipv4.ip_local_port_range")?;
+    let mut it = v.split_ascii_whitespace().map(str::parse::<u16>);
+    match (it.next(), it.next()) {
+        (Some(Ok(lo)), Some(Ok(hi))) => Some((lo, hi)),
+        _ => None,
+    }
+}
+
+/// Inbound when a local listener holds the local port; without a listener,
+/// when the remote port is ephemeral and the local one is not.
+pub fn direction(
+    s: &Socket,
+    listening: &BTreeSet<u16>,
+    ephemeral: Option<(u16, u16)>,
+) -> Direction {
+    if s.state == TcpState::Listen || listening.contains(&s.local.port()) {
+        return Direction::Inbound;
+    }
+    let eph = |p: u16| ephemeral.is_some_and(|(lo, hi)| (lo..=hi).contains(&p));
+    if eph(s.remote.port()) && !eph(s.local.port()) {
+        Direction::Inbound
+    } else {
+        Direction::Outbound
+    }
+}
+
+impl<'a> Report<'a> {
+    pub fn new(snap: &'a Snapshot, opts: &Options) -> Report<'a> {
+        let mut summary = Summary::default();
+        let listening: BTreeSet<u16> = snap
+            .sockets
+            .iter()
+            .filter(|s| s.state == TcpState::Listen)
+            .map(|s| s.local.port())
+            .collect();
+        let ephemeral = ephemeral_range(snap);
+        let mut groups: BTreeMap<(Direction, Option<IpAddr>, u16), PortGroup> = BTreeMap::new();
+        let mut per_pid: HashMap<u32, (u32, StateCounts)> = HashMap::new();
+        let mut unowned = 0;
+        for s in &snap.sockets {
+            summary.total += 1;
+            summary.by_state.add(s.state);
+            match s.family {
+                Family::Ipv4 => summary.ipv4 += 1,
+                Family::Ipv6 => summary.ipv6 += 1,
+            }
+            let dir = direction(s, &listening, ephemeral);
+            let key = match dir {
+                Direction::Inbound => (dir, None, s.local.port()),
+                Direction::Outbound => (dir, Some(s.remote.ip()), s.remote.port()),
+            };
+            let g = groups.entry(key).or_insert_with(|| PortGroup {
+                direction: dir,
+                port: key.2,
+                remote: key.1,
+                by_state: StateCounts::default(),
+                recv_q: 0,
+                send_q: 0,
+                pids: Vec::new(),
+            });
+            g.by_state.add(s.state);
+            // A listener's Send-Q is its backlog limit, not queued bytes.
+            if s.state != TcpState::Listen {
+                g.recv_q += u64::from(s.recv_q);
+                g.send_q += u64::from(s.send_q);
+            }
+            let owners = snap.owners_of(s);
+            if s.inode != 0 && owners.is_empty() {
+                unowned += 1;
+            }
+            for &pid in owners {
+                if !g.pids.contains(&pid) {
+                    g.pids.push(pid);
+                }
+                let e = per_pid.entry(pid).or_default();
+                e.0 += 1;
+                e.1.add(s.state);
+            }
+        }
+        let mut ports: Vec<PortGroup> = groups.into_values().collect();
+        for g in &mut ports {
+            g.pids.sort_unstable();
+        }
+        ports.sort_by(|a, b| {
+            (
+                a.direction,
+                std::cmp::Reverse(a.by_state.total()),
+                a.port,
+                a.remote,
+            )
+                .cmp(&(
+                    b.direction,
+                    std::cmp::Reverse(b.by_state.total()),
+                    b.port,
+                    b.remote,
+                ))
+        });
+        let mut processes: Vec<ProcessRow> = snap
+            .processes
+            .values()
+            .map(|p| {
+                let (sockets, by_state) = per_pid.get(&p.pid).copied().unwrap_or_default();
+                ProcessRow {
+                    process: p,
+                    sockets,
+                    by_state,
+                }
+            })
+            .collect();
+        processes.sort_by(|a, b| {
+            b.sockets
+                .cmp(&a.sockets)
+                .then(a.process.pid.cmp(&b.process.pid))
+        });
+        let sockets = if opts.all_sockets {
+            snap.sockets.iter().collect()
+        } else {
+            Vec::new()
+        };
+        let limitations = limitations(snap, if snap.owners_walked { unowned } else { 0 });
+        Report {
+            snapshot: snap,
+            summary,
+            ports,
+            processes,
+            unowned,
+            limitations,
+            sockets,
+        }
+    }
+}
+
+fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
+    let g = &snap.gaps;
+    let mut out = Vec::new();
+    if !snap.owners_walked {
+        out.push("--no-processes: socket owners were not looked up".to_string());
+    }
+    if g.processes_unreadable > 0 {
+        let why = if g.as_root {
+            "denied even to root, by a security module or a user namespace"
+        } else {
+            "run as root to see every owner"
+        };
+        out.push(format!(
+            "{unowned} sockets unowned: {} processes unreadable ({why})",
+            g.processes_unreadable
+        ));
+    } else if unowned > 0 {
+        out.push(format!(
+            "{unowned} sockets have no owning process (closed between the dump and the walk, or held by the kernel)"
+        ));
+    }
+    if g.processes_vanished > 0 {
+        out.push(format!(
+            "{} processes exited during the scan",
+            g.processes_vanished
+        ));
+    }
+    out.extend(g.notes.iter().cloned());
+    out
+}
