@@ -9,6 +9,12 @@ pub enum Error {
         "cannot open a NETLINK_SOCK_DIAG socket: {0}; use --source proc to read /proc/net/tcp instead"
     )]
     NetlinkUnavailable(#[source] io::Error),
+    #[error("cannot read {}: {source}; mount /proc, or use --source netlink", path.display())]
+    ProcUnavailable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("netlink sock_diag dump failed: {0}")]
     Netlink(String),
     #[error("cannot read {}: {source}", path.display())]

@@ -211,12 +211,12 @@ fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
     if !snap.owners_walked {
         out.push("--no-processes: socket owners were not looked up".to_string());
     }
-    if g.processes_unreadable > 0 {
-        let why = if g.as_root {
-            "denied even to root, by a security module or a user namespace"
-        } else {
-            "run as root to see every owner"
-        };
+    let why = if g.as_root {
+        "denied even to root, by a security module or a user namespace"
+    } else {
+        "run as root to see every owner"
+    };
+    if unowned > 0 && g.processes_unreadable > 0 {
         out.push(format!(
             "{unowned} sockets unowned: {} processes unreadable ({why})",
             g.processes_unreadable
@@ -224,6 +224,13 @@ fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
     } else if unowned > 0 {
         out.push(format!(
             "{unowned} sockets have no owning process (closed between the dump and the walk, or held by the kernel)"
+        ));
+    } else if g.processes_unreadable > 0
+        && !(snap.filter.pids.is_empty() && snap.filter.processes.is_empty())
+    {
+        out.push(format!(
+            "{} processes unreadable ({why}): sockets they hold are not listed",
+            g.processes_unreadable
         ));
     }
     if g.processes_vanished > 0 {

@@ -81,9 +81,15 @@ fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
 /// returned notes and left out.
 pub fn read(net_dir: &Path) -> (Host, Vec<String>) {
     let mut notes = Vec::new();
+    let uts = nix::sys::utsname::uname().ok();
+    let text = |f: fn(&nix::sys::utsname::UtsName) -> &std::ffi::OsStr| {
+        uts.as_ref()
+            .map(|u| f(u).to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let mut host = Host {
-        hostname: read_trimmed("/proc/sys/kernel/hostname").unwrap_or_default(),
-        kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_default(),
+        hostname: text(nix::sys::utsname::UtsName::nodename),
+        kernel: text(nix::sys::utsname::UtsName::release),
         ..Host::default()
     };
     match read_trimmed("/proc/sys/fs/file-nr")

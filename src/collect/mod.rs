@@ -57,7 +57,7 @@ pub fn proc_sockets(net_dir: &Path, filter: &Filter, gaps: &mut Gaps) -> Result<
                     .push(format!("{} not found: IPv6 not scanned", path.display()));
                 continue;
             }
-            Err(e) => return Err(Error::read(path, e)),
+            Err(e) => return Err(Error::ProcUnavailable { path, source: e }),
         };
         let parsed = procnet::parse(&text, family, ticks, filter, &mut sockets)?;
         if parsed.bad_lines > 0 {
@@ -132,6 +132,10 @@ pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
             names: &filter.processes,
         };
         walk = procs::walk(Path::new("/proc"), &wanted, &select);
+        if !wanted.is_empty() && walk.seen == 0 {
+            gaps.notes
+                .push("no process found under /proc (is /proc mounted?): owners unknown".into());
+        }
         if !filter.pids.is_empty() || !filter.processes.is_empty() {
             sockets.retain(|s| walk.owners.contains_key(&s.inode));
         }

@@ -30,6 +30,9 @@ pub struct Walk {
     pub processes: BTreeMap<u32, Process>,
     pub vanished: u32,
     pub unreadable: u32,
+    /// Process directories found under the proc root: 0 means /proc is not
+    /// mounted or shows no process.
+    pub seen: u32,
 }
 
 /// The inode of a `socket:[N]` link target.
@@ -124,6 +127,7 @@ pub fn walk(proc_root: &Path, wanted: &HashSet<u64>, select: &Select) -> Walk {
         let Some(pid) = pid_of(&entry.file_name()) else {
             continue;
         };
+        w.seen += 1;
         if !select.pids.is_empty() && !select.pids.contains(&pid) {
             continue;
         }

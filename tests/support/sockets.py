@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Builds real TCP sockets for zombiescan's live tests and benchmark.
+
+Run inside a test network namespace. Prints one JSON line per event on
+stdout ({"ready": ..., "pids": [...]}, {"accepted": n}) and holds its
+sockets until stdin closes or it is killed. Only ever talks to the address
+it is given, which the caller keeps inside its own namespaces.
+"""
+import argparse
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+
+def say(**kw):
+    sys.stdout.write(json.dumps(kw) + "\n")
+    sys.stdout.flush()
+
+
+def family_of(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def fill(conn):
+    """Writes until the kernel refuses more: the peer is not reading."""
+    conn.setblocking(False)
+    chunk = b"x" * 65536
+    try:
+        while True:
+            conn.send(chunk)
+    except BlockingIOError:
+        pass
+
+
+def serve(lst, args, held):
+    n = 0
+    while True:
+        try:
+            conn, _ = lst.accept()
+        except OSError:
+            return
+        n += 1
+        if args.on_accept == "close":
+            conn.close()
+        else:
+            if args.on_accept == "write":
+                fill(conn)
+            held.append(conn)
+        say(accepted=n, pid=os.getpid())
+
+
+def listen(args):
+    lst = socket.socket(family_of(args.host), socket.SOCK_STREAM)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.rcvbuf:
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+    lst.bind((args.host, args.port))
+    lst.listen(args.backlog)
+    pids = [os.getpid()]
+    for _ in range(args.workers - 1):
+        child = os.fork()
+        if child == 0:
+            pids = [os.getpid()]
+            break
+        pids.append(child)
+    held = []
+    if not args.no_accept:
+        threading.Thread(target=serve, args=(lst, args, held), daemon=True).start()
+    if pids[0] == os.getpid() and (args.workers == 1 or len(pids) == args.workers):
+        say(ready="listen", pids=pids)
+    wait()
+
+
+def connect(args):
+    held = []
+    for _ in range(args.count):
+        s = socket.socket(family_of(args.host), socket.SOCK_STREAM)
+        if args.keepalive:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if args.rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+        if args.nonblocking:
+            s.setblocking(False)
+            try:
+                s.connect((args.host, args.port))
+            except BlockingIOError:
+                pass
+        else:
+            s.connect((args.host, args.port))
+        if args.send:
+            s.sendall(b"y" * args.send)
+        if args.then == "close":
+            s.close()
+        else:
+            held.append(s)
+    if args.then == "close-after-peer":
+        # Wait for the peer's FIN (recv returns b""), then close: TIME_WAIT here
+        # only if we closed first, so this leaves TIME_WAIT on the peer.
+        for s in held:
+            s.recv(1)
+            s.close()
+        held.clear()
+    say(ready="connect", pids=[os.getpid()])
+    wait()
+
+
+def wait():
+    try:
+        sys.stdin.read()
+    except KeyboardInterrupt:
+        pass
+    os._exit(0)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="role", required=True)
+    l = sub.add_parser("listen")
+    l.add_argument("--host", default="127.0.0.1")
+    l.add_argument("--port", type=int, required=True)
+    l.add_argument("--backlog", type=int, default=128)
+    l.add_argument("--workers", type=int, default=1)
+    l.add_argument("--no-accept", action="store_true")
+    l.add_argument("--on-accept", choices=["hold", "close", "write"], default="hold")
+    l.add_argument("--rcvbuf", type=int, default=0)
+    c = sub.add_parser("connect")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--count", type=int, default=1)
+    c.add_argument("--keepalive", action="store_true")
+    c.add_argument("--nonblocking", action="store_true")
+    c.add_argument("--send", type=int, default=0)
+    c.add_argument("--rcvbuf", type=int, default=0)
+    c.add_argument("--then", choices=["hold", "close", "close-after-peer"], default="hold")
+    args = p.parse_args()
+    {"listen": listen, "connect": connect}[args.role](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+//! The executable's surface: help, exit codes, errors, the man page, and its
+//! JSON against the schema.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use clap::CommandFactory;
+use serde_json::Value;
+
+use crate::netns::{BIN, Netns, live_or_skip};
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run zombiescan")
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    for args in [
+        &["--state", "HALF_OPEN"][..],
+        &["--port", "0"],
+        &["--bogus"],
+        &["--pid", "1", "--no-processes"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("zombiescan: ") || err.starts_with("error: "),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let err = String::from_utf8_lossy(&run(&["--state", "HALF_OPEN"]).stderr).into_owned();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("CLOSE_WAIT"), "names the valid states: {err}");
+}
+
+#[test]
+fn help_has_examples_and_exit_codes() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "--port",
+        "--json",
+        "--source",
+        "Examples:",
+        "jq",
+        "Exit status",
+    ] {
+        assert!(help.contains(want), "--help lacks {want}");
+    }
+}
+
+#[test]
+fn man_page_is_generated_from_the_cli_and_fresh() {
+    let mut rendered = Vec::new();
+    clap_mangen::Man::new(zombiescan::cli::Cli::command())
+        .render(&mut rendered)
+        .expect("render man page");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/zombiescan.1");
+    if std::env::var_os("ZOMBIESCAN_BLESS").is_some() {
+        std::fs::write(&path, &rendered).expect("write man page");
+    }
+    let checked_in = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        checked_in == rendered,
+        "man/zombiescan.1 is stale: regenerate with `ZOMBIESCAN_BLESS=1 cargo test man_page`"
+    );
+}
+
+fn validator() -> (boon::Schemas, boon::SchemaIndex) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/zombiescan.schema.json");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    let idx = compiler
+        .compile(path.to_str().expect("utf-8 path"), &mut schemas)
+        .expect("schema compiles");
+    (schemas, idx)
+}
+
+pub fn assert_valid(doc: &[u8]) {
+    let (schemas, idx) = validator();
+    let v: Value = serde_json::from_slice(doc).expect("JSON");
+    if let Err(e) = schemas.validate(&v, idx) {
+        panic!("output does not match schema/zombiescan.schema.json:\n{e:#}");
+    }
+}
+
+#[test]
+fn json_of_a_host_scan_matches_the_schema() {
+    // Runs as any user: unreadable processes become limitations.
+    let out = run(&["--json", "--sockets"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_valid(&out.stdout);
+    let out = run(&["--json", "--sockets", "--source", "proc"]);
+    assert!(out.status.success());
+    assert_valid(&out.stdout);
+}
+
+#[test]
+fn json_of_a_busy_namespace_matches_the_schema() {
+    if !live_or_skip("json_of_a_busy_namespace_matches_the_schema") {
+        return;
+    }
+    let mut ns = Netns::new("schema");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&[
+        "listen",
+        "--host",
+        "::",
+        "--port",
+        "30021",
+        "--on-accept",
+        "close",
+    ]);
+    ns.spawn(&["connect", "--port", "30020", "--count", "3", "--keepalive"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "2", "--then", "close",
+    ]);
+    ns.spawn(&[
+        "connect",
+        "--host",
+        "::1",
+        "--port",
+        "30021",
+        "--count",
+        "2",
+        "--then",
+        "close-after-peer",
+    ]);
+    ns.wait_accepted(7);
+    for source in ["netlink", "proc"] {
+        let out = ns.zombiescan(&["--json", "--sockets", "--source", source]);
+        assert_valid(&out.stdout);
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert!(
+            doc["sockets"].as_array().is_some_and(|s| s.len() >= 13),
+            "{source}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    drop(r);
+    let status = Command::new(BIN)
+        .args(["--json", "--sockets"])
+        .stdout(Stdio::from(w))
+        .status()
+        .expect("run");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn an_unusable_source_exits_3_with_one_line() {
+    if !live_or_skip("an_unusable_source_exits_3_with_one_line") {
+        return;
+    }
+    // A private mount namespace with an empty /proc, as in a bare container.
+    let without_proc = |args: &str| {
+        let script = format!("mount -t tmpfs none /proc && exec {BIN} {args}");
+        Command::new("unshare")
+            .args(["--mount", "sh", "-c", &script])
+            .output()
+            .expect("unshare")
+    };
+    let out = without_proc("--source proc");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/proc/self/net/tcp") && err.contains("--source netlink"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    // netlink needs no /proc: the scan goes on and says what it missed.
+    let out = without_proc("--json");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let lim = doc["limitations"].to_string();
+    assert!(lim.contains("sockstat") && lim.contains("file-nr"), "{lim}");
+    assert!(!doc["host"]["kernel"].as_str().unwrap_or("").is_empty());
+}

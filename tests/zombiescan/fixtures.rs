@@ -1,0 +1,224 @@
+//! Parsers on captured kernel output (see fixtures/README.md): the same code
+//! the live scan runs, on bytes whose content is known.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use zombiescan::collect::{netlink, procnet};
+use zombiescan::model::{Family, Filter, Socket, TcpState, TimerKind};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn proc_sockets(name: &str, family: Family) -> Vec<Socket> {
+    let mut out = Vec::new();
+    let parsed = procnet::parse(&fixture(name), family, 100, &Filter::default(), &mut out)
+        .expect("fixture parses");
+    assert_eq!(parsed.bad_lines, 0);
+    out
+}
+
+fn netlink_sockets(name: &str) -> Vec<Socket> {
+    let mut out = Vec::new();
+    let d = netlink::parse_datagram(&fixture(name), &mut out).expect("fixture parses");
+    assert!(d.done, "the dump ends with NLMSG_DONE");
+    assert_eq!(d.bad_records, 0);
+    out
+}
+
+fn by_state(sockets: &[Socket]) -> BTreeMap<&'static str, u32> {
+    let mut m = BTreeMap::new();
+    for s in sockets {
+        *m.entry(s.state.name()).or_insert(0) += 1;
+    }
+    m
+}
+
+fn find<'a>(sockets: &'a [Socket], local: &str, remote: &str) -> &'a Socket {
+    sockets
+        .iter()
+        .find(|s| s.local.to_string() == local && s.remote.to_string() == remote)
+        .unwrap_or_else(|| panic!("{local} -> {remote} not found"))
+}
+
+const EXPECTED_V4: [(&str, u32); 6] = [
+    ("CLOSE_WAIT", 2),
+    ("ESTABLISHED", 7),
+    ("FIN_WAIT2", 2),
+    ("LISTEN", 3),
+    ("SYN_SENT", 1),
+    ("TIME_WAIT", 2),
+];
+
+#[test]
+fn proc_tcp_every_state_and_timer_kind() {
+    let v4 = proc_sockets("proc/tcp", Family::Ipv4);
+    assert_eq!(by_state(&v4), BTreeMap::from(EXPECTED_V4));
+
+    let persist = find(&v4, "127.0.0.1:30022", "127.0.0.1:55244");
+    assert_eq!(persist.timer.kind, TimerKind::Persist);
+    assert_eq!(persist.send_q, 2_803_712);
+    let ka = find(&v4, "127.0.0.1:34230", "127.0.0.1:30020");
+    assert_eq!(ka.timer.kind, TimerKind::Keepalive);
+    assert_eq!(ka.timer.expires, Duration::from_millis(7_197_740));
+    let syn = find(&v4, "10.231.0.1:49390", "10.231.0.2:30030");
+    assert_eq!(syn.state, TcpState::SynSent);
+    assert_eq!(syn.timer.kind, TimerKind::Retransmit);
+    assert_eq!(syn.timer.count, 1);
+    assert_eq!(syn.timer.expires, Duration::from_millis(490));
+    let tw = find(&v4, "127.0.0.1:30021", "127.0.0.1:41574");
+    assert_eq!(
+        (tw.state, tw.timer.kind, tw.inode),
+        (TcpState::TimeWait, TimerKind::TimeWait, 0)
+    );
+    let cw = find(&v4, "127.0.0.1:30020", "127.0.0.1:34248");
+    assert_eq!(
+        (cw.state, cw.recv_q, cw.timer.kind),
+        (TcpState::CloseWait, 1, TimerKind::Off)
+    );
+    assert_eq!(cw.inode, 15871);
+    let orphan = find(&v4, "127.0.0.1:34248", "127.0.0.1:30020");
+    assert_eq!((orphan.state, orphan.inode), (TcpState::FinWait2, 0));
+}
+
+#[test]
+fn proc_tcp6_native_and_ipv4_mapped() {
+    let v6 = proc_sockets("proc/tcp6", Family::Ipv6);
+    assert_eq!(v6.len(), 4);
+    assert!(v6.iter().all(|s| s.family == Family::Ipv6));
+    find(&v6, "[::]:30023", "[::]:0");
+    find(&v6, "[::1]:47076", "[::1]:30023");
+    let mapped = find(&v6, "[::ffff:127.0.0.1]:30023", "[::ffff:127.0.0.1]:40744");
+    assert_eq!(mapped.state, TcpState::Established);
+}
+
+#[test]
+fn netlink_dump_matches_proc_and_carries_tcp_info() {
+    let v4 = netlink_sockets("netlink/inet4.bin");
+    let v6 = netlink_sockets("netlink/inet6.bin");
+    assert_eq!(by_state(&v4), BTreeMap::from(EXPECTED_V4));
+    assert_eq!(v6.len(), 4);
+    let key = |s: &Socket| (s.local, s.remote, s.state, s.inode);
+    let proc4: BTreeSet<_> = proc_sockets("proc/tcp", Family::Ipv4)
+        .iter()
+        .map(key)
+        .collect();
+    let nl4: BTreeSet<_> = v4.iter().map(key).collect();
+    assert_eq!(proc4, nl4, "the two sources see the same sockets");
+
+    for s in &v4 {
+        assert!(s.cookie.is_some_and(|c| c != 0));
+        // Full sockets carry tcp_info; timewait socks (TIME_WAIT and the
+        // orphaned FIN_WAIT2) do not.
+        assert_eq!(s.tcp_info.is_some(), s.inode != 0, "{s:?}");
+    }
+    let persist = find(&v4, "127.0.0.1:30022", "127.0.0.1:55244");
+    assert_eq!(persist.timer.kind, TimerKind::Persist);
+    let ti = persist.tcp_info.as_ref().expect("tcp_info");
+    assert_eq!(ti.snd_wnd, Some(0), "the peer's window is zero");
+    assert_eq!(ti.notsent_bytes, Some(2_803_712));
+    assert!(ti.backoff.is_some_and(|b| b > 0));
+    let syn = find(&v4, "10.231.0.1:49390", "10.231.0.2:30030");
+    assert_eq!(
+        (syn.timer.kind, syn.timer.count),
+        (TimerKind::Retransmit, 1)
+    );
+    let ti = syn.tcp_info.as_ref().expect("tcp_info");
+    assert_eq!((ti.unacked, ti.lost), (Some(1), Some(1)));
+    let tw = find(&v4, "127.0.0.1:30021", "127.0.0.1:41574");
+    assert_eq!(tw.timer.kind, TimerKind::TimeWait);
+    assert!(
+        tw.timer.expires > Duration::from_secs(50) && tw.timer.expires <= Duration::from_secs(60)
+    );
+    let lst = find(&v4, "127.0.0.1:30020", "0.0.0.0:0");
+    assert_eq!(
+        (lst.state, lst.recv_q, lst.send_q),
+        (TcpState::Listen, 0, 128),
+        "Send-Q is the backlog"
+    );
+    find(&v6, "[::ffff:127.0.0.1]:30023", "[::ffff:127.0.0.1]:40744");
+}
+
+#[test]
+fn netlink_dump_with_short_tcp_info_still_parses() {
+    // Rewrite every INET_DIAG_INFO attribute of the capture to 192 bytes,
+    // what a 4.19 kernel sends, and fix the lengths around it.
+    let raw = fixture("netlink/inet4.bin");
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < raw.len() {
+        let len = u32::from_ne_bytes(raw[pos..pos + 4].try_into().unwrap()) as usize;
+        let msg = &raw[pos..pos + len];
+        pos += (len + 3) & !3;
+        if msg.len() < 16 + 72 {
+            out.extend_from_slice(msg); // NLMSG_DONE
+            continue;
+        }
+        let mut rebuilt = msg[..16 + 72].to_vec();
+        let mut a = 16 + 72;
+        while a + 4 <= msg.len() {
+            let alen = u16::from_ne_bytes([msg[a], msg[a + 1]]) as usize;
+            let kind = u16::from_ne_bytes([msg[a + 2], msg[a + 3]]);
+            let keep = if kind == 2 { 4 + 192 } else { alen };
+            let mut attr = msg[a..a + keep.min(alen)].to_vec();
+            let attr_len = attr.len() as u16;
+            attr[..2].copy_from_slice(&attr_len.to_ne_bytes());
+            rebuilt.extend_from_slice(&attr);
+            while !rebuilt.len().is_multiple_of(4) {
+                rebuilt.push(0);
+            }
+            a += (alen + 3) & !3;
+        }
+        let n = rebuilt.len() as u32;
+        rebuilt[..4].copy_from_slice(&n.to_ne_bytes());
+        out.extend_from_slice(&rebuilt);
+    }
+    let mut sockets = Vec::new();
+    let d = netlink::parse_datagram(&out, &mut sockets).expect("short tcp_info parses");
+    assert!(d.done);
+    assert_eq!(sockets.len(), 17);
+    let persist = find(&sockets, "127.0.0.1:30022", "127.0.0.1:55244");
+    let ti = persist.tcp_info.as_ref().expect("tcp_info");
+    assert_eq!(ti.snd_wnd, None, "not sent by an old kernel");
+    assert!(ti.backoff.is_some_and(|b| b > 0));
+    assert!(ti.last_data_recv.is_some());
+}
+
+#[test]
+fn malformed_input_is_an_error_or_a_count_never_a_panic() {
+    let mut out = Vec::new();
+    let f = Filter::default();
+    let err = procnet::parse(&fixture("proc/empty"), Family::Ipv4, 100, &f, &mut out)
+        .expect_err("empty file");
+    assert!(err.to_string().contains("empty"), "{err}");
+    let err = procnet::parse(&fixture("proc/garbage"), Family::Ipv4, 100, &f, &mut out)
+        .expect_err("garbage");
+    assert!(err.to_string().contains("/proc/net/tcp"), "{err}");
+    let parsed = procnet::parse(
+        &fixture("proc/tcp-truncated"),
+        Family::Ipv4,
+        100,
+        &f,
+        &mut out,
+    )
+    .expect("a truncated last line is skipped, not fatal");
+    assert_eq!(parsed.bad_lines, 1);
+    assert_eq!(out.len(), 8);
+
+    let mut out = Vec::new();
+    let err = netlink::parse_datagram(&fixture("netlink/truncated.bin"), &mut out)
+        .expect_err("a frame cut mid-message");
+    assert!(err.to_string().contains("netlink"), "{err}");
+    // Every prefix of a real dump: an error or fewer sockets, never a panic.
+    let raw = fixture("netlink/inet4.bin");
+    for cut in 0..raw.len() {
+        let mut out = Vec::new();
+        let _ = netlink::parse_datagram(&raw[..cut], &mut out);
+        assert!(out.len() <= 17);
+    }
+}

@@ -1,0 +1,310 @@
+//! Live scenarios: real sockets in namespaces the tests create, checked
+//! against what was built and against `ss` on the same namespace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+
+use zombiescan::collect::netlink::{Dumper, parse_datagram};
+use zombiescan::model::{Family, Socket};
+use zombiescan::render::json::{ByState, Document};
+
+use crate::netns::{Netns, live_or_skip, ss_counts};
+
+/// Non-zero counts by kernel state name.
+pub fn nonzero(b: &ByState) -> BTreeMap<String, u32> {
+    let v = serde_json::to_value(b).expect("by_state");
+    v.as_object()
+        .expect("object")
+        .iter()
+        .filter_map(|(k, n)| {
+            let n = n.as_u64().expect("count") as u32;
+            (n > 0).then(|| (k.clone(), n))
+        })
+        .collect()
+}
+
+fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// `ss -tanpH`: (local, remote) → the pids holding the socket.
+fn ss_owners(out: &str) -> BTreeMap<(String, String), BTreeSet<u32>> {
+    let mut m = BTreeMap::new();
+    for line in out.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 {
+            continue;
+        }
+        let pids: BTreeSet<u32> = line
+            .split("pid=")
+            .skip(1)
+            .filter_map(|p| p.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            .collect();
+        let norm = |a: &str| a.replace(":*", ":0");
+        m.insert((norm(f[3]), norm(f[4])), pids);
+    }
+    m
+}
+
+fn check_owners_against_ss(ns: &Netns, doc: &Document) {
+    let ss = ss_owners(&ns.ss(&["-tanpH"]));
+    assert_eq!(doc.sockets.len(), ss.len(), "socket count vs ss -tanp");
+    for s in &doc.sockets {
+        let key = (s.local.clone(), s.remote.clone());
+        let want = ss
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key:?} not in ss: {ss:?}"));
+        let got: BTreeSet<u32> = s.pids.iter().copied().collect();
+        assert_eq!(&got, want, "owners of {key:?}");
+    }
+}
+
+#[test]
+fn counts_and_owners_match_what_was_built_and_ss() {
+    if !live_or_skip("counts_and_owners_match_what_was_built_and_ss") {
+        return;
+    }
+    let mut ns = Netns::new("core");
+    // Two forked workers share one listener; 5 connections held open; 3
+    // closed by the client, which the server never closes.
+    let workers = ns.spawn(&["listen", "--port", "30020", "--workers", "2"]);
+    let holder = ns.spawn(&["connect", "--port", "30020", "--count", "5"])[0];
+    let closer = ns.spawn(&[
+        "connect", "--port", "30020", "--count", "3", "--then", "close",
+    ])[0];
+    ns.wait_accepted(8);
+    let expected = counts(&[
+        ("ESTABLISHED", 10),
+        ("CLOSE_WAIT", 3),
+        ("FIN_WAIT2", 3),
+        ("LISTEN", 1),
+    ]);
+    ns.wait_ss("the built states", |out| ss_counts(out) == expected);
+
+    for source in ["netlink", "proc"] {
+        let doc = ns.zombiescan_json(&["--sockets", "--source", source]);
+        assert_eq!(doc.source, source);
+        assert_eq!(
+            nonzero(&doc.summary.by_state),
+            expected,
+            "{source}: by state"
+        );
+        assert_eq!(doc.summary.total, 17);
+        assert_eq!(doc.summary.by_family.ipv4, 17);
+        assert_eq!(
+            nonzero(&doc.summary.by_state),
+            ss_counts(&ns.ss(&["-tanH"])),
+            "{source}: vs ss"
+        );
+        check_owners_against_ss(&ns, &doc);
+
+        // The listener belongs to both workers; the accepted sockets to one
+        // of them each; the closed client sockets (FIN_WAIT2) to nobody.
+        let listener = doc
+            .sockets
+            .iter()
+            .find(|s| s.state == "LISTEN")
+            .expect("listener");
+        let mut lp = listener.pids.clone();
+        lp.sort_unstable();
+        let mut w = workers.clone();
+        w.sort_unstable();
+        assert_eq!(lp, w, "{source}: listener owners");
+        for s in doc.sockets.iter().filter(|s| s.state == "FIN_WAIT2") {
+            assert!(s.pids.is_empty(), "{source}: orphan has no owner");
+            assert_eq!(s.inode, 0);
+        }
+        let by_pid: BTreeMap<u32, &zombiescan::render::json::Process> =
+            doc.processes.iter().map(|p| (p.pid, p)).collect();
+        assert_eq!(by_pid[&holder].sockets, 5);
+        assert_eq!(by_pid[&holder].by_state.established, 5);
+        assert!(!by_pid.contains_key(&closer), "the closer holds no socket");
+        let server_cw: u32 = workers.iter().map(|p| by_pid[p].by_state.close_wait).sum();
+        let server_est: u32 = workers.iter().map(|p| by_pid[p].by_state.established).sum();
+        assert_eq!(
+            (server_cw, server_est),
+            (3, 5),
+            "{source}: server-side states"
+        );
+        for p in &workers {
+            assert_eq!(by_pid[p].by_state.listen, 1);
+            assert!(by_pid[p].fd_limit.is_some() && by_pid[p].fds_open >= 1);
+            assert!(by_pid[p].cmdline.contains("sockets.py"));
+        }
+        // Inbound on the server port, outbound to it from the clients.
+        let inbound = doc
+            .ports
+            .iter()
+            .find(|p| p.direction == "inbound" && p.port == 30020)
+            .expect("inbound 30020");
+        assert_eq!(inbound.total, 9);
+        assert_eq!(inbound.by_state.close_wait, 3);
+        let outbound = doc
+            .ports
+            .iter()
+            .find(|p| p.direction == "outbound" && p.port == 30020)
+            .expect("outbound 30020");
+        assert_eq!(outbound.remote.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            (outbound.by_state.established, outbound.by_state.fin_wait2),
+            (5, 3)
+        );
+        if source == "netlink" {
+            // Orphaned FIN_WAIT2 sockets live on as timewait socks: no
+            // tcp_info. Every full socket has it.
+            assert!(doc.sockets.iter().all(|s| s.cookie.is_some()));
+            assert!(
+                doc.sockets
+                    .iter()
+                    .filter(|s| s.inode != 0)
+                    .all(|s| s.tcp_info.is_some())
+            );
+        } else {
+            assert!(doc.sockets.iter().all(|s| s.tcp_info.is_none()));
+            assert!(doc.limitations.iter().any(|l| l.contains("no tcp_info")));
+        }
+    }
+}
+
+/// Runs `f` on a thread that has entered the namespace (setns affects only
+/// the calling thread).
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = ns.path();
+    std::thread::spawn(move || {
+        let fd = File::open(&path).expect("open netns");
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+fn raw_dump(ports: &'static [u16]) -> Vec<Socket> {
+    let mut d = Dumper::open().expect("netlink");
+    let mut out = Vec::new();
+    for fam in [Family::Ipv4, Family::Ipv6] {
+        d.dump_raw(fam, 0x1ffe, ports, |dg| {
+            Ok(parse_datagram(dg, &mut out)?.done)
+        })
+        .expect("dump");
+    }
+    out
+}
+
+#[test]
+fn kernel_bytecode_returns_only_the_asked_port() {
+    if !live_or_skip("kernel_bytecode_returns_only_the_asked_port") {
+        return;
+    }
+    let mut ns = Netns::new("bc");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&["listen", "--port", "30021"]);
+    ns.spawn(&["listen", "--host", "::1", "--port", "30022"]);
+    ns.spawn(&["connect", "--port", "30020", "--count", "2"]);
+    ns.spawn(&["connect", "--port", "30021", "--count", "3"]);
+    ns.spawn(&[
+        "connect", "--host", "::1", "--port", "30022", "--count", "1",
+    ]);
+    ns.wait_accepted(6);
+    ns.wait_ss("15 sockets", |out| out.lines().count() == 15);
+
+    // Straight from the kernel, no filtering in user space: the datagrams
+    // hold only what the bytecode let through.
+    let all = in_netns(&ns, || raw_dump(&[]));
+    assert_eq!(all.len(), 15);
+    let only = in_netns(&ns, || raw_dump(&[30020]));
+    assert_eq!(only.len(), 5, "listener + 2 client + 2 server sockets");
+    assert!(
+        only.iter()
+            .all(|s| s.local.port() == 30020 || s.remote.port() == 30020)
+    );
+    let two = in_netns(&ns, || raw_dump(&[30021, 30022]));
+    assert_eq!(two.len(), 7 + 3);
+    assert!(two.iter().all(|s| {
+        [s.local.port(), s.remote.port()]
+            .iter()
+            .any(|p| *p == 30021 || *p == 30022)
+    }));
+
+    let doc = ns.zombiescan_json(&["--port", "30020"]);
+    assert_eq!(doc.filter.ports, vec![30020]);
+    assert_eq!(doc.summary.total, 5);
+    let proc_doc = ns.zombiescan_json(&["--port", "30020", "--source", "proc"]);
+    assert_eq!(proc_doc.summary.total, 5);
+    assert_eq!(
+        nonzero(&proc_doc.summary.by_state),
+        nonzero(&doc.summary.by_state)
+    );
+}
+
+/// Rebuilds `fixtures/` from a namespace holding every state and timer kind
+/// the parsers must read. Run by hand, as root:
+/// `cargo test --test zombiescan -- --ignored capture_fixtures`.
+#[test]
+#[ignore]
+fn capture_fixtures() {
+    assert!(live_or_skip("capture_fixtures"), "capture needs root");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut ns = Netns::new("fix");
+    let peer = Netns::new("fixpeer");
+    ns.veth_to(&peer, "10.231.0.1", "10.231.0.2");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&["listen", "--port", "30021", "--on-accept", "close"]);
+    ns.spawn(&["listen", "--port", "30022", "--on-accept", "write"]);
+    ns.spawn(&["listen", "--host", "::", "--port", "30023"]);
+    ns.spawn(&["connect", "--port", "30020", "--count", "2", "--keepalive"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "2", "--then", "close",
+    ]);
+    ns.spawn(&[
+        "connect",
+        "--port",
+        "30021",
+        "--count",
+        "2",
+        "--then",
+        "close-after-peer",
+    ]);
+    ns.spawn(&[
+        "connect", "--port", "30022", "--count", "1", "--rcvbuf", "4096",
+    ]);
+    ns.spawn(&["connect", "--port", "30023", "--count", "1"]);
+    ns.spawn(&[
+        "connect", "--host", "::1", "--port", "30023", "--count", "1",
+    ]);
+    // A peer whose answers are blackholed: the SYN is retransmitted.
+    let out = peer.exec(&["ip", "route", "add", "blackhole", "10.231.0.1/32"]);
+    assert!(out.status.success());
+    ns.spawn(&[
+        "connect",
+        "--host",
+        "10.231.0.2",
+        "--port",
+        "30030",
+        "--nonblocking",
+    ]);
+    ns.wait_accepted(9);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    std::fs::create_dir_all(dir.join("proc")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("netlink")).expect("mkdir");
+    for f in ["tcp", "tcp6"] {
+        let out = ns.exec(&["cat", &format!("/proc/net/{f}")]);
+        std::fs::write(dir.join("proc").join(f), &out.stdout).expect("write");
+    }
+    for (fam, name) in [(Family::Ipv4, "inet4.bin"), (Family::Ipv6, "inet6.bin")] {
+        let raw = in_netns(&ns, move || {
+            let mut d = Dumper::open().expect("netlink");
+            let mut raw = Vec::new();
+            d.dump_raw(fam, 0x1ffe, &[], |dg| {
+                raw.extend_from_slice(dg);
+                Ok(parse_datagram(dg, &mut Vec::new())?.done)
+            })
+            .expect("dump");
+            raw
+        });
+        std::fs::write(dir.join("netlink").join(name), raw).expect("write");
+    }
+    let ss = ns.ss(&["-tanoi"]);
+    std::fs::write(dir.join("ss-tanoi.txt"), ss).expect("write");
+}

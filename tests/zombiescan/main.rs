@@ -1,0 +1,10 @@
+//! zombiescan's integration tests: the real executable and library on
+//! fixtures and on live network namespaces.
+
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod fixtures;
+mod live;
+mod netns;

@@ -1,0 +1,274 @@
+//! Throwaway network namespaces with real sockets in them.
+//!
+//! Each `Netns` is created by the test and removed when dropped, even when
+//! the test fails: every process inside is killed, then the namespace is
+//! deleted. Traffic stays on the namespace's loopback, or on a veth pair
+//! between two namespaces the test created.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_zombiescan");
+
+fn sockets_py() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support/sockets.py")
+        .display()
+        .to_string()
+}
+
+/// True when live tests can run. Without root they are skipped, loudly; in
+/// CI (CI set) a missing privilege is a failure, not a skip.
+pub fn live_or_skip(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let ip = Command::new("ip").arg("-V").output().is_ok();
+    let py = Command::new("python3").arg("-V").output().is_ok();
+    if root && ip && py {
+        return true;
+    }
+    let why = format!("needs root, iproute2 and python3 (root={root}, ip={ip}, python3={py})");
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}; CI must run the live tests");
+    }
+    eprintln!("\n!!! SKIPPED live test {test}: {why}. Run as root to exercise the kernel.\n");
+    false
+}
+
+fn ip(args: &[&str]) -> Output {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A helper process from sockets.py, with its event lines.
+pub struct Helper {
+    events: Receiver<Value>,
+    stdin: ChildStdin,
+    child: Child,
+}
+
+pub struct Netns {
+    pub name: String,
+    helpers: Vec<Helper>,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("zs-{tag}-{}", std::process::id());
+        // A namespace left by a killed run of the same pid would collide.
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let ns = Netns {
+            name,
+            helpers: Vec::new(),
+        };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A veth pair from this namespace to `peer`: `addr` here, `peer_addr`
+    /// there (both /24 inside the test's own namespaces).
+    pub fn veth_to(&self, peer: &Netns, addr: &str, peer_addr: &str) {
+        let (a, b) = ("zsa0", "zsb0");
+        ip(&[
+            "-n", &self.name, "link", "add", a, "type", "veth", "peer", "name", b, "netns",
+            &peer.name,
+        ]);
+        ip(&[
+            "-n",
+            &self.name,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            a,
+        ]);
+        ip(&[
+            "-n",
+            &peer.name,
+            "addr",
+            "add",
+            &format!("{peer_addr}/24"),
+            "dev",
+            b,
+        ]);
+        ip(&["-n", &self.name, "link", "set", a, "up"]);
+        ip(&["-n", &peer.name, "link", "set", b, "up"]);
+    }
+
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
+    /// Starts `sockets.py ARGS` inside the namespace, waits for it to say it
+    /// is ready, and returns its pids.
+    pub fn spawn(&mut self, args: &[&str]) -> Vec<u32> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "python3", &sockets_py()])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sockets.py");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("sockets.py {args:?} did not get ready"));
+        let pids: Vec<u32> = ready["pids"]
+            .as_array()
+            .expect("pids")
+            .iter()
+            .map(|p| p.as_u64().expect("pid") as u32)
+            .collect();
+        self.helpers.push(Helper {
+            events: rx,
+            stdin,
+            child,
+        });
+        pids
+    }
+
+    /// Waits until the listeners started so far accepted `n` connections.
+    pub fn wait_accepted(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut per_pid = std::collections::HashMap::new();
+        while per_pid.values().sum::<u64>() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {per_pid:?} accepted of {n}"
+            );
+            for h in &self.helpers {
+                while let Ok(ev) = h.events.try_recv() {
+                    if let (Some(a), Some(pid)) = (ev["accepted"].as_u64(), ev["pid"].as_u64()) {
+                        per_pid.insert(pid, a);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .output()
+            .expect("ip netns exec")
+    }
+
+    /// Runs zombiescan inside the namespace; panics unless it exits 0.
+    pub fn zombiescan(&self, args: &[&str]) -> Output {
+        let out = self.exec(&[&[BIN], args].concat());
+        assert!(
+            out.status.success(),
+            "zombiescan {args:?} exited {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    pub fn zombiescan_json(&self, args: &[&str]) -> zombiescan::render::json::Document {
+        let out = self.zombiescan(&[args, &["--json"]].concat());
+        serde_json::from_slice(&out.stdout).expect("zombiescan JSON reads back into its types")
+    }
+
+    pub fn ss(&self, args: &[&str]) -> String {
+        let out = self.exec(&[&["ss"], args].concat());
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls until `ready` holds for this namespace's `ss -tanH` output.
+    pub fn wait_ss(&self, what: &str, ready: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = self.ss(&["-tanH"]);
+            if ready(&out) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Every process in the namespace, forked workers included.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
+        for h in &mut self.helpers {
+            let _ = h.stdin.flush();
+            let _ = h.child.kill();
+            let _ = h.child.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Counts per kernel state name in `ss -tanH` output.
+pub fn ss_counts(out: &str) -> std::collections::BTreeMap<String, u32> {
+    let mut m = std::collections::BTreeMap::new();
+    for line in out.lines() {
+        if let Some(st) = line.split_whitespace().next() {
+            *m.entry(ss_state(st).to_string()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+/// `ss` spells states its own way; zombiescan uses the kernel's names.
+pub fn ss_state(s: &str) -> &str {
+    match s {
+        "ESTAB" => "ESTABLISHED",
+        "SYN-SENT" => "SYN_SENT",
+        "SYN-RECV" => "SYN_RECV",
+        "FIN-WAIT-1" => "FIN_WAIT1",
+        "FIN-WAIT-2" => "FIN_WAIT2",
+        "TIME-WAIT" => "TIME_WAIT",
+        "UNCONN" => "CLOSE",
+        "CLOSE-WAIT" => "CLOSE_WAIT",
+        "LAST-ACK" => "LAST_ACK",
+        other => other,
+    }
+}
