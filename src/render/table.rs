@@ -105,17 +105,21 @@ fn filter_text(snap: &Snapshot) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
-fn write_summary(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     let snap = r.snapshot;
     let h = &snap.host;
-    writeln!(
-        out,
+    let title = format!(
         "zombiescan · {} · kernel {} · source {} · {}",
         terminal(h.hostname.as_bytes()),
         terminal(h.kernel.as_bytes()),
         snap.source.name(),
         rfc3339(snap.captured_at)
-    )?;
+    );
+    if color {
+        writeln!(out, "\x1b[1m{title}\x1b[0m")?;
+    } else {
+        writeln!(out, "{title}")?;
+    }
     if let Some(f) = filter_text(snap) {
         writeln!(out, "filter: {f}")?;
     }
@@ -281,7 +285,7 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
 }
 
 pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    write_summary(r, out)?;
+    write_summary(r, color, out)?;
     let states = shown_states(&r.summary.by_state);
     write_ports(r, &states, color, out)?;
     write_processes(r, &states, color, out)?;

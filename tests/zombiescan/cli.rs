@@ -202,3 +202,31 @@ fn an_unusable_source_exits_3_with_one_line() {
     assert!(lim.contains("sockstat") && lim.contains("file-nr"), "{lim}");
     assert!(!doc["host"]["kernel"].as_str().unwrap_or("").is_empty());
 }
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("!!! SKIPPED colour test: script(1) from util-linux is missing");
+        return;
+    }
+    let on_tty = |no_color: Option<&str>| {
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", BIN, "/dev/null"]).env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        let out = cmd.output().expect("script");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(on_tty(None).contains("\x1b["), "a terminal gets colour");
+    assert!(
+        !on_tty(Some("1")).contains("\x1b["),
+        "NO_COLOR turns it off"
+    );
+    let piped = run(&[]);
+    assert!(
+        !String::from_utf8_lossy(&piped.stdout).contains('\x1b'),
+        "a pipe gets none"
+    );
+}

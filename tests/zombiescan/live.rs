@@ -308,3 +308,41 @@ fn capture_fixtures() {
     let ss = ns.ss(&["-tanoi"]);
     std::fs::write(dir.join("ss-tanoi.txt"), ss).expect("write");
 }
+
+#[test]
+fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
+    if !live_or_skip("as_another_user_every_socket_is_listed_and_the_unattributed_counted") {
+        return;
+    }
+    let mut ns = Netns::new("nobody");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&["connect", "--port", "30020", "--count", "4"]);
+    ns.wait_accepted(4);
+    ns.wait_ss("9 sockets", |out| out.lines().count() == 9);
+    let out = ns.exec(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        crate::netns::BIN,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc.summary.total, 9, "every socket listed without root");
+    assert!(
+        doc.processes.is_empty(),
+        "root's processes are not readable"
+    );
+    assert!(
+        doc.limitations
+            .iter()
+            .any(|l| l.starts_with("9 sockets unowned:") && l.contains("run as root")),
+        "{:?}",
+        doc.limitations
+    );
+}
