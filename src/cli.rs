@@ -10,9 +10,11 @@ Examples:
   zombiescan --process uvicorn --state CLOSE_WAIT --sockets
   zombiescan --pid 4242 --json         the sockets of one process
   zombiescan --source proc             read /proc/net/tcp instead of netlink
+  zombiescan --port 30020 --format markdown > incident.md
+  zombiescan --fail-on critical        exit 1 when something is critical (cron, CI)
 
-Exit status: 0 scanned; 2 usage error; 3 could not scan (no socket source
-usable, permission).";
+Exit status: 0 scanned; 1 a finding reached --fail-on; 2 usage error; 3 could
+not scan (no socket source usable, permission).";
 
 /// Which connections exist, in which state, owned by which process, and how
 /// near each owner is to its file-descriptor limit.
@@ -58,12 +60,103 @@ pub struct Cli {
     /// Do not look up the processes owning the sockets.
     #[arg(long, conflicts_with_all = ["pids", "processes"])]
     pub no_processes: bool,
+
+    /// Exit with status 1 when a finding reaches this severity.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+
+    /// An ESTABLISHED connection without data either way this long is idle
+    /// (idle_no_keepalive). Units: ms, s, m, h.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "300s",
+        help_heading = "Thresholds"
+    )]
+    pub idle: String,
+
+    /// A queue without progress this long is stuck: unread Recv-Q
+    /// (app_not_reading), a zero window (peer_not_reading), a CLOSE_WAIT or
+    /// FIN_WAIT2 this old.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        help_heading = "Thresholds"
+    )]
+    pub stall: String,
+
+    /// Retransmissions (or backoff) of unacked data that make a peer dead
+    /// (half_open).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3,
+        help_heading = "Thresholds"
+    )]
+    pub retransmits: u8,
+
+    /// A connection finding with this many sockets is critical.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 100,
+        help_heading = "Thresholds"
+    )]
+    pub critical_count: u32,
+
+    /// File descriptors open / RLIMIT_NOFILE (or host handles / fs.file-max)
+    /// at which fd_exhaustion is a warning.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 0.8,
+        help_heading = "Thresholds"
+    )]
+    pub fd_warn: f64,
+
+    /// ... and critical.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 0.95,
+        help_heading = "Thresholds"
+    )]
+    pub fd_critical: f64,
+
+    /// Use of a kernel table at which a finding is a warning: local ports
+    /// per destination, TIME_WAIT buckets, orphans, SYN backlog, accept
+    /// queue.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 0.5,
+        help_heading = "Thresholds"
+    )]
+    pub pressure_warn: f64,
+
+    /// ... and critical (an accept queue is critical when full).
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 0.9,
+        help_heading = "Thresholds"
+    )]
+    pub pressure_critical: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Warning,
+    Critical,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
     Json,
+    /// A report to paste into a ticket (GitHub, Jira).
+    Markdown,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,10 @@
 //! The parsed command line, validated into what a run needs. Every input
 //! check lives here.
 
-use crate::cli::{Cli, Format, SourceArg};
+use std::time::Duration;
+
+use crate::classify::{Severity, Thresholds};
+use crate::cli::{Cli, FailOn, Format, SourceArg};
 use crate::collect::{ScanOptions, SourceChoice};
 use crate::model::{Filter, TcpState};
 use crate::report;
@@ -13,6 +16,46 @@ pub struct Config {
     pub format: Format,
     /// Colour in the table output.
     pub color: bool,
+    pub thresholds: Thresholds,
+    /// Exit 1 when a finding reaches this severity.
+    pub fail_on: Option<Severity>,
+    /// The command line, for the Markdown report.
+    pub command_line: String,
+}
+
+/// Parses `300`, `300s`, `5m`, `1h`, `500ms`, `1.5s`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "" | "s" | "sec" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+fn duration(flag: &str, v: &str) -> Result<Duration, UsageError> {
+    parse_duration(v).ok_or_else(|| {
+        UsageError(format!(
+            "{flag} {v}: not a duration; write e.g. 300s, 5m, 1h, 500ms"
+        ))
+    })
+}
+
+fn ratios(flag: &str, warn: f64, critical: f64) -> Result<(), UsageError> {
+    if !(0.0..=1.0).contains(&warn) || !(0.0..=1.0).contains(&critical) || warn > critical {
+        return Err(UsageError(format!(
+            "--{flag}-warn {warn} and --{flag}-critical {critical}: ratios from 0 to 1, warn not above critical"
+        )));
+    }
+    Ok(())
 }
 
 /// A usage error: one line, exit status 2.
@@ -22,7 +65,22 @@ pub struct UsageError(pub String);
 
 impl Config {
     /// `color` is whether stdout is a terminal and NO_COLOR is unset.
-    pub fn from_cli(cli: Cli, color: bool) -> Result<Config, UsageError> {
+    pub fn from_cli(cli: Cli, color: bool, command_line: String) -> Result<Config, UsageError> {
+        ratios("fd", cli.fd_warn, cli.fd_critical)?;
+        ratios("pressure", cli.pressure_warn, cli.pressure_critical)?;
+        if cli.critical_count == 0 {
+            return Err(UsageError("--critical-count 0: give at least 1".into()));
+        }
+        let thresholds = Thresholds {
+            idle: duration("--idle", &cli.idle)?,
+            stall: duration("--stall", &cli.stall)?,
+            retransmits: cli.retransmits,
+            critical_count: cli.critical_count,
+            fd_warn: cli.fd_warn,
+            fd_critical: cli.fd_critical,
+            pressure_warn: cli.pressure_warn,
+            pressure_critical: cli.pressure_critical,
+        };
         if cli.ports.contains(&0) {
             return Err(UsageError(
                 "--port 0 matches nothing: give a port from 1 to 65535".into(),
@@ -64,6 +122,12 @@ impl Config {
             },
             format,
             color: color && format == Format::Table,
+            thresholds,
+            fail_on: cli.fail_on.map(|f| match f {
+                FailOn::Warning => Severity::Warning,
+                FailOn::Critical => Severity::Critical,
+            }),
+            command_line,
         })
     }
 }
@@ -76,7 +140,32 @@ mod tests {
     fn cfg(args: &[&str]) -> Result<Config, UsageError> {
         let cli = Cli::try_parse_from(std::iter::once("zombiescan").chain(args.iter().copied()))
             .map_err(|e| UsageError(e.to_string()))?;
-        Config::from_cli(cli, false)
+        Config::from_cli(cli, false, String::new())
+    }
+
+    #[test]
+    fn durations_and_thresholds() {
+        assert_eq!(parse_duration("300"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        for bad in ["", "s", "5d", "-1s", "1e3", "x"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+        let c = cfg(&["--idle", "1s", "--stall", "2s", "--fail-on", "warning"]).expect("valid");
+        assert_eq!(c.thresholds.idle, Duration::from_secs(1));
+        assert_eq!(c.thresholds.stall, Duration::from_secs(2));
+        assert_eq!(c.fail_on, Some(Severity::Warning));
+        assert_eq!(
+            cfg(&[]).expect("defaults").thresholds,
+            Thresholds::default()
+        );
+        assert!(cfg(&["--idle", "forever"]).is_err());
+        assert!(cfg(&["--fd-warn", "0.99", "--fd-critical", "0.9"]).is_err());
+        assert!(cfg(&["--pressure-warn", "1.5"]).is_err());
+        assert!(cfg(&["--critical-count", "0"]).is_err());
     }
 
     #[test]

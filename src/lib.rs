@@ -3,6 +3,7 @@
 //! Data flows one way: `collect` reads the kernel into a `model::Snapshot`,
 //! `report` groups it, `render` writes it. Only `collect` touches the OS.
 
+pub mod classify;
 pub mod cli;
 pub mod collect;
 pub mod config;
@@ -28,14 +29,26 @@ pub enum RunError {
     Output(#[from] std::io::Error),
 }
 
-/// Scans, reports and renders to `out`.
-pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<(), RunError> {
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// A finding reached `--fail-on`: exit status 1.
+    pub failed: bool,
+}
+
+/// Scans, classifies, reports and renders to `out`.
+pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let snap = collect::scan(&cfg.scan)?;
-    let report = Report::new(&snap, &cfg.report);
+    let findings = classify::classify(&snap, &cfg.thresholds);
+    let failed = cfg
+        .fail_on
+        .is_some_and(|at| findings.iter().any(|f| f.severity >= at));
+    let report = Report::new(&snap, findings, &cfg.report);
     match cfg.format {
         Format::Table => render::table::write(&report, cfg.color, out)?,
         Format::Json => render::json::write(&report, out)?,
+        Format::Markdown => render::markdown::write(&report, &cfg.command_line, out)?,
     }
     out.flush()?;
-    Ok(())
+    Ok(Outcome { failed })
 }

@@ -4,12 +4,16 @@ use std::process::ExitCode;
 use clap::Parser;
 use zombiescan::cli::Cli;
 use zombiescan::config::Config;
-use zombiescan::{RunError, run};
+use zombiescan::{Outcome, RunError, run};
 
 fn main() -> ExitCode {
     let color =
         io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let cfg = match Config::from_cli(Cli::parse(), color) {
+    let command_line = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cfg = match Config::from_cli(Cli::parse(), color, command_line) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("zombiescan: {e}");
@@ -18,7 +22,8 @@ fn main() -> ExitCode {
     };
     let mut out = io::stdout().lock();
     match run(&cfg, &mut out) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome { failed: true }) => ExitCode::from(1),
+        Ok(Outcome { failed: false }) => ExitCode::SUCCESS,
         Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(RunError::Output(e)) => {
             eprintln!("zombiescan: cannot write the report: {e}");

@@ -5,7 +5,7 @@
 //! Nothing here does I/O, so a snapshot built from fixtures and one built from
 //! the live kernel go through the same classification and rendering.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -267,6 +267,63 @@ pub struct Host {
     pub sysctls: BTreeMap<String, String>,
 }
 
+impl Host {
+    /// A sysctl whose value is one number.
+    pub fn sysctl_u64(&self, name: &str) -> Option<u64> {
+        self.sysctls.get(name)?.trim().parse().ok()
+    }
+
+    /// The local port range from `net.ipv4.ip_local_port_range`.
+    pub fn ephemeral_range(&self) -> Option<(u16, u16)> {
+        let v = self.sysctls.get("net.ipv4.ip_local_port_range")?;
+        let mut it = v.split_ascii_whitespace().map(str::parse::<u16>);
+        match (it.next(), it.next()) {
+            (Some(Ok(lo)), Some(Ok(hi))) if lo <= hi => Some((lo, hi)),
+            _ => None,
+        }
+    }
+
+    /// A `/proc/net/sockstat` counter, e.g. `("TCP", "orphan")`.
+    pub fn sockstat(&self, section: &str, key: &str) -> Option<u64> {
+        self.sockstat.get(section)?.get(key).copied()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    /// Accepted by a local listener: grouped by local port.
+    Inbound,
+    /// Opened from here: grouped by remote endpoint (a pool to a database).
+    Outbound,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
+/// Inbound when a local listener holds the local port; without a listener,
+/// when the remote port is ephemeral and the local one is not.
+pub fn direction(
+    s: &Socket,
+    listening: &BTreeSet<u16>,
+    ephemeral: Option<(u16, u16)>,
+) -> Direction {
+    if s.state == TcpState::Listen || listening.contains(&s.local.port()) {
+        return Direction::Inbound;
+    }
+    let eph = |p: u16| ephemeral.is_some_and(|(lo, hi)| (lo..=hi).contains(&p));
+    if eph(s.remote.port()) && !eph(s.local.port()) {
+        Direction::Inbound
+    } else {
+        Direction::Outbound
+    }
+}
+
 /// What the scan could not see. Reported, never fatal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Gaps {
@@ -332,6 +389,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Local ports with a LISTEN socket.
+    pub fn listening_ports(&self) -> BTreeSet<u16> {
+        self.sockets
+            .iter()
+            .filter(|s| s.state == TcpState::Listen)
+            .map(|s| s.local.port())
+            .collect()
+    }
+
     pub fn owners_of(&self, s: &Socket) -> &[u32] {
         if s.inode == 0 {
             return &[];

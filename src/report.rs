@@ -1,27 +1,13 @@
 //! Grouping and totals shared by every renderer: the summary, the per-port
 //! and per-process tables, and the limitations in plain sentences.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use crate::model::{Family, Process, Snapshot, Socket, StateCounts, TcpState};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Direction {
-    /// Accepted by a local listener: grouped by local port.
-    Inbound,
-    /// Opened from here: grouped by remote endpoint (a pool to a database).
-    Outbound,
-}
-
-impl Direction {
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        }
-    }
-}
+use crate::classify::{self, Finding, Kind};
+use crate::model::{
+    Direction, Family, Process, Snapshot, Socket, StateCounts, TcpState, direction,
+};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -67,48 +53,18 @@ pub struct Report<'a> {
     /// Sockets with an inode whose owner was not found.
     pub unowned: u32,
     pub limitations: Vec<String>,
-    /// The sockets listed in full.
-    pub sockets: Vec<&'a Socket>,
-}
-
-/// The local port range from `net.ipv4.ip_local_port_range`.
-pub fn ephemeral_range(snap: &Snapshot) -> Option<(u16, u16)> {
-    let v = snap.host.sysctls.get("net.ipv4.ip_local_port_range")?;
-    let mut it = v.split_ascii_whitespace().map(str::parse::<u16>);
-    match (it.next(), it.next()) {
-        (Some(Ok(lo)), Some(Ok(hi))) => Some((lo, hi)),
-        _ => None,
-    }
-}
-
-/// Inbound when a local listener holds the local port; without a listener,
-/// when the remote port is ephemeral and the local one is not.
-pub fn direction(
-    s: &Socket,
-    listening: &BTreeSet<u16>,
-    ephemeral: Option<(u16, u16)>,
-) -> Direction {
-    if s.state == TcpState::Listen || listening.contains(&s.local.port()) {
-        return Direction::Inbound;
-    }
-    let eph = |p: u16| ephemeral.is_some_and(|(lo, hi)| (lo..=hi).contains(&p));
-    if eph(s.remote.port()) && !eph(s.local.port()) {
-        Direction::Inbound
-    } else {
-        Direction::Outbound
-    }
+    /// Most severe first.
+    pub findings: Vec<Finding>,
+    /// The sockets listed in full (the flagged ones, or all with
+    /// `--sockets`), each with the kinds of finding it is part of.
+    pub sockets: Vec<(&'a Socket, Vec<Kind>)>,
 }
 
 impl<'a> Report<'a> {
-    pub fn new(snap: &'a Snapshot, opts: &Options) -> Report<'a> {
+    pub fn new(snap: &'a Snapshot, findings: Vec<Finding>, opts: &Options) -> Report<'a> {
         let mut summary = Summary::default();
-        let listening: BTreeSet<u16> = snap
-            .sockets
-            .iter()
-            .filter(|s| s.state == TcpState::Listen)
-            .map(|s| s.local.port())
-            .collect();
-        let ephemeral = ephemeral_range(snap);
+        let listening = snap.listening_ports();
+        let ephemeral = snap.host.ephemeral_range();
         let mut groups: BTreeMap<(Direction, Option<IpAddr>, u16), PortGroup> = BTreeMap::new();
         let mut per_pid: HashMap<u32, (u32, StateCounts)> = HashMap::new();
         let mut unowned = 0;
@@ -187,12 +143,29 @@ impl<'a> Report<'a> {
                 .cmp(&a.sockets)
                 .then(a.process.pid.cmp(&b.process.pid))
         });
+        let mut flags: BTreeMap<usize, Vec<Kind>> = BTreeMap::new();
+        for f in &findings {
+            for &i in &f.sockets {
+                let k = flags.entry(i).or_default();
+                if !k.contains(&f.kind) {
+                    k.push(f.kind);
+                }
+            }
+        }
         let sockets = if opts.all_sockets {
-            snap.sockets.iter().collect()
+            snap.sockets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s, flags.remove(&i).unwrap_or_default()))
+                .collect()
         } else {
-            Vec::new()
+            flags
+                .into_iter()
+                .filter_map(|(i, k)| Some((snap.sockets.get(i)?, k)))
+                .collect()
         };
-        let limitations = limitations(snap, if snap.owners_walked { unowned } else { 0 });
+        let mut limitations = limitations(snap, if snap.owners_walked { unowned } else { 0 });
+        limitations.extend(classify::unchecked(snap).map(String::from));
         Report {
             snapshot: snap,
             summary,
@@ -200,6 +173,7 @@ impl<'a> Report<'a> {
             processes,
             unowned,
             limitations,
+            findings,
             sockets,
         }
     }

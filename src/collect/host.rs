@@ -14,7 +14,7 @@ use std::path::Path;
 use crate::model::Host;
 
 /// The sysctls the report and the findings cite, dotted names.
-pub const SYSCTLS: [&str; 11] = [
+pub const SYSCTLS: [&str; 13] = [
     "net.ipv4.ip_local_port_range",
     "net.ipv4.tcp_keepalive_time",
     "net.ipv4.tcp_keepalive_intvl",
@@ -24,6 +24,8 @@ pub const SYSCTLS: [&str; 11] = [
     "net.ipv4.tcp_max_syn_backlog",
     "net.ipv4.tcp_retries2",
     "net.ipv4.tcp_max_tw_buckets",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_tw_reuse",
     "net.core.somaxconn",
     "fs.file-max",
 ];

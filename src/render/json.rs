@@ -7,6 +7,7 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::classify::Kind;
 use crate::model::{Family, Snapshot, Socket, StateCounts, TcpInfo};
 use crate::render::rfc3339;
 use crate::report::Report;
@@ -221,6 +222,8 @@ pub struct SocketJson {
     pub inode: u64,
     pub cookie: Option<u64>,
     pub pids: Vec<u32>,
+    /// The kinds of finding this socket is part of.
+    pub findings: Vec<String>,
     pub tcp_info: Option<TcpInfoJson>,
 }
 
@@ -228,7 +231,7 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn socket(snap: &Snapshot, s: &Socket) -> SocketJson {
+fn socket(snap: &Snapshot, s: &Socket, kinds: &[Kind]) -> SocketJson {
     SocketJson {
         family: match s.family {
             Family::Ipv4 => "ipv4",
@@ -249,6 +252,7 @@ fn socket(snap: &Snapshot, s: &Socket) -> SocketJson {
         inode: s.inode,
         cookie: s.cookie,
         pids: snap.owners_of(s).to_vec(),
+        findings: kinds.iter().map(|k| k.name().to_string()).collect(),
         tcp_info: s.tcp_info.as_ref().map(TcpInfoJson::from),
     }
 }
@@ -320,8 +324,25 @@ pub fn document(r: &Report) -> Document {
                 by_state: (&p.by_state).into(),
             })
             .collect(),
-        findings: Vec::new(),
-        sockets: r.sockets.iter().map(|s| socket(snap, s)).collect(),
+        findings: r
+            .findings
+            .iter()
+            .map(|f| Finding {
+                kind: f.kind.name().into(),
+                severity: f.severity.name().into(),
+                count: f.count,
+                ports: f.ports.clone(),
+                pids: f.pids.clone(),
+                evidence: f
+                    .evidence
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+                explanation: f.explanation.clone(),
+                remediation: f.remediation.clone(),
+            })
+            .collect(),
+        sockets: r.sockets.iter().map(|(s, k)| socket(snap, s, k)).collect(),
     }
 }
 

@@ -2,10 +2,14 @@
 //! Only this module formats output.
 
 pub mod json;
+pub mod markdown;
 pub mod sanitize;
 pub mod table;
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::model::Snapshot;
+use sanitize::terminal;
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T03:04:05.123Z`.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -29,6 +33,48 @@ pub fn rfc3339(t: SystemTime) -> String {
         rem % 60,
         d.subsec_millis()
     )
+}
+
+/// Pids as a short list: `1,2,3,4,5,6,+3`.
+pub fn pids_text(pids: &[u32]) -> String {
+    const MAX: usize = 6;
+    let mut s: Vec<String> = pids.iter().take(MAX).map(u32::to_string).collect();
+    if pids.len() > MAX {
+        s.push(format!("+{}", pids.len() - MAX));
+    }
+    s.join(",")
+}
+
+/// The filter in words, or `None` when nothing was filtered.
+pub fn filter_text(snap: &Snapshot) -> Option<String> {
+    let f = &snap.filter;
+    let mut parts = Vec::new();
+    let join = |v: Vec<String>| v.join(",");
+    if !f.ports.is_empty() {
+        parts.push(format!(
+            "port {}",
+            join(f.ports.iter().map(u16::to_string).collect())
+        ));
+    }
+    if !f.pids.is_empty() {
+        parts.push(format!(
+            "pid {}",
+            join(f.pids.iter().map(u32::to_string).collect())
+        ));
+    }
+    if !f.processes.is_empty() {
+        parts.push(format!(
+            "process {}",
+            terminal(join(f.processes.clone()).as_bytes())
+        ));
+    }
+    if !f.states.is_empty() {
+        parts.push(format!(
+            "state {}",
+            join(f.states.iter().map(|s| s.name().to_string()).collect())
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@ use std::io::{self, Write};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 
-use crate::model::{Snapshot, StateCounts, TcpState};
-use crate::render::rfc3339;
+use crate::classify::Severity;
+use crate::model::{StateCounts, TcpState};
 use crate::render::sanitize::terminal;
+use crate::render::{filter_text, pids_text, rfc3339};
 use crate::report::Report;
 
 /// States worth an eye: coloured when non-zero.
@@ -63,46 +64,6 @@ fn shown_states(total: &StateCounts) -> Vec<TcpState> {
         .into_iter()
         .filter(|&s| total.get(s) > 0)
         .collect()
-}
-
-fn pids_text(pids: &[u32]) -> String {
-    const MAX: usize = 6;
-    let mut s: Vec<String> = pids.iter().take(MAX).map(u32::to_string).collect();
-    if pids.len() > MAX {
-        s.push(format!("+{}", pids.len() - MAX));
-    }
-    s.join(",")
-}
-
-fn filter_text(snap: &Snapshot) -> Option<String> {
-    let f = &snap.filter;
-    let mut parts = Vec::new();
-    let join = |v: Vec<String>| v.join(",");
-    if !f.ports.is_empty() {
-        parts.push(format!(
-            "port {}",
-            join(f.ports.iter().map(u16::to_string).collect())
-        ));
-    }
-    if !f.pids.is_empty() {
-        parts.push(format!(
-            "pid {}",
-            join(f.pids.iter().map(u32::to_string).collect())
-        ));
-    }
-    if !f.processes.is_empty() {
-        parts.push(format!(
-            "process {}",
-            terminal(join(f.processes.clone()).as_bytes())
-        ));
-    }
-    if !f.states.is_empty() {
-        parts.push(format!(
-            "state {}",
-            join(f.states.iter().map(|s| s.name().to_string()).collect())
-        ));
-    }
-    (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
 fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
@@ -245,6 +206,67 @@ fn write_processes(
     writeln!(out, "\n{t}")
 }
 
+/// Wraps `text` at `width` columns, each line after the first indented.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut col = 0;
+    for word in text.split_whitespace() {
+        let w = word.chars().count();
+        if col > 0 && col + 1 + w > width {
+            out.push('\n');
+            out.push_str(indent);
+            col = indent.len();
+        } else if col > 0 {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += w;
+    }
+    out
+}
+
+fn write_findings(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    if r.findings.is_empty() {
+        return writeln!(out, "\nno findings");
+    }
+    for f in &r.findings {
+        let sev = f.severity.name().to_uppercase();
+        let sev = match (color, f.severity) {
+            (false, _) => sev,
+            (true, Severity::Critical) => format!("\x1b[1;31m{sev}\x1b[0m"),
+            (true, Severity::Warning) => format!("\x1b[1;33m{sev}\x1b[0m"),
+            (true, Severity::Info) => format!("\x1b[1m{sev}\x1b[0m"),
+        };
+        let ports: Vec<String> = f.ports.iter().map(u16::to_string).collect();
+        let mut head = format!("{sev} {} ×{}", f.kind.name(), f.count);
+        if !ports.is_empty() {
+            head.push_str(&format!(" · port {}", ports.join(",")));
+        }
+        if !f.pids.is_empty() {
+            head.push_str(&format!(" · pid {}", pids_text(&f.pids)));
+        }
+        writeln!(out, "\n{head}")?;
+        writeln!(
+            out,
+            "  {}",
+            wrap(&terminal(f.explanation.as_bytes()), 100, "  ")
+        )?;
+        writeln!(
+            out,
+            "  fix: {}",
+            wrap(&terminal(f.remediation.as_bytes()), 100, "       ")
+        )?;
+        let ev: Vec<String> = f.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(
+            out,
+            "  evidence: {}",
+            wrap(&terminal(ev.join(" ").as_bytes()), 100, "            ")
+        )?;
+    }
+    Ok(())
+}
+
 fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     if r.sockets.is_empty() {
         return Ok(());
@@ -253,11 +275,11 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
     header(
         &mut t,
         [
-            "STATE", "LOCAL", "REMOTE", "RECV-Q", "SEND-Q", "TIMER", "PIDS",
+            "STATE", "LOCAL", "REMOTE", "RECV-Q", "SEND-Q", "TIMER", "PIDS", "FINDINGS",
         ]
         .map(String::from),
     );
-    for s in &r.sockets {
+    for (s, kinds) in &r.sockets {
         let timer = match s.timer.kind {
             crate::model::TimerKind::Off => "off".to_string(),
             k => format!(
@@ -279,6 +301,7 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
             num(s.send_q),
             Cell::new(timer),
             Cell::new(pids_text(r.snapshot.owners_of(s))),
+            Cell::new(kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
         ]);
     }
     writeln!(out, "\n{t}")
@@ -286,6 +309,7 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
 
 pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     write_summary(r, color, out)?;
+    write_findings(r, color, out)?;
     let states = shown_states(&r.summary.by_state);
     write_ports(r, &states, color, out)?;
     write_processes(r, &states, color, out)?;

@@ -1,0 +1,240 @@
+//! Limits: file descriptors per process and per host, local ports per
+//! destination, and the kernel's TIME_WAIT and orphan tables.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde_json::Value;
+
+use super::advice;
+use super::{Finding, Kind, Thresholds, pct, ratio, severity_by_ratio};
+use crate::model::{Direction, Snapshot, TcpState, direction};
+
+fn round2(r: f64) -> Value {
+    Value::from((r * 100.0).round() / 100.0)
+}
+
+fn fds(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
+    let mut close_wait: BTreeMap<u32, u32> = BTreeMap::new();
+    for s in snap
+        .sockets
+        .iter()
+        .filter(|s| s.state == TcpState::CloseWait)
+    {
+        for pid in snap.owners_of(s) {
+            *close_wait.entry(*pid).or_insert(0) += 1;
+        }
+    }
+    for p in snap.processes.values() {
+        let Some(limit) = p.fd_limit else { continue };
+        let r = ratio(u64::from(p.fds_open), limit);
+        let Some(severity) = severity_by_ratio(r, t.fd_warn, t.fd_critical) else {
+            continue;
+        };
+        let cw = close_wait.get(&p.pid).copied().unwrap_or(0);
+        let server = advice::Server::detect(p);
+        let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
+        ev.insert("scope", "process".into());
+        ev.insert("fds_open", p.fds_open.into());
+        ev.insert("fd_limit", limit.into());
+        ev.insert("ratio", round2(r));
+        ev.insert("close_wait", cw.into());
+        if let Some(s) = server {
+            ev.insert("server", s.name().into());
+        }
+        let ports: Vec<u16> = {
+            let mut v: Vec<u16> = snap
+                .sockets
+                .iter()
+                .filter(|s| s.state == TcpState::Listen && snap.owners_of(s).contains(&p.pid))
+                .map(|s| s.local.port())
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let (explanation, remediation) = advice::fd_process(p, server, limit, &pct(r), cw);
+        out.push(Finding {
+            kind: Kind::FdExhaustion,
+            severity,
+            count: p.fds_open,
+            ports,
+            pids: vec![p.pid],
+            evidence: ev,
+            explanation,
+            remediation,
+            sockets: Vec::new(),
+        });
+    }
+    let h = &snap.host;
+    if let (Some(used), Some(max)) = (h.files_allocated, h.files_max) {
+        let r = ratio(used, max);
+        if let Some(severity) = severity_by_ratio(r, t.fd_warn, t.fd_critical) {
+            let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
+            ev.insert("scope", "host".into());
+            ev.insert("files_allocated", used.into());
+            ev.insert("file_max", max.into());
+            ev.insert("ratio", round2(r));
+            let (explanation, remediation) = advice::fd_host(used, max, &pct(r));
+            out.push(Finding {
+                kind: Kind::FdExhaustion,
+                severity,
+                count: used.min(u64::from(u32::MAX)) as u32,
+                ports: Vec::new(),
+                pids: Vec::new(),
+                evidence: ev,
+                explanation,
+                remediation,
+                sockets: Vec::new(),
+            });
+        }
+    }
+}
+
+/// Outbound sockets to one destination.
+#[derive(Default)]
+struct Dest {
+    sockets: Vec<usize>,
+    pids: Vec<u32>,
+    time_wait: u32,
+}
+
+fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
+    let Some((lo, hi)) = snap.host.ephemeral_range() else {
+        return;
+    };
+    let size = u64::from(hi - lo) + 1;
+    let listening = snap.listening_ports();
+    // A local port can be reused towards another destination: the limit is
+    // per (local address, remote address, remote port).
+    let mut per_dest: BTreeMap<(IpAddr, SocketAddr), Dest> = BTreeMap::new();
+    for (i, s) in snap.sockets.iter().enumerate() {
+        let p = s.local.port();
+        if s.state == TcpState::Listen
+            || !(lo..=hi).contains(&p)
+            || direction(s, &listening, Some((lo, hi))) != Direction::Outbound
+        {
+            continue;
+        }
+        let e = per_dest.entry((s.local.ip(), s.remote)).or_default();
+        e.sockets.push(i);
+        for pid in snap.owners_of(s) {
+            if !e.pids.contains(pid) {
+                e.pids.push(*pid);
+            }
+        }
+        if s.state == TcpState::TimeWait {
+            e.time_wait += 1;
+        }
+    }
+    for (
+        (local, remote),
+        Dest {
+            sockets,
+            mut pids,
+            time_wait,
+        },
+    ) in per_dest
+    {
+        let n = sockets.len() as u64;
+        let r = ratio(n, size);
+        let Some(severity) = severity_by_ratio(r, t.pressure_warn, t.pressure_critical) else {
+            continue;
+        };
+        pids.sort_unstable();
+        let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
+        ev.insert("sockets", n.into());
+        ev.insert("time_wait", time_wait.into());
+        ev.insert("local_address", local.to_string().into());
+        ev.insert("remote", remote.to_string().into());
+        ev.insert("ip_local_port_range", format!("{lo} {hi}").into());
+        ev.insert("ratio", round2(r));
+        let (explanation, remediation) =
+            advice::ephemeral(n, time_wait, local, remote, lo, hi, &pct(r));
+        out.push(Finding {
+            kind: Kind::EphemeralPortExhaustion,
+            severity,
+            count: n as u32,
+            ports: vec![remote.port()],
+            pids,
+            evidence: ev,
+            explanation,
+            remediation,
+            sockets,
+        });
+    }
+}
+
+fn table(
+    snap: &Snapshot,
+    t: &Thresholds,
+    kind: Kind,
+    key: &str,
+    sysctl: &str,
+    out: &mut Vec<Finding>,
+) {
+    let h = &snap.host;
+    let (Some(n), Some(max)) = (h.sockstat("TCP", key), h.sysctl_u64(sysctl)) else {
+        return;
+    };
+    let r = ratio(n, max);
+    let Some(severity) = severity_by_ratio(r, t.pressure_warn, t.pressure_critical) else {
+        return;
+    };
+    let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
+    ev.insert(
+        if kind == Kind::TimeWaitPressure {
+            "time_wait"
+        } else {
+            "orphans"
+        },
+        n.into(),
+    );
+    ev.insert(
+        if kind == Kind::TimeWaitPressure {
+            "tcp_max_tw_buckets"
+        } else {
+            "tcp_max_orphans"
+        },
+        max.into(),
+    );
+    ev.insert("ratio", round2(r));
+    let fin_timeout = h.sysctl_u64("net.ipv4.tcp_fin_timeout");
+    let (explanation, remediation) = if kind == Kind::TimeWaitPressure {
+        advice::time_wait_pressure(n, max, &pct(r))
+    } else {
+        advice::orphan_pressure(n, max, &pct(r), fin_timeout)
+    };
+    out.push(Finding {
+        kind,
+        severity,
+        count: n.min(u64::from(u32::MAX)) as u32,
+        ports: Vec::new(),
+        pids: Vec::new(),
+        evidence: ev,
+        explanation,
+        remediation,
+        sockets: Vec::new(),
+    });
+}
+
+pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
+    fds(snap, t, out);
+    ephemeral(snap, t, out);
+    table(
+        snap,
+        t,
+        Kind::TimeWaitPressure,
+        "tw",
+        "net.ipv4.tcp_max_tw_buckets",
+        out,
+    );
+    table(
+        snap,
+        t,
+        Kind::OrphanPressure,
+        "orphan",
+        "net.ipv4.tcp_max_orphans",
+        out,
+    );
+}

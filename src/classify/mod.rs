@@ -1,0 +1,190 @@
+//! Findings: pure functions from a snapshot to what is wrong, who owns it,
+//! and what to do. No I/O and no clock: ages come from `tcp_info` and the
+//! snapshot, so fixture tests and live tests check the same code.
+//!
+//! One file per family of findings: `sockets.rs` (per-connection
+//! pathologies, grouped by port), `listen.rs` (listeners), `limits.rs`
+//! (descriptors, ports and kernel tables near their limits). `advice.rs`
+//! holds the remediation text, tailored to the server that owns the sockets.
+
+mod advice;
+mod limits;
+mod listen;
+mod sockets;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::model::{Snapshot, Socket, Source};
+
+pub use advice::Server;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    CloseWait,
+    HalfOpen,
+    PeerNotReading,
+    AppNotReading,
+    AcceptQueueFull,
+    IdleNoKeepalive,
+    FdExhaustion,
+    EphemeralPortExhaustion,
+    TimeWaitPressure,
+    OrphanPressure,
+    SynBacklog,
+    FinWait2,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::CloseWait => "close_wait",
+            Kind::HalfOpen => "half_open",
+            Kind::PeerNotReading => "peer_not_reading",
+            Kind::AppNotReading => "app_not_reading",
+            Kind::AcceptQueueFull => "accept_queue_full",
+            Kind::IdleNoKeepalive => "idle_no_keepalive",
+            Kind::FdExhaustion => "fd_exhaustion",
+            Kind::EphemeralPortExhaustion => "ephemeral_port_exhaustion",
+            Kind::TimeWaitPressure => "time_wait_pressure",
+            Kind::OrphanPressure => "orphan_pressure",
+            Kind::SynBacklog => "syn_backlog",
+            Kind::FinWait2 => "fin_wait2",
+        }
+    }
+}
+
+/// The thresholds the rules use; each is a command-line flag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thresholds {
+    /// ESTABLISHED with no data either way this long is idle.
+    pub idle: Duration,
+    /// A queue without progress this long is stuck (unread Recv-Q, zero
+    /// window, CLOSE_WAIT age).
+    pub stall: Duration,
+    /// Retransmissions (or backoff) that make unacked data a dead peer.
+    pub retransmits: u8,
+    /// A socket finding with this many sockets is critical.
+    pub critical_count: u32,
+    /// FD use ratios (open / limit).
+    pub fd_warn: f64,
+    pub fd_critical: f64,
+    /// Use ratios of kernel tables: local ports, TIME_WAIT buckets, orphans,
+    /// SYN backlog, accept queue.
+    pub pressure_warn: f64,
+    pub pressure_critical: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            idle: Duration::from_secs(300),
+            stall: Duration::from_secs(10),
+            retransmits: 3,
+            critical_count: 100,
+            fd_warn: 0.8,
+            fd_critical: 0.95,
+            pressure_warn: 0.5,
+            pressure_critical: 0.9,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    pub kind: Kind,
+    pub severity: Severity,
+    pub count: u32,
+    pub ports: Vec<u16>,
+    pub pids: Vec<u32>,
+    /// The figures that triggered it, under stable snake_case names.
+    pub evidence: BTreeMap<&'static str, Value>,
+    pub explanation: String,
+    pub remediation: String,
+    /// Indices into `Snapshot::sockets` of the sockets concerned.
+    pub sockets: Vec<usize>,
+}
+
+/// Every finding for a snapshot, most severe first.
+pub fn classify(snap: &Snapshot, t: &Thresholds) -> Vec<Finding> {
+    let mut out = Vec::new();
+    sockets::classify(snap, t, &mut out);
+    listen::classify(snap, t, &mut out);
+    limits::classify(snap, t, &mut out);
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.count.cmp(&a.count))
+            .then(a.kind.cmp(&b.kind))
+            .then(a.ports.cmp(&b.ports))
+    });
+    out
+}
+
+/// What the /proc source keeps these rules from checking, for the report.
+pub fn unchecked(snap: &Snapshot) -> Option<&'static str> {
+    (snap.source == Source::Proc).then_some(
+        "source proc: app_not_reading and idle_no_keepalive not checked, \
+         close_wait, peer_not_reading and half_open judged without ages (no tcp_info)",
+    )
+}
+
+/// Milliseconds as seconds with one decimal, for evidence.
+fn secs(ms: u32) -> Value {
+    Value::from((f64::from(ms) / 100.0).round() / 10.0)
+}
+
+/// Seconds as text: "42 s", "14 min", "3.2 h".
+fn human(ms: u32) -> String {
+    let s = ms / 1000;
+    if s < 120 {
+        format!("{s} s")
+    } else if s < 7200 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{:.1} h", f64::from(s) / 3600.0)
+    }
+}
+
+fn ratio(n: u64, of: u64) -> f64 {
+    if of == 0 { 0.0 } else { n as f64 / of as f64 }
+}
+
+fn pct(r: f64) -> String {
+    format!("{:.0}%", r * 100.0)
+}
+
+fn severity_by_ratio(r: f64, warn: f64, critical: f64) -> Option<Severity> {
+    if r >= critical {
+        Some(Severity::Critical)
+    } else if r >= warn {
+        Some(Severity::Warning)
+    } else {
+        None
+    }
+}
+
+/// The sockets' time since the peer last sent anything (data or ACK).
+fn since_peer(s: &Socket) -> Option<u32> {
+    let ti = s.tcp_info.as_ref()?;
+    Some(ti.last_data_recv?.min(ti.last_ack_recv?))
+}

@@ -1,0 +1,245 @@
+//! Per-connection pathologies, grouped like the report's port table:
+//! inbound by local port, outbound by remote endpoint.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use super::advice::{self, Ctx};
+use super::{Finding, Kind, Severity, Thresholds, human, secs, since_peer};
+use crate::model::{Direction, Snapshot, Socket, TcpState, TimerKind, direction};
+
+/// Why a socket counts as half-open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dead {
+    /// Unacked data retransmitted (or zero-window probes unanswered).
+    Retransmitting,
+    /// Keepalive probes unanswered.
+    Keepalive,
+    /// SYN retried, no answer.
+    SynSent,
+}
+
+/// The socket-level rules a socket meets.
+fn rules(s: &Socket, t: &Thresholds) -> Vec<(Kind, Option<Dead>)> {
+    let mut hits = Vec::new();
+    let ti = s.tcp_info.as_ref();
+    let stall = t.stall.as_millis() as u32;
+    let backoff = ti.and_then(|i| i.backoff).unwrap_or(0);
+    let in_flight = s.send_q > 0 || ti.and_then(|i| i.unacked).unwrap_or(0) > 0;
+    match (s.state, s.timer.kind) {
+        (TcpState::CloseWait, _) if since_peer(s).is_none_or(|a| a >= stall) => {
+            hits.push((Kind::CloseWait, None));
+        }
+        (TcpState::SynSent, TimerKind::Retransmit) if s.timer.count >= 2 => {
+            hits.push((Kind::HalfOpen, Some(Dead::SynSent)));
+        }
+        (TcpState::SynSent | TcpState::SynRecv | TcpState::Listen, _) => {}
+        (_, TimerKind::Retransmit | TimerKind::Persist)
+            if in_flight && (s.timer.count >= t.retransmits || backoff >= t.retransmits) =>
+        {
+            hits.push((Kind::HalfOpen, Some(Dead::Retransmitting)));
+        }
+        (TcpState::Established, TimerKind::Keepalive) if s.timer.count >= 1 => {
+            hits.push((Kind::HalfOpen, Some(Dead::Keepalive)));
+        }
+        _ => {}
+    }
+    if hits.iter().any(|(k, _)| *k == Kind::HalfOpen) || s.state != TcpState::Established {
+        if s.state == TcpState::FinWait2
+            && (s.inode == 0 || since_peer(s).is_none_or(|a| a >= stall))
+        {
+            hits.push((Kind::FinWait2, None));
+        }
+        return hits;
+    }
+    let zero_window = s.timer.kind == TimerKind::Persist || ti.and_then(|i| i.snd_wnd) == Some(0);
+    if zero_window && s.send_q > 0 && ti.and_then(|i| i.last_data_sent).is_none_or(|a| a >= stall) {
+        hits.push((Kind::PeerNotReading, None));
+    }
+    if let Some(ti) = ti {
+        let recv = ti.last_data_recv.unwrap_or(0);
+        let sent = ti.last_data_sent.unwrap_or(0);
+        if s.recv_q > 0 && s.inode != 0 && recv >= stall {
+            hits.push((Kind::AppNotReading, None));
+        }
+        if s.timer.kind == TimerKind::Off
+            && s.send_q == 0
+            && s.recv_q == 0
+            && recv.min(sent) >= t.idle.as_millis() as u32
+        {
+            hits.push((Kind::IdleNoKeepalive, None));
+        }
+    }
+    hits
+}
+
+#[derive(Default)]
+struct Group {
+    sockets: Vec<usize>,
+    pids: BTreeSet<u32>,
+    recv_q: u64,
+    send_q: u64,
+    max_recv_q: u32,
+    max_send_q: u32,
+    /// The largest relevant age (ms), when tcp_info gave one.
+    oldest: Option<u32>,
+    max_count: u8,
+    max_backoff: u8,
+    unacked: u64,
+    dead: BTreeMap<&'static str, u32>,
+    orphans: u32,
+}
+
+type Key = (Kind, Direction, Option<IpAddr>, u16, bool);
+
+fn age(kind: Kind, s: &Socket) -> Option<u32> {
+    let ti = s.tcp_info.as_ref()?;
+    match kind {
+        Kind::CloseWait | Kind::FinWait2 => since_peer(s),
+        Kind::HalfOpen => ti.last_ack_recv,
+        Kind::PeerNotReading => ti.last_data_sent,
+        Kind::AppNotReading => ti.last_data_recv,
+        Kind::IdleNoKeepalive => Some(ti.last_data_recv?.min(ti.last_data_sent?)),
+        _ => None,
+    }
+}
+
+pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
+    let listening = snap.listening_ports();
+    let ephemeral = snap.host.ephemeral_range();
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
+    for (i, s) in snap.sockets.iter().enumerate() {
+        for (kind, dead) in rules(s, t) {
+            let dir = direction(s, &listening, ephemeral);
+            let (remote, port) = match dir {
+                Direction::Inbound => (None, s.local.port()),
+                Direction::Outbound => (Some(s.remote.ip()), s.remote.port()),
+            };
+            let orphan = kind == Kind::FinWait2 && s.inode == 0;
+            let g = groups.entry((kind, dir, remote, port, orphan)).or_default();
+            g.sockets.push(i);
+            g.pids.extend(snap.owners_of(s));
+            g.recv_q += u64::from(s.recv_q);
+            g.send_q += u64::from(s.send_q);
+            g.max_recv_q = g.max_recv_q.max(s.recv_q);
+            g.max_send_q = g.max_send_q.max(s.send_q);
+            if let Some(a) = age(kind, s) {
+                g.oldest = Some(g.oldest.map_or(a, |o| o.max(a)));
+            }
+            g.max_count = g.max_count.max(s.timer.count);
+            if let Some(ti) = &s.tcp_info {
+                g.max_backoff = g.max_backoff.max(ti.backoff.unwrap_or(0));
+                g.unacked += u64::from(ti.unacked.unwrap_or(0));
+            }
+            if let Some(d) = dead {
+                let name = match d {
+                    Dead::Retransmitting => "retransmitting",
+                    Dead::Keepalive => "keepalive_unanswered",
+                    Dead::SynSent => "syn_sent_unanswered",
+                };
+                *g.dead.entry(name).or_insert(0) += 1;
+            }
+            if s.inode == 0 {
+                g.orphans += 1;
+            }
+        }
+    }
+    for ((kind, dir, remote, port, orphan), g) in groups {
+        let count = g.sockets.len() as u32;
+        let pids: Vec<u32> = g.pids.iter().copied().collect();
+        let ctx = Ctx::new(snap, &pids, dir, remote, port);
+        let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
+        ev.insert("sockets", count.into());
+        ev.insert("direction", dir.name().into());
+        if let Some(ip) = remote {
+            ev.insert(
+                "remote",
+                format!("{}", std::net::SocketAddr::new(ip, port)).into(),
+            );
+        }
+        if let Some(s) = ctx.server {
+            ev.insert("server", s.name().into());
+        }
+        if let Some(o) = g.oldest {
+            ev.insert("oldest_s", secs(o));
+        }
+        let oldest = g.oldest.map(human);
+        let (severity, cap) = match kind {
+            Kind::FinWait2 if orphan => (Severity::Info, Severity::Info),
+            Kind::FinWait2 | Kind::IdleNoKeepalive => (Severity::Warning, Severity::Warning),
+            _ => (Severity::Warning, Severity::Critical),
+        };
+        let severity = if count >= t.critical_count {
+            cap
+        } else {
+            severity
+        };
+        let text = match kind {
+            Kind::CloseWait => {
+                ev.insert("recv_q", g.recv_q.into());
+                advice::close_wait(&ctx, count, oldest.as_deref())
+            }
+            Kind::HalfOpen => {
+                for (k, v) in &g.dead {
+                    ev.insert(k, (*v).into());
+                }
+                ev.insert("max_retransmits", g.max_count.into());
+                ev.insert("max_backoff", g.max_backoff.into());
+                ev.insert("unacked", g.unacked.into());
+                ev.insert("send_q", g.send_q.into());
+                let retries2 = snap.host.sysctl_u64("net.ipv4.tcp_retries2");
+                if let Some(r) = retries2 {
+                    ev.insert("tcp_retries2", r.into());
+                }
+                advice::half_open(
+                    &ctx,
+                    count,
+                    &g.dead,
+                    g.max_count,
+                    oldest.as_deref(),
+                    retries2,
+                )
+            }
+            Kind::PeerNotReading => {
+                ev.insert("send_q", g.send_q.into());
+                ev.insert("max_send_q", g.max_send_q.into());
+                advice::peer_not_reading(&ctx, count, g.send_q, oldest.as_deref())
+            }
+            Kind::AppNotReading => {
+                ev.insert("recv_q", g.recv_q.into());
+                ev.insert("max_recv_q", g.max_recv_q.into());
+                advice::app_not_reading(&ctx, count, g.recv_q, oldest.as_deref())
+            }
+            Kind::IdleNoKeepalive => {
+                ev.insert("idle_threshold_s", t.idle.as_secs().into());
+                let ka = snap.host.sysctl_u64("net.ipv4.tcp_keepalive_time");
+                if let Some(v) = ka {
+                    ev.insert("tcp_keepalive_time", v.into());
+                }
+                advice::idle_no_keepalive(&ctx, count, t.idle.as_secs(), oldest.as_deref(), ka)
+            }
+            Kind::FinWait2 => {
+                let fin_timeout = snap.host.sysctl_u64("net.ipv4.tcp_fin_timeout");
+                if let Some(v) = fin_timeout {
+                    ev.insert("tcp_fin_timeout", v.into());
+                }
+                ev.insert("orphaned", g.orphans.into());
+                advice::fin_wait2(&ctx, count, orphan, oldest.as_deref(), fin_timeout)
+            }
+            _ => continue,
+        };
+        out.push(Finding {
+            kind,
+            severity,
+            count,
+            ports: vec![port],
+            pids,
+            evidence: ev,
+            explanation: text.0,
+            remediation: text.1,
+            sockets: g.sockets,
+        });
+    }
+}

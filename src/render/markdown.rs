@@ -1,0 +1,258 @@
+//! A report to paste into a ticket: renders on GitHub and in Jira's
+//! Markdown editor. Everything from a process is escaped: `|` would split a
+//! table cell, a newline would end it.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use crate::model::TcpState;
+use crate::render::sanitize::terminal;
+use crate::render::{filter_text, pids_text, rfc3339};
+use crate::report::Report;
+
+/// Text safe in a Markdown paragraph or table cell: control characters
+/// escaped (a newline cannot end a row), Markdown punctuation backslashed.
+pub fn escape(raw: &[u8]) -> String {
+    let text = terminal(raw);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '|' | '*' | '_' | '`' | '<' | '>' | '[' | ']' | '#' | '~'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A fenced code block that no backtick run inside `code` can close.
+fn fenced(code: &str) -> String {
+    let longest = code.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    format!("{fence}\n{}\n{fence}", terminal(code.as_bytes()))
+}
+
+fn row(cells: &[String]) -> String {
+    format!("| {} |", cells.join(" | "))
+}
+
+fn table(head: &[String], rows: &[Vec<String>], right_from: usize) -> String {
+    let mut s = row(head);
+    s.push('\n');
+    let align: Vec<String> = (0..head.len())
+        .map(|i| {
+            if i >= right_from {
+                "---:".to_string()
+            } else {
+                "---".to_string()
+            }
+        })
+        .collect();
+    s.push_str(&row(&align));
+    for r in rows {
+        s.push('\n');
+        s.push_str(&row(r));
+    }
+    s
+}
+
+fn states_shown(r: &Report) -> Vec<TcpState> {
+    TcpState::ALL
+        .into_iter()
+        .filter(|&s| r.summary.by_state.get(s) > 0)
+        .collect()
+}
+
+pub fn write(r: &Report, command_line: &str, out: &mut dyn Write) -> io::Result<()> {
+    let snap = r.snapshot;
+    let h = &snap.host;
+    let mut md = String::new();
+    let title = snap
+        .filter
+        .ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if title.is_empty() {
+        md.push_str("## zombiescan report\n\n");
+    } else {
+        let _ = writeln!(md, "## zombiescan report: port {title}\n");
+    }
+    let mut meta = vec![
+        vec!["host".to_string(), escape(h.hostname.as_bytes())],
+        vec!["kernel".to_string(), escape(h.kernel.as_bytes())],
+        vec!["time".to_string(), rfc3339(snap.captured_at)],
+        vec!["source".to_string(), snap.source.name().to_string()],
+    ];
+    if let Some(f) = filter_text(snap) {
+        meta.push(vec!["filter".to_string(), escape(f.as_bytes())]);
+    }
+    md.push_str(&table(&["".to_string(), "".to_string()], &meta, usize::MAX));
+    let _ = writeln!(md, "\n\n{}\n", fenced(command_line));
+
+    md.push_str("### Summary\n\n");
+    let states = states_shown(r);
+    let _ = writeln!(
+        md,
+        "{} sockets (IPv4 {}, IPv6 {}).\n",
+        r.summary.total, r.summary.ipv4, r.summary.ipv6
+    );
+    if !states.is_empty() {
+        let head: Vec<String> = states.iter().map(|s| s.name().to_string()).collect();
+        let counts: Vec<String> = states
+            .iter()
+            .map(|&s| r.summary.by_state.get(s).to_string())
+            .collect();
+        let _ = writeln!(md, "{}\n", table(&head, &[counts], 0));
+    }
+    if let Some(tcp) = h.sockstat.get("TCP") {
+        let get = |k: &str| tcp.get(k).copied().unwrap_or(0);
+        let _ = write!(
+            md,
+            "Host: TCP inuse {}, orphan {}, tw {}, alloc {}",
+            get("inuse"),
+            get("orphan"),
+            get("tw"),
+            get("alloc")
+        );
+        if let (Some(a), Some(m)) = (h.files_allocated, h.files_max) {
+            let _ = write!(md, "; file handles {a} of {m}");
+        }
+        for k in ["ListenOverflows", "ListenDrops", "TCPAbortOnTimeout"] {
+            if let Some(v) = h.tcp_ext.get(k) {
+                let _ = write!(md, "; {k} {v}");
+            }
+        }
+        md.push_str(".\n\n");
+    }
+
+    md.push_str("### Findings\n\n");
+    if r.findings.is_empty() {
+        md.push_str("None.\n\n");
+    }
+    for f in &r.findings {
+        let mut head = format!(
+            "#### {} — {} ×{}",
+            f.severity.name().to_uppercase(),
+            f.kind.name(),
+            f.count
+        );
+        if !f.ports.is_empty() {
+            let ports: Vec<String> = f.ports.iter().map(u16::to_string).collect();
+            let _ = write!(head, " · port {}", ports.join(", "));
+        }
+        if !f.pids.is_empty() {
+            let _ = write!(head, " · pid {}", pids_text(&f.pids));
+        }
+        let _ = writeln!(md, "{head}\n");
+        let _ = writeln!(md, "{}\n", escape(f.explanation.as_bytes()));
+        let _ = writeln!(md, "**Fix:** {}\n", escape(f.remediation.as_bytes()));
+        let ev: Vec<String> = f
+            .evidence
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    escape(k.as_bytes()),
+                    escape(v.to_string().as_bytes())
+                )
+            })
+            .collect();
+        let _ = writeln!(md, "Evidence: {}\n", ev.join(", "));
+    }
+
+    if !r.ports.is_empty() {
+        md.push_str("### Ports\n\n");
+        let mut head: Vec<String> = ["port", "direction", "peer", "total"]
+            .map(String::from)
+            .to_vec();
+        head.extend(states.iter().map(|s| s.name().to_string()));
+        head.extend(["Recv-Q", "Send-Q", "pids"].map(String::from));
+        let rows: Vec<Vec<String>> = r
+            .ports
+            .iter()
+            .map(|g| {
+                let mut row = vec![
+                    g.port.to_string(),
+                    g.direction.name().to_string(),
+                    g.remote.map_or(String::new(), |ip| ip.to_string()),
+                    g.by_state.total().to_string(),
+                ];
+                row.extend(states.iter().map(|&s| g.by_state.get(s).to_string()));
+                row.extend([
+                    g.recv_q.to_string(),
+                    g.send_q.to_string(),
+                    pids_text(&g.pids),
+                ]);
+                row
+            })
+            .collect();
+        let _ = writeln!(md, "{}\n", table(&head, &rows, 3));
+    }
+    if !r.processes.is_empty() {
+        md.push_str("### Processes\n\n");
+        let mut head: Vec<String> = ["pid", "comm", "uid", "sockets"].map(String::from).to_vec();
+        head.extend(states.iter().map(|s| s.name().to_string()));
+        head.extend(["FDs", "FD limit", "cmdline"].map(String::from));
+        let rows: Vec<Vec<String>> = r
+            .processes
+            .iter()
+            .map(|p| {
+                let pr = p.process;
+                let mut row = vec![
+                    pr.pid.to_string(),
+                    escape(&pr.comm),
+                    pr.uid.map_or("?".to_string(), |u| u.to_string()),
+                    p.sockets.to_string(),
+                ];
+                row.extend(states.iter().map(|&s| p.by_state.get(s).to_string()));
+                row.push(pr.fds_open.to_string());
+                row.push(
+                    pr.fd_limit
+                        .map_or("unlimited".to_string(), |l| l.to_string()),
+                );
+                let cmd: Vec<u8> = pr.cmdline.iter().copied().take(120).collect();
+                row.push(escape(&cmd));
+                row
+            })
+            .collect();
+        let _ = writeln!(md, "{}\n", table(&head, &rows, usize::MAX));
+    }
+    if !r.limitations.is_empty() {
+        md.push_str("### Limitations\n\n");
+        for l in &r.limitations {
+            let _ = writeln!(md, "- {}", escape(l.as_bytes()));
+        }
+        md.push('\n');
+    }
+    out.write_all(md.trim_end().as_bytes())?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_stay_in_their_cell() {
+        assert_eq!(escape(b"a|b"), "a\\|b");
+        assert_eq!(escape(b"line\nbreak"), "line\\\\x0abreak");
+        assert_eq!(
+            escape(b"*bold* _x_ `c` <script>"),
+            "\\*bold\\* \\_x\\_ \\`c\\` \\<script\\>"
+        );
+        assert!(!escape(b"x\r\ny|z").contains('\n'));
+    }
+
+    #[test]
+    fn fence_outlasts_backticks() {
+        assert_eq!(
+            fenced("zombiescan --port 1"),
+            "```\nzombiescan --port 1\n```"
+        );
+        assert!(fenced("a ```` b").starts_with("`````\n"));
+    }
+}
