@@ -58,6 +58,8 @@ pub struct Report<'a> {
     /// The sockets listed in full (the flagged ones, or all with
     /// `--sockets`), each with the kinds of finding it is part of.
     pub sockets: Vec<(&'a Socket, Vec<Kind>)>,
+    /// `--sockets`: every socket is in `sockets`.
+    pub all_sockets: bool,
 }
 
 impl<'a> Report<'a> {
@@ -175,6 +177,7 @@ impl<'a> Report<'a> {
             limitations,
             findings,
             sockets,
+            all_sockets: opts.all_sockets,
         }
     }
 }

@@ -117,12 +117,18 @@ impl Ctx {
         }
     }
 
-    fn conns(&self, n: impl std::fmt::Display) -> String {
+    fn conns(&self, n: u32) -> String {
+        let c = if n == 1 { "connection" } else { "connections" };
         match self.dir {
-            Direction::Inbound => format!("{n} connections on {}", self.place),
-            Direction::Outbound => format!("{n} connections to {}", self.place),
+            Direction::Inbound => format!("{n} {c} on {}", self.place),
+            Direction::Outbound => format!("{n} {c} to {}", self.place),
         }
     }
+}
+
+/// The singular or the plural form of a verb for `n` subjects.
+fn verb(n: u32, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 { one } else { many }
 }
 
 fn ago(age: Option<&str>) -> String {
@@ -136,9 +142,10 @@ const RELOAD: &str = " --reload is on: it is for development only; do not run it
 
 pub fn close_wait(c: &Ctx, n: u32, age: Option<&str>) -> (String, String) {
     let explanation = format!(
-        "{} are in CLOSE_WAIT{}: the peer closed its side and {} never closed the socket. \
+        "{} {} in CLOSE_WAIT{}: the peer closed its side and {} never closed the socket. \
          The kernel never times CLOSE_WAIT out; each one holds a file descriptor until the process closes it or exits.",
         c.conns(n),
+        verb(n, "is", "are"),
         ago(age),
         c.who
     );
@@ -152,7 +159,7 @@ pub fn close_wait(c: &Ctx, n: u32, age: Option<&str>) -> (String, String) {
         (_, Some(Server::Uvicorn)) => format!(
             "uvicorn: requests whose handler never finished (stuck on a slow call, or a streaming response that never ends); \
              the client or load balancer gave up and closed. uvicorn has no per-request timeout (--timeout-keep-alive only \
-             closes idle connections between requests): {APP_TIMEOUTS} Under gunicorn with uvicorn workers, --timeout \
+             closes idle connections between requests). {APP_TIMEOUTS} Under gunicorn with uvicorn workers, --timeout \
              restarts a worker silent that long."
         ),
         (_, Some(Server::Gunicorn)) => format!(
@@ -208,10 +215,11 @@ pub fn half_open(
         format!("; the peer last acknowledged anything {a} ago")
     });
     let explanation = format!(
-        "{}, held by {}, look dead: {}{last}. The peer is probably gone (host down, network path cut, NAT or firewall \
+        "{}, held by {}, {} dead: {}{last}. The peer is probably gone (host down, network path cut, NAT or firewall \
          entry expired) and these sockets tie up workers and descriptors until the kernel gives up.",
         c.conns(n),
         c.who,
+        verb(n, "looks", "look"),
         why.join("; ")
     );
     let retries = retries2.map_or("net.ipv4.tcp_retries2".to_string(), |v| {
@@ -233,10 +241,11 @@ pub fn half_open(
 
 pub fn peer_not_reading(c: &Ctx, n: u32, send_q: u64, age: Option<&str>) -> (String, String) {
     let explanation = format!(
-        "{} have {send_q} bytes waiting to be sent and the peer advertises a zero window{}: the other side is not \
+        "{} {} {send_q} bytes waiting to be sent and the peer advertises a zero window{}: the other side is not \
          reading (a stalled consumer, a suspended client), so the kernel only probes the window. {} stays tied up \
-         writing to them.",
+         writing.",
         c.conns(n),
+        verb(n, "has", "have"),
         age.map_or(String::new(), |a| format!(" (nothing sent for {a})")),
         c.who
     );
@@ -259,11 +268,12 @@ pub fn peer_not_reading(c: &Ctx, n: u32, send_q: u64, age: Option<&str>) -> (Str
 
 pub fn app_not_reading(c: &Ctx, n: u32, recv_q: u64, age: Option<&str>) -> (String, String) {
     let explanation = format!(
-        "{} hold {recv_q} bytes received and not read by {}{}: requests arrived and no worker reads them. The workers \
+        "{} {} {recv_q} bytes received and not read by {}{}. Requests arrived and no worker reads them: the workers \
          are blocked (a slow dependency, a blocking call in an async handler) or all busy.",
         c.conns(n),
+        verb(n, "holds", "hold"),
         c.who,
-        age.map_or(String::new(), |a| format!(" (the oldest waiting {a})"))
+        age.map_or(String::new(), |a| format!("; the oldest has waited {a}"))
     );
     let mut fix = match c.server {
         Some(Server::Uvicorn) => format!(
@@ -298,11 +308,12 @@ pub fn idle_no_keepalive(
     ka_time: Option<u64>,
 ) -> (String, String) {
     let explanation = format!(
-        "{}, held by {}, carried no data for over {idle_s} s{} and have no keepalive timer: if the peer vanished (host \
-         crash, a NAT or firewall dropping the idle flow) these sockets are never reclaimed.",
+        "{}, held by {}, carried no data for over {idle_s} s{} and {} no keepalive timer: if the peer vanished (host \
+         crash, a NAT or firewall dropping the idle flow) such a socket is never reclaimed.",
         c.conns(n),
         c.who,
-        ago(age).replace(" ago", " idle")
+        ago(age).replace(" ago", " idle"),
+        verb(n, "has", "have")
     );
     let ka = ka_time.map_or("net.ipv4.tcp_keepalive_time".to_string(), |v| {
         format!("net.ipv4.tcp_keepalive_time = {v} s")
@@ -340,9 +351,11 @@ pub fn fin_wait2(
     if orphan {
         (
             format!(
-                "{} were closed here and wait for the peer's FIN (orphaned FIN_WAIT2, freed after {ft}): the peer does \
+                "{} {} closed here and {} for the peer's FIN (orphaned FIN_WAIT2, freed after {ft}): the peer does \
                  not close its side.",
-                c.conns(n)
+                c.conns(n),
+                verb(n, "was", "were"),
+                verb(n, "waits", "wait")
             ),
             format!(
                 "Nothing leaks here; the peer {} holds its side open, likely in CLOSE_WAIT: run zombiescan there. \
@@ -353,9 +366,10 @@ pub fn fin_wait2(
     } else {
         (
             format!(
-                "{} are in FIN_WAIT2 held by {}{}: it shut down its sending side and the peer never closed its own. A \
+                "{} {} in FIN_WAIT2 held by {}{}: it shut down its sending side and the peer never closed its own. A \
                  FIN_WAIT2 socket still held by its process never times out ({ft} applies only after close()).",
                 c.conns(n),
+                verb(n, "is", "are"),
                 c.who,
                 ago(age)
             ),
@@ -507,4 +521,38 @@ pub fn orphan_pressure(n: u64, max: u64, pct: &str, fin_timeout: Option<u64>) ->
             fin_timeout.map_or("unknown".to_string(), |v| format!("{v} s"))
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::testing::process;
+
+    #[test]
+    fn servers_by_comm_and_command_line() {
+        let d = |comm, cmd| Server::detect(&process(1, comm, cmd, 1, None));
+        assert_eq!(
+            d("python3", "/usr/bin/python3 -m uvicorn app:app"),
+            Some(Server::Uvicorn)
+        );
+        assert_eq!(
+            d("uvicorn", "/venv/bin/uvicorn app:app --port 30020"),
+            Some(Server::Uvicorn)
+        );
+        assert_eq!(
+            d(
+                "gunicorn",
+                "/venv/bin/gunicorn -k uvicorn.workers.UvicornWorker app:app"
+            ),
+            Some(Server::Gunicorn)
+        );
+        assert_eq!(
+            d("python3", "gunicorn: worker [app:app]"),
+            Some(Server::Gunicorn)
+        );
+        assert_eq!(d("nginx", "nginx: worker process"), Some(Server::Nginx));
+        assert_eq!(d("node", "node server.js"), Some(Server::Node));
+        assert_eq!(d("java", "java -jar app.jar"), Some(Server::Java));
+        assert_eq!(d("python3", "python3 uvicorn_helper.py"), None);
+    }
 }

@@ -238,3 +238,118 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         out,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{process, snapshot, sock};
+    use super::super::{Kind, Severity, Thresholds, classify};
+    use crate::model::TcpState;
+
+    #[test]
+    fn fd_ratios_at_their_edges() {
+        let t = Thresholds::default();
+        let at = |open, limit: Option<u64>| {
+            let mut snap = snapshot(vec![sock(
+                TcpState::Listen,
+                "0.0.0.0:30020",
+                "0.0.0.0:0",
+                1,
+            )]);
+            snap.processes
+                .insert(100, process(100, "uvicorn", "uvicorn app:app", open, limit));
+            classify(&snap, &t)
+                .into_iter()
+                .find(|f| f.kind == Kind::FdExhaustion)
+                .map(|f| (f.severity, f.ports, f.evidence["fd_limit"].clone()))
+        };
+        assert_eq!(at(79, Some(100)), None);
+        assert_eq!(at(80, Some(100)).map(|f| f.0), Some(Severity::Warning));
+        assert_eq!(at(95, Some(100)).map(|f| f.0), Some(Severity::Critical));
+        assert_eq!(at(100_000, None), None, "unlimited");
+        assert_eq!(
+            at(80, Some(100)).map(|f| f.1),
+            Some(vec![30020]),
+            "the ports it listens on"
+        );
+
+        let mut snap = snapshot(vec![]);
+        snap.host.files_allocated = Some(960_000);
+        let f = classify(&snap, &t);
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].kind, f[0].severity),
+            (Kind::FdExhaustion, Severity::Critical)
+        );
+        assert_eq!(f[0].evidence["scope"], "host");
+    }
+
+    #[test]
+    fn ephemeral_ports_per_destination() {
+        let t = Thresholds::default();
+        let conns = |n: u16, tw: u16, dest: &str| -> Vec<crate::model::Socket> {
+            (0..n)
+                .map(|i| {
+                    let state = if i < tw {
+                        TcpState::TimeWait
+                    } else {
+                        TcpState::Established
+                    };
+                    let inode = if state == TcpState::TimeWait {
+                        0
+                    } else {
+                        u64::from(i) + 1
+                    };
+                    sock(state, &format!("10.0.0.1:{}", 40000 + i), dest, inode)
+                })
+                .collect()
+        };
+        let run = |sockets: Vec<crate::model::Socket>| {
+            let mut snap = snapshot(sockets);
+            snap.host
+                .sysctls
+                .insert("net.ipv4.ip_local_port_range".into(), "40000 40009".into());
+            classify(&snap, &t)
+                .into_iter()
+                .filter(|f| f.kind == Kind::EphemeralPortExhaustion)
+                .map(|f| (f.severity, f.count, f.evidence["time_wait"].clone()))
+                .collect::<Vec<_>>()
+        };
+        assert!(run(conns(4, 0, "10.0.0.5:5432")).is_empty());
+        assert_eq!(
+            run(conns(5, 3, "10.0.0.5:5432")),
+            vec![(Severity::Warning, 5, 3.into())]
+        );
+        assert_eq!(run(conns(9, 9, "10.0.0.5:5432"))[0].0, Severity::Critical);
+        // Two destinations each below the threshold.
+        let mut two = conns(4, 0, "10.0.0.5:5432");
+        two.extend(conns(4, 0, "10.0.0.6:5432"));
+        assert!(run(two).is_empty());
+    }
+
+    #[test]
+    fn host_tables() {
+        let t = Thresholds::default();
+        let mut snap = snapshot(vec![]);
+        let tcp = snap.host.sockstat.entry("TCP".into()).or_default();
+        tcp.insert("tw".into(), 131_072);
+        tcp.insert("orphan".into(), 60_000);
+        let f = classify(&snap, &t);
+        let got: Vec<(Kind, Severity)> = f.iter().map(|f| (f.kind, f.severity)).collect();
+        assert!(got.contains(&(Kind::TimeWaitPressure, Severity::Warning)));
+        assert!(got.contains(&(Kind::OrphanPressure, Severity::Critical)));
+        snap.host
+            .sockstat
+            .get_mut("TCP")
+            .expect("tcp")
+            .insert("tw".into(), 10);
+        snap.host
+            .sockstat
+            .get_mut("TCP")
+            .expect("tcp")
+            .insert("orphan".into(), 3);
+        assert!(
+            classify(&snap, &t).is_empty(),
+            "a handful of TIME_WAIT is fine"
+        );
+    }
+}

@@ -135,3 +135,82 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{snapshot, sock};
+    use super::super::{Kind, Severity, Thresholds, classify};
+    use crate::model::{Source, TcpState};
+
+    fn queue(q: u32, backlog: u32) -> Option<Severity> {
+        let mut l = sock(TcpState::Listen, "0.0.0.0:30020", "0.0.0.0:0", 1);
+        l.recv_q = q;
+        l.send_q = backlog;
+        classify(&snapshot(vec![l]), &Thresholds::default())
+            .into_iter()
+            .find(|f| f.kind == Kind::AcceptQueueFull)
+            .map(|f| f.severity)
+    }
+
+    #[test]
+    fn accept_queue_edges() {
+        assert_eq!(queue(0, 4), None);
+        assert_eq!(queue(1, 4), None);
+        assert_eq!(queue(2, 4), Some(Severity::Warning));
+        assert_eq!(queue(4, 4), Some(Severity::Critical));
+        assert_eq!(queue(5, 4), Some(Severity::Critical));
+    }
+
+    #[test]
+    fn accept_queue_from_proc_without_a_limit() {
+        let mut l = sock(TcpState::Listen, "0.0.0.0:30020", "0.0.0.0:0", 1);
+        l.recv_q = 3;
+        l.send_q = 0;
+        l.tcp_info = None;
+        let mut snap = snapshot(vec![l]);
+        snap.source = Source::Proc;
+        let t = Thresholds::default();
+        assert!(
+            classify(&snap, &t).is_empty(),
+            "no overflow seen: nothing to say"
+        );
+        snap.host.tcp_ext.insert("ListenOverflows".into(), 12);
+        let f = classify(&snap, &t);
+        assert_eq!(
+            (f[0].kind, f[0].severity),
+            (Kind::AcceptQueueFull, Severity::Warning)
+        );
+        assert!(f[0].explanation.contains("does not show"));
+        snap.sockets[0].recv_q = 4096;
+        assert_eq!(
+            classify(&snap, &t)[0].severity,
+            Severity::Critical,
+            "at somaxconn"
+        );
+    }
+
+    #[test]
+    fn syn_backlog_against_the_smaller_limit() {
+        let mut l = sock(TcpState::Listen, "0.0.0.0:30020", "0.0.0.0:0", 1);
+        l.send_q = 4096;
+        let mut sockets = vec![l];
+        for i in 0..600u16 {
+            let mut s = sock(
+                TcpState::SynRecv,
+                "10.0.0.1:30020",
+                &format!("10.9.0.1:{}", 1000 + i),
+                0,
+            );
+            s.tcp_info = None;
+            sockets.push(s);
+        }
+        let f = classify(&snapshot(sockets), &Thresholds::default());
+        let syn: Vec<_> = f.iter().filter(|f| f.kind == Kind::SynBacklog).collect();
+        assert_eq!(syn.len(), 1);
+        assert_eq!((syn[0].severity, syn[0].count), (Severity::Warning, 600));
+        assert_eq!(
+            syn[0].evidence["limit"], 1024,
+            "tcp_max_syn_backlog is the smaller"
+        );
+    }
+}

@@ -36,9 +36,14 @@ fn rules(s: &Socket, t: &Thresholds) -> Vec<(Kind, Option<Dead>)> {
             hits.push((Kind::HalfOpen, Some(Dead::SynSent)));
         }
         (TcpState::SynSent | TcpState::SynRecv | TcpState::Listen, _) => {}
-        (_, TimerKind::Retransmit | TimerKind::Persist)
+        (_, TimerKind::Retransmit)
             if in_flight && (s.timer.count >= t.retransmits || backoff >= t.retransmits) =>
         {
+            hits.push((Kind::HalfOpen, Some(Dead::Retransmitting)));
+        }
+        // Zero-window probes back off even when the peer answers them with a
+        // zero window; only unanswered probes (the count) mean it is gone.
+        (_, TimerKind::Persist) if s.timer.count >= t.retransmits => {
             hits.push((Kind::HalfOpen, Some(Dead::Retransmitting)));
         }
         (TcpState::Established, TimerKind::Keepalive) if s.timer.count >= 1 => {
@@ -241,5 +246,242 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             remediation: text.1,
             sockets: g.sockets,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{snapshot, sock, timer};
+    use super::super::{Finding, Kind, Severity, Thresholds, classify as all};
+    use crate::model::{Source, TcpState, TimerKind};
+
+    fn kinds(f: &[Finding]) -> Vec<(Kind, Severity, u32)> {
+        f.iter().map(|f| (f.kind, f.severity, f.count)).collect()
+    }
+
+    fn server(state: TcpState, n: u64) -> crate::model::Socket {
+        sock(
+            state,
+            "10.0.0.1:30020",
+            &format!("10.0.0.9:{}", 40000 + n),
+            n + 1,
+        )
+    }
+
+    fn listener() -> crate::model::Socket {
+        let mut l = sock(TcpState::Listen, "10.0.0.1:30020", "0.0.0.0:0", 1000);
+        l.send_q = 2048;
+        l
+    }
+
+    #[test]
+    fn close_wait_needs_its_age_and_turns_critical_by_count() {
+        let t = Thresholds::default();
+        let aged = |ms| {
+            let mut s = server(TcpState::CloseWait, 1);
+            let ti = s.tcp_info.as_mut().expect("ti");
+            ti.last_data_recv = Some(ms);
+            ti.last_ack_recv = Some(ms);
+            s
+        };
+        assert!(all(&snapshot(vec![listener(), aged(9_999)]), &t).is_empty());
+        let f = all(&snapshot(vec![listener(), aged(10_000)]), &t);
+        assert_eq!(kinds(&f), vec![(Kind::CloseWait, Severity::Warning, 1)]);
+        assert_eq!(f[0].pids, vec![100]);
+        assert_eq!(f[0].ports, vec![30020]);
+        assert_eq!(f[0].evidence["server"], "uvicorn");
+        assert!(
+            f[0].remediation
+                .contains("uvicorn has no per-request timeout")
+        );
+        let mut many: Vec<_> = (0..100)
+            .map(|i| {
+                let mut s = server(TcpState::CloseWait, i);
+                s.tcp_info = None;
+                s
+            })
+            .collect();
+        many.push(listener());
+        let f = all(&snapshot(many.clone()), &t);
+        assert_eq!(kinds(&f), vec![(Kind::CloseWait, Severity::Critical, 100)]);
+        many.pop();
+        many.pop();
+        let f = all(&snapshot(many), &t);
+        assert_eq!(f[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn half_open_edges() {
+        let t = Thresholds::default();
+        let retrans = |count, backoff, unacked| {
+            let mut s = server(TcpState::Established, 1);
+            s.timer = timer(TimerKind::Retransmit, count);
+            s.send_q = 100;
+            let ti = s.tcp_info.as_mut().expect("ti");
+            ti.backoff = Some(backoff);
+            ti.unacked = Some(unacked);
+            s
+        };
+        assert!(all(&snapshot(vec![retrans(2, 2, 1)]), &t).is_empty());
+        assert_eq!(
+            all(&snapshot(vec![retrans(3, 0, 1)]), &t)[0].kind,
+            Kind::HalfOpen
+        );
+        assert_eq!(
+            all(&snapshot(vec![retrans(0, 3, 1)]), &t)[0].kind,
+            Kind::HalfOpen
+        );
+        let f = all(&snapshot(vec![retrans(5, 5, 2)]), &t);
+        assert_eq!(f[0].evidence["max_retransmits"], 5);
+        assert_eq!(f[0].evidence["tcp_retries2"], 15);
+
+        let mut ka = server(TcpState::Established, 2);
+        ka.timer = timer(TimerKind::Keepalive, 0);
+        assert!(all(&snapshot(vec![ka.clone()]), &t).is_empty());
+        ka.timer.count = 1;
+        assert_eq!(
+            all(&snapshot(vec![ka]), &t)[0].evidence["keepalive_unanswered"],
+            1
+        );
+
+        let mut syn = sock(TcpState::SynSent, "10.0.0.1:45000", "10.0.0.5:5432", 9);
+        syn.timer = timer(TimerKind::Retransmit, 1);
+        assert!(all(&snapshot(vec![syn.clone()]), &t).is_empty());
+        syn.timer.count = 2;
+        let f = all(&snapshot(vec![syn]), &t);
+        assert_eq!(f[0].evidence["syn_sent_unanswered"], 1);
+        assert_eq!(f[0].evidence["remote"], "10.0.0.5:5432");
+        assert!(f[0].remediation.contains("connect timeout"));
+    }
+
+    #[test]
+    fn zero_window_is_a_slow_reader_until_probes_go_unanswered() {
+        let t = Thresholds::default();
+        let mut s = server(TcpState::Established, 1);
+        s.timer = timer(TimerKind::Persist, 0);
+        s.send_q = 1 << 20;
+        s.tcp_info.as_mut().expect("ti").last_data_sent = Some(10_000);
+        let f = all(&snapshot(vec![listener(), s.clone()]), &t);
+        assert_eq!(
+            kinds(&f),
+            vec![(Kind::PeerNotReading, Severity::Warning, 1)]
+        );
+        // An old kernel's short tcp_info: no snd_wnd, the timer still tells.
+        let mut old = s.clone();
+        old.tcp_info.as_mut().expect("ti").snd_wnd = None;
+        assert_eq!(
+            all(&snapshot(vec![listener(), old]), &t)[0].kind,
+            Kind::PeerNotReading
+        );
+        // Not long enough stuck.
+        let mut fresh = s.clone();
+        fresh.tcp_info.as_mut().expect("ti").last_data_sent = Some(500);
+        assert!(all(&snapshot(vec![listener(), fresh]), &t).is_empty());
+        // Backoff grows while a live peer answers probes with a zero window.
+        let mut backed_off = s.clone();
+        backed_off.tcp_info.as_mut().expect("ti").backoff = Some(6);
+        assert_eq!(
+            all(&snapshot(vec![listener(), backed_off]), &t)[0].kind,
+            Kind::PeerNotReading
+        );
+        // Probes unanswered: the peer is gone, not slow.
+        s.timer.count = 3;
+        assert_eq!(
+            all(&snapshot(vec![listener(), s]), &t)[0].kind,
+            Kind::HalfOpen
+        );
+    }
+
+    #[test]
+    fn unread_requests_and_idle_connections() {
+        let t = Thresholds::default();
+        let mut unread = server(TcpState::Established, 1);
+        unread.recv_q = 512;
+        unread.tcp_info.as_mut().expect("ti").last_data_recv = Some(10_000);
+        let f = all(&snapshot(vec![listener(), unread.clone()]), &t);
+        assert_eq!(kinds(&f), vec![(Kind::AppNotReading, Severity::Warning, 1)]);
+        assert!(
+            f[0].remediation.contains("event loop"),
+            "tailored to uvicorn"
+        );
+
+        let idle = |ms, kind| {
+            let mut s = server(TcpState::Established, 2);
+            s.timer = timer(kind, 0);
+            let ti = s.tcp_info.as_mut().expect("ti");
+            ti.last_data_recv = Some(ms);
+            ti.last_data_sent = Some(ms);
+            s
+        };
+        assert!(
+            all(
+                &snapshot(vec![listener(), idle(299_999, TimerKind::Off)]),
+                &t
+            )
+            .is_empty()
+        );
+        let f = all(
+            &snapshot(vec![listener(), idle(300_000, TimerKind::Off)]),
+            &t,
+        );
+        assert_eq!(
+            kinds(&f),
+            vec![(Kind::IdleNoKeepalive, Severity::Warning, 1)]
+        );
+        assert!(f[0].remediation.contains("--timeout-keep-alive"));
+        assert!(
+            all(
+                &snapshot(vec![listener(), idle(900_000, TimerKind::Keepalive)]),
+                &t
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_proc_source_judges_without_ages() {
+        let t = Thresholds::default();
+        let strip = |mut s: crate::model::Socket| {
+            s.tcp_info = None;
+            s.cookie = None;
+            s
+        };
+        let cw = strip(server(TcpState::CloseWait, 1));
+        let mut unread = strip(server(TcpState::Established, 2));
+        unread.recv_q = 100;
+        let mut persist = strip(server(TcpState::Established, 3));
+        persist.timer = timer(TimerKind::Persist, 0);
+        persist.send_q = 4096;
+        let mut snap = snapshot(vec![listener(), cw, unread, persist]);
+        snap.source = Source::Proc;
+        let f = all(&snap, &t);
+        let k: Vec<Kind> = f.iter().map(|f| f.kind).collect();
+        assert!(k.contains(&Kind::CloseWait) && k.contains(&Kind::PeerNotReading));
+        assert!(!k.contains(&Kind::AppNotReading), "needs tcp_info");
+        assert!(f.iter().all(|f| !f.evidence.contains_key("oldest_s")));
+        assert!(super::super::unchecked(&snap).is_some_and(|u| u.contains("app_not_reading")));
+    }
+
+    #[test]
+    fn fin_wait2_owned_is_a_warning_orphaned_is_information() {
+        let t = Thresholds::default();
+        let mut owned = server(TcpState::FinWait2, 1);
+        let ti = owned.tcp_info.as_mut().expect("ti");
+        ti.last_data_recv = Some(20_000);
+        ti.last_ack_recv = Some(20_000);
+        let mut orphan = sock(TcpState::FinWait2, "10.0.0.1:45000", "10.0.0.5:80", 0);
+        orphan.tcp_info = None;
+        orphan.timer = timer(TimerKind::TimeWait, 0);
+        let f = all(&snapshot(vec![listener(), owned, orphan]), &t);
+        assert_eq!(
+            kinds(&f),
+            vec![
+                (Kind::FinWait2, Severity::Warning, 1),
+                (Kind::FinWait2, Severity::Info, 1)
+            ]
+        );
+        assert_eq!(f[0].pids, vec![100]);
+        assert!(f[1].pids.is_empty());
+        assert!(f[1].explanation.contains("tcp_fin_timeout = 60 s"));
     }
 }

@@ -197,8 +197,8 @@ fn write_processes(
             .fd_limit
             .map_or("unlimited".to_string(), |l| l.to_string())));
         let mut cmd = terminal(&pr.cmdline);
-        if cmd.chars().count() > 60 {
-            cmd = cmd.chars().take(59).collect::<String>() + "…";
+        if cmd.chars().count() > 48 {
+            cmd = cmd.chars().take(47).collect::<String>() + "…";
         }
         row.push(Cell::new(cmd));
         t.add_row(row);
@@ -206,17 +206,18 @@ fn write_processes(
     writeln!(out, "\n{t}")
 }
 
-/// Wraps `text` at `width` columns, each line after the first indented.
+/// Wraps `text`, printed after `indent`-wide prefix, at `width` columns;
+/// each line after the first is indented.
 fn wrap(text: &str, width: usize, indent: &str) -> String {
     let mut out = String::new();
-    let mut col = 0;
+    let mut col = indent.len();
     for word in text.split_whitespace() {
         let w = word.chars().count();
-        if col > 0 && col + 1 + w > width {
+        if col > indent.len() && col + 1 + w > width {
             out.push('\n');
             out.push_str(indent);
             col = indent.len();
-        } else if col > 0 {
+        } else if col > indent.len() {
             out.push(' ');
             col += 1;
         }
@@ -279,7 +280,10 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
         ]
         .map(String::from),
     );
-    for (s, kinds) in &r.sockets {
+    // Without --sockets, a long list of flagged sockets is cut: the findings
+    // above already count them, the JSON lists them all.
+    let limit = if r.all_sockets { usize::MAX } else { 20 };
+    for (s, kinds) in r.sockets.iter().take(limit) {
         let timer = match s.timer.kind {
             crate::model::TimerKind::Off => "off".to_string(),
             k => format!(
@@ -304,7 +308,15 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
             Cell::new(kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
         ]);
     }
-    writeln!(out, "\n{t}")
+    writeln!(out, "\n{t}")?;
+    if r.sockets.len() > limit {
+        writeln!(
+            out,
+            "({} more flagged sockets: --sockets lists them all)",
+            r.sockets.len() - limit
+        )?;
+    }
+    Ok(())
 }
 
 pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {

@@ -35,6 +35,27 @@ def fill(conn):
         pass
 
 
+def stream(conn):
+    """Writes a little, forever: data stays in flight if the peer vanishes."""
+    while True:
+        try:
+            conn.send(b"z" * 1024)
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
+def echo(conn):
+    while True:
+        try:
+            data = conn.recv(4096)
+            if not data:
+                return
+            conn.sendall(data)
+        except OSError:
+            return
+
+
 def serve(lst, args, held):
     n = 0
     while True:
@@ -43,11 +64,18 @@ def serve(lst, args, held):
         except OSError:
             return
         n += 1
+        if args.keepalive:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         if args.on_accept == "close":
             conn.close()
         else:
             if args.on_accept == "write":
                 fill(conn)
+            elif args.on_accept == "shutdown":
+                conn.shutdown(socket.SHUT_WR)
+            elif args.on_accept in ("stream", "echo"):
+                target = stream if args.on_accept == "stream" else echo
+                threading.Thread(target=target, args=(conn,), daemon=True).start()
             held.append(conn)
         say(accepted=n, pid=os.getpid())
 
@@ -67,11 +95,37 @@ def listen(args):
             break
         pids.append(child)
     held = []
+    if args.nofile_headroom is not None:
+        # A soft limit just above what is open now: fd_exhaustion.
+        import resource
+        n = len(os.listdir("/proc/self/fd")) - 1
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + args.nofile_headroom, hard))
     if not args.no_accept:
         threading.Thread(target=serve, args=(lst, args, held), daemon=True).start()
     if pids[0] == os.getpid() and (args.workers == 1 or len(pids) == args.workers):
         say(ready="listen", pids=pids)
     wait()
+
+
+def reader(s):
+    while True:
+        try:
+            if not s.recv(65536):
+                return
+        except OSError:
+            return
+
+
+def chat(s):
+    """Traffic both ways: send, read the echo, repeat."""
+    while True:
+        try:
+            s.sendall(b"ping" * 25)
+            s.recv(4096)
+        except OSError:
+            return
+        time.sleep(0.1)
 
 
 def connect(args):
@@ -95,6 +149,9 @@ def connect(args):
         if args.then == "close":
             s.close()
         else:
+            if args.read or args.chat:
+                target = chat if args.chat else reader
+                threading.Thread(target=target, args=(s,), daemon=True).start()
             held.append(s)
     if args.then == "close-after-peer":
         # Wait for the peer's FIN (recv returns b""), then close: TIME_WAIT here
@@ -124,8 +181,17 @@ def main():
     l.add_argument("--backlog", type=int, default=128)
     l.add_argument("--workers", type=int, default=1)
     l.add_argument("--no-accept", action="store_true")
-    l.add_argument("--on-accept", choices=["hold", "close", "write"], default="hold")
+    l.add_argument(
+        "--on-accept",
+        choices=["hold", "close", "write", "stream", "echo", "shutdown"],
+        default="hold",
+        help="hold: never read or write; close: close at once; write: fill the "
+        "send buffer once; stream: write a little forever; echo: send back what "
+        "arrives; shutdown: shut down the sending side and hold the socket",
+    )
+    l.add_argument("--keepalive", action="store_true")
     l.add_argument("--rcvbuf", type=int, default=0)
+    l.add_argument("--nofile-headroom", type=int, default=None)
     c = sub.add_parser("connect")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, required=True)
@@ -134,6 +200,8 @@ def main():
     c.add_argument("--nonblocking", action="store_true")
     c.add_argument("--send", type=int, default=0)
     c.add_argument("--rcvbuf", type=int, default=0)
+    c.add_argument("--read", action="store_true", help="read everything, forever")
+    c.add_argument("--chat", action="store_true", help="send and read back, forever")
     c.add_argument("--then", choices=["hold", "close", "close-after-peer"], default="hold")
     args = p.parse_args()
     {"listen": listen, "connect": connect}[args.role](args)

@@ -222,3 +222,150 @@ fn malformed_input_is_an_error_or_a_count_never_a_panic() {
         assert!(out.len() <= 17);
     }
 }
+
+/// The captured namespace as a snapshot: its sockets, one owner per inode,
+/// a fixed time and host, so that classification and rendering are
+/// deterministic.
+pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
+    use std::collections::{BTreeMap, HashMap};
+    use zombiescan::model::{Gaps, Host, Process, Snapshot, Source};
+    let mut sockets = netlink_sockets("netlink/inet4.bin");
+    sockets.extend(netlink_sockets("netlink/inet6.bin"));
+    let server = |pid: u32, comm: &str, cmdline: &str| Process {
+        pid,
+        comm: comm.as_bytes().to_vec(),
+        cmdline: cmdline.as_bytes().to_vec(),
+        uid: Some(1000),
+        fds_open: 12,
+        fd_limit: Some(1024),
+    };
+    let mut owners = HashMap::new();
+    for s in sockets.iter().filter(|s| s.inode != 0) {
+        // Servers on 30020-30023 are pid 100 (uvicorn), clients pid 200.
+        let pid = if (30020..=30023).contains(&s.local.port()) {
+            100
+        } else {
+            200
+        };
+        owners.insert(s.inode, vec![pid]);
+    }
+    let mut processes = BTreeMap::new();
+    processes.insert(
+        100,
+        server(
+            100,
+            "uvicorn",
+            "/srv/venv/bin/uvicorn app:app --port 30020 --reload",
+        ),
+    );
+    processes.insert(
+        200,
+        server(200, "python3", "python3 client.py --name=a|b\nc"),
+    );
+    let sysctls = [
+        ("net.ipv4.ip_local_port_range", "32768 60999"),
+        ("net.ipv4.tcp_fin_timeout", "60"),
+        ("net.ipv4.tcp_keepalive_time", "7200"),
+        ("net.ipv4.tcp_retries2", "15"),
+        ("net.core.somaxconn", "4096"),
+    ];
+    Snapshot {
+        captured_at: std::time::UNIX_EPOCH + Duration::from_secs(1_795_575_845),
+        source: Source::Netlink,
+        filter: Default::default(),
+        sockets,
+        owners,
+        processes,
+        owners_walked: true,
+        netns: Some(4026532000),
+        host: Host {
+            hostname: "api-1".into(),
+            kernel: "6.18.44".into(),
+            files_allocated: Some(2176),
+            files_max: Some(1_000_000),
+            sysctls: sysctls
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Host::default()
+        },
+        gaps: Gaps::default(),
+    }
+}
+
+#[test]
+fn the_captured_namespace_classified() {
+    use zombiescan::classify::{Kind, Severity, Thresholds, classify};
+    let snap = fixture_snapshot();
+    let t = Thresholds {
+        stall: Duration::from_secs(1),
+        ..Thresholds::default()
+    };
+    let got: Vec<(Kind, Severity, u32, Vec<u16>)> = classify(&snap, &t)
+        .into_iter()
+        .map(|f| (f.kind, f.severity, f.count, f.ports))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Kind::CloseWait, Severity::Warning, 2, vec![30020]),
+            // The server writing to a client that does not read, and that
+            // client, whose unread bytes wait in its Recv-Q.
+            (Kind::PeerNotReading, Severity::Warning, 1, vec![30022]),
+            (Kind::AppNotReading, Severity::Warning, 1, vec![30022]),
+            (Kind::FinWait2, Severity::Info, 2, vec![30020]),
+        ]
+    );
+    // The default stall (10 s) is longer than these sockets had been stuck.
+    let quiet: Vec<Kind> = classify(&snap, &Thresholds::default())
+        .into_iter()
+        .filter(|f| f.severity != Severity::Info)
+        .map(|f| f.kind)
+        .collect();
+    assert!(quiet.is_empty(), "{quiet:?}");
+}
+
+/// Compares rendered output with `fixtures/golden/NAME`;
+/// `ZOMBIESCAN_BLESS=1` rewrites it.
+fn golden(name: &str, rendered: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/golden")
+        .join(name);
+    if std::env::var_os("ZOMBIESCAN_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, rendered).expect("write");
+    }
+    let want = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        want == rendered,
+        "{name} changed; review and bless with ZOMBIESCAN_BLESS=1:\n{}",
+        String::from_utf8_lossy(rendered)
+    );
+}
+
+#[test]
+fn table_and_markdown_renderings_of_the_captured_namespace() {
+    use zombiescan::classify::{Thresholds, classify};
+    use zombiescan::render::{markdown, table};
+    use zombiescan::report::{Options, Report};
+    let snap = fixture_snapshot();
+    let t = Thresholds {
+        stall: Duration::from_secs(1),
+        ..Thresholds::default()
+    };
+    let report = Report::new(&snap, classify(&snap, &t), &Options::default());
+    let mut txt = Vec::new();
+    table::write(&report, false, &mut txt).expect("table");
+    golden("report.txt", &txt);
+    let mut md = Vec::new();
+    markdown::write(&report, "zombiescan --stall 1s --format markdown", &mut md).expect("markdown");
+    golden("report.md", &md);
+    let md = String::from_utf8(md).expect("utf-8");
+    // A hostile command line stays inside its table cell.
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| 200 |"))
+        .expect("client row");
+    assert!(row.contains("a\\|b\\\\x0ac"), "{row}");
+    assert!(!txt.contains(&0x1b), "no colour when not asked");
+}

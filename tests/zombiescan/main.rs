@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod findings;
 mod fixtures;
 mod live;
 mod netns;

@@ -1,0 +1,367 @@
+//! Every finding that can be built on one machine, built for real in
+//! namespaces, and the healthy controls that must raise nothing.
+
+use std::time::{Duration, Instant};
+
+use zombiescan::render::json::{Document, Finding};
+
+use crate::netns::{Netns, live_or_skip};
+
+fn of_kind<'a>(doc: &'a Document, kind: &str) -> Vec<&'a Finding> {
+    doc.findings.iter().filter(|f| f.kind == kind).collect()
+}
+
+/// Scans until `ready` holds (timers need time to fire), at most 20 s.
+fn scan_until(
+    ns: &Netns,
+    args: &[&str],
+    what: &str,
+    ready: impl Fn(&Document) -> bool,
+) -> Document {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let doc = ns.zombiescan_json(args);
+        if ready(&doc) {
+            return doc;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; findings: {:#?}",
+            doc.findings
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn one<'a>(doc: &'a Document, kind: &str, port: u16) -> &'a Finding {
+    let f: Vec<&Finding> = of_kind(doc, kind)
+        .into_iter()
+        .filter(|f| f.ports.contains(&port))
+        .collect();
+    assert_eq!(f.len(), 1, "one {kind} on port {port}: {:#?}", doc.findings);
+    f[0]
+}
+
+fn flagged(doc: &Document, kind: &str) -> usize {
+    doc.sockets
+        .iter()
+        .filter(|s| s.findings.iter().any(|k| k == kind))
+        .count()
+}
+
+#[test]
+fn close_wait_when_the_server_never_closes() {
+    if !live_or_skip("close_wait_when_the_server_never_closes") {
+        return;
+    }
+    let mut ns = Netns::new("cw");
+    let server = ns.spawn(&["listen", "--port", "30020"])[0];
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "4", "--then", "close",
+    ]);
+    ns.wait_accepted(4);
+    let doc = scan_until(&ns, &["--stall", "1s"], "close_wait", |d| {
+        !of_kind(d, "close_wait").is_empty()
+    });
+    let f = one(&doc, "close_wait", 30020);
+    assert_eq!((f.count, f.severity.as_str()), (4, "warning"));
+    assert_eq!(f.pids, vec![server]);
+    assert_eq!(f.evidence["direction"], "inbound");
+    assert!(f.evidence["oldest_s"].as_f64().is_some_and(|s| s >= 1.0));
+    assert!(f.explanation.contains("CLOSE_WAIT") && f.remediation.contains("timeout"));
+    assert_eq!(
+        flagged(&doc, "close_wait"),
+        4,
+        "the flagged sockets are listed"
+    );
+    // The client's closed sockets wait for the server's FIN: orphaned
+    // FIN_WAIT2, only information.
+    let fw = of_kind(&doc, "fin_wait2");
+    assert_eq!(fw.len(), 1);
+    assert_eq!((fw[0].severity.as_str(), fw[0].count), ("info", 4));
+    assert!(fw[0].pids.is_empty());
+    // --fail-on turns it into exit status 1.
+    let out = ns.exec(&[crate::netns::BIN, "--stall", "1s", "--fail-on", "warning"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = ns.exec(&[crate::netns::BIN, "--stall", "1s", "--fail-on", "critical"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn half_open_when_the_clients_link_goes_down_with_data_in_flight() {
+    if !live_or_skip("half_open_when_the_clients_link_goes_down_with_data_in_flight") {
+        return;
+    }
+    let mut server_ns = Netns::new("hos");
+    let mut client_ns = Netns::new("hoc");
+    server_ns.veth_to(&client_ns, "10.231.1.1", "10.231.1.2");
+    let server = server_ns.spawn(&[
+        "listen",
+        "--host",
+        "10.231.1.1",
+        "--port",
+        "30020",
+        "--on-accept",
+        "stream",
+    ])[0];
+    client_ns.spawn(&[
+        "connect",
+        "--host",
+        "10.231.1.1",
+        "--port",
+        "30020",
+        "--count",
+        "2",
+        "--read",
+    ]);
+    server_ns.wait_accepted(2);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = client_ns.exec(&["ip", "link", "set", "zsb0", "down"]);
+    assert!(out.status.success());
+    let doc = scan_until(&server_ns, &["--port", "30020"], "half_open", |d| {
+        of_kind(d, "half_open").iter().any(|f| f.count == 2)
+    });
+    let f = one(&doc, "half_open", 30020);
+    assert_eq!(f.pids, vec![server]);
+    assert_eq!(f.evidence["retransmitting"], 2);
+    assert!(
+        f.evidence["max_retransmits"]
+            .as_u64()
+            .is_some_and(|n| n >= 3)
+    );
+    assert!(f.evidence["unacked"].as_u64().is_some_and(|n| n > 0));
+    assert!(f.remediation.contains("tcp_retries2") && f.remediation.contains("TCP_USER_TIMEOUT"));
+    let s = doc
+        .sockets
+        .iter()
+        .find(|s| s.state == "ESTABLISHED")
+        .expect("socket");
+    assert_eq!(s.timer.kind, "retransmit");
+    assert!(
+        s.tcp_info
+            .as_ref()
+            .and_then(|t| t.backoff)
+            .is_some_and(|b| b >= 3)
+    );
+}
+
+#[test]
+fn peer_not_reading_when_the_client_never_reads() {
+    if !live_or_skip("peer_not_reading_when_the_client_never_reads") {
+        return;
+    }
+    let mut ns = Netns::new("pnr");
+    let server = ns.spawn(&["listen", "--port", "30020", "--on-accept", "write"])[0];
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "3", "--rcvbuf", "4096",
+    ]);
+    ns.wait_accepted(3);
+    // Wait until the probe timer has backed off (the peer answers each
+    // probe with a zero window): that is no sign of a dead peer.
+    let doc = scan_until(
+        &ns,
+        &["--stall", "1s", "--sockets"],
+        "peer_not_reading",
+        |d| {
+            of_kind(d, "peer_not_reading").iter().any(|f| f.count == 3)
+                && d.sockets
+                    .iter()
+                    .filter(|s| s.timer.kind == "persist")
+                    .all(|s| {
+                        s.tcp_info
+                            .as_ref()
+                            .and_then(|t| t.backoff)
+                            .is_some_and(|b| b >= 3)
+                    })
+        },
+    );
+    let f = one(&doc, "peer_not_reading", 30020);
+    assert_eq!(f.pids, vec![server]);
+    assert!(f.evidence["send_q"].as_u64().is_some_and(|n| n > 1_000_000));
+    let persist = doc
+        .sockets
+        .iter()
+        .filter(|s| s.timer.kind == "persist")
+        .count();
+    assert_eq!(persist, 3, "zero-window probe timers");
+    assert!(
+        of_kind(&doc, "half_open").is_empty(),
+        "a live peer answering probes is not dead"
+    );
+}
+
+#[test]
+fn app_not_reading_when_the_server_stops_reading() {
+    if !live_or_skip("app_not_reading_when_the_server_stops_reading") {
+        return;
+    }
+    let mut ns = Netns::new("anr");
+    let server = ns.spawn(&["listen", "--port", "30020"])[0];
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "2", "--send", "1500",
+    ]);
+    ns.wait_accepted(2);
+    let doc = scan_until(&ns, &["--stall", "1s"], "app_not_reading", |d| {
+        !of_kind(d, "app_not_reading").is_empty()
+    });
+    let f = one(&doc, "app_not_reading", 30020);
+    assert_eq!((f.count, f.pids.clone()), (2, vec![server]));
+    assert_eq!(f.evidence["recv_q"], 3000);
+    assert!(f.evidence["oldest_s"].as_f64().is_some_and(|s| s >= 1.0));
+}
+
+#[test]
+fn accept_queue_full_when_the_listener_never_accepts() {
+    if !live_or_skip("accept_queue_full_when_the_listener_never_accepts") {
+        return;
+    }
+    let mut ns = Netns::new("aq");
+    let server = ns.spawn(&["listen", "--port", "30020", "--backlog", "4", "--no-accept"])[0];
+    ns.spawn(&[
+        "connect",
+        "--port",
+        "30020",
+        "--count",
+        "20",
+        "--nonblocking",
+    ]);
+    let doc = scan_until(&ns, &["--port", "30020"], "accept_queue_full", |d| {
+        of_kind(d, "accept_queue_full")
+            .iter()
+            .any(|f| f.severity == "critical")
+    });
+    let f = one(&doc, "accept_queue_full", 30020);
+    assert_eq!(f.pids, vec![server]);
+    assert_eq!(f.evidence["backlog"], 4);
+    assert!(f.evidence["accept_queue"].as_u64().is_some_and(|q| q >= 4));
+    assert!(
+        f.evidence["listen_overflows"]
+            .as_i64()
+            .is_some_and(|n| n > 0),
+        "{:?}",
+        f.evidence
+    );
+    assert!(f.remediation.contains("somaxconn"));
+}
+
+#[test]
+fn fd_exhaustion_when_the_limit_is_just_above_the_open_fds() {
+    if !live_or_skip("fd_exhaustion_when_the_limit_is_just_above_the_open_fds") {
+        return;
+    }
+    let mut ns = Netns::new("fd");
+    let server = ns.spawn(&["listen", "--port", "30020", "--nofile-headroom", "1"])[0];
+    let doc = ns.zombiescan_json(&[]);
+    let f: Vec<&Finding> = of_kind(&doc, "fd_exhaustion")
+        .into_iter()
+        .filter(|f| f.pids == vec![server])
+        .collect();
+    assert_eq!(f.len(), 1, "{:#?}", doc.findings);
+    let (open, limit) = (
+        f[0].evidence["fds_open"].as_u64().expect("n"),
+        f[0].evidence["fd_limit"].as_u64().expect("n"),
+    );
+    assert_eq!(open + 1, limit);
+    let want = if open as f64 / limit as f64 >= 0.95 {
+        "critical"
+    } else {
+        "warning"
+    };
+    assert_eq!(f[0].severity, want);
+    assert_eq!(f[0].ports, vec![30020]);
+    assert!(f[0].remediation.contains("LimitNOFILE"));
+}
+
+#[test]
+fn idle_no_keepalive_only_without_keepalive() {
+    if !live_or_skip("idle_no_keepalive_only_without_keepalive") {
+        return;
+    }
+    let mut ns = Netns::new("idle");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&["listen", "--port", "30021", "--keepalive"]);
+    let bare = ns.spawn(&["connect", "--port", "30020", "--count", "3"])[0];
+    ns.spawn(&["connect", "--port", "30021", "--count", "3", "--keepalive"]);
+    ns.wait_accepted(6);
+    std::thread::sleep(Duration::from_millis(1200));
+    let doc = ns.zombiescan_json(&["--idle", "1s"]);
+    let idle = of_kind(&doc, "idle_no_keepalive");
+    assert_eq!(idle.len(), 2, "inbound and outbound on 30020: {idle:#?}");
+    assert!(idle.iter().all(|f| f.ports == vec![30020] && f.count == 3));
+    assert!(idle.iter().any(|f| f.pids == vec![bare]));
+    assert!(
+        doc.findings.iter().all(|f| !f.ports.contains(&30021)),
+        "keepalive on: nothing"
+    );
+    // Not idle yet by the default threshold.
+    let doc = ns.zombiescan_json(&[]);
+    assert!(of_kind(&doc, "idle_no_keepalive").is_empty());
+}
+
+#[test]
+fn fin_wait2_when_the_server_closes_first_and_the_client_never_does() {
+    if !live_or_skip("fin_wait2_when_the_server_closes_first_and_the_client_never_does") {
+        return;
+    }
+    let mut ns = Netns::new("fw2");
+    let server = ns.spawn(&["listen", "--port", "30020", "--on-accept", "shutdown"])[0];
+    let client = ns.spawn(&["connect", "--port", "30020", "--count", "3"])[0];
+    ns.wait_accepted(3);
+    let doc = scan_until(&ns, &["--stall", "1s"], "fin_wait2", |d| {
+        !of_kind(d, "fin_wait2").is_empty()
+    });
+    let f = one(&doc, "fin_wait2", 30020);
+    assert_eq!((f.count, f.severity.as_str()), (3, "warning"));
+    assert_eq!(
+        f.pids,
+        vec![server],
+        "the server holds its half-closed sockets"
+    );
+    // The client never closes: its side is the CLOSE_WAIT leak.
+    let cw = of_kind(&doc, "close_wait");
+    assert_eq!(cw.len(), 1);
+    assert_eq!(
+        (cw[0].pids.clone(), cw[0].evidence["direction"].as_str()),
+        (vec![client], Some("outbound"))
+    );
+}
+
+#[test]
+fn healthy_traffic_raises_no_warning() {
+    if !live_or_skip("healthy_traffic_raises_no_warning") {
+        return;
+    }
+    let mut ns = Netns::new("ok");
+    ns.spawn(&["listen", "--port", "30020", "--on-accept", "echo"]);
+    ns.spawn(&["connect", "--port", "30020", "--count", "5", "--chat"]);
+    ns.spawn(&["listen", "--port", "30021", "--keepalive"]);
+    ns.spawn(&["connect", "--port", "30021", "--count", "3", "--keepalive"]);
+    ns.spawn(&["listen", "--port", "30022", "--on-accept", "close"]);
+    ns.spawn(&[
+        "connect",
+        "--port",
+        "30022",
+        "--count",
+        "4",
+        "--then",
+        "close-after-peer",
+    ]);
+    ns.wait_accepted(12);
+    std::thread::sleep(Duration::from_millis(1500));
+    for args in [
+        &["--idle", "1s", "--stall", "1s"][..],
+        &[][..],
+        &["--source", "proc"][..],
+    ] {
+        let doc = ns.zombiescan_json(args);
+        assert_eq!(doc.summary.by_state.time_wait, 4, "{args:?}");
+        let loud: Vec<&Finding> = doc
+            .findings
+            .iter()
+            .filter(|f| f.severity != "info")
+            .collect();
+        assert!(loud.is_empty(), "{args:?}: false alarms {loud:#?}");
+        let out = ns.exec(&[&[crate::netns::BIN, "--fail-on", "warning"], args].concat());
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    }
+}
