@@ -365,3 +365,54 @@ fn healthy_traffic_raises_no_warning() {
         assert_eq!(out.status.code(), Some(0), "{args:?}");
     }
 }
+
+#[test]
+fn ephemeral_ports_and_time_wait_near_their_limits() {
+    if !live_or_skip("ephemeral_ports_and_time_wait_near_their_limits") {
+        return;
+    }
+    let mut ns = Netns::new("eph");
+    // A namespace with a 10-port local range and room for 4 TIME_WAIT.
+    for (k, v) in [
+        ("net.ipv4.ip_local_port_range", "40000 40009"),
+        ("net.ipv4.tcp_max_tw_buckets", "4"),
+    ] {
+        let out = ns.exec(&["sysctl", "-qw", &format!("{k}={v}")]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&["listen", "--port", "30021", "--on-accept", "close"]);
+    let client = ns.spawn(&["connect", "--port", "30020", "--count", "6"])[0];
+    ns.spawn(&[
+        "connect",
+        "--port",
+        "30021",
+        "--count",
+        "3",
+        "--then",
+        "close-after-peer",
+    ]);
+    ns.wait_accepted(9);
+    let doc = scan_until(&ns, &[], "time_wait_pressure", |d| {
+        !of_kind(d, "time_wait_pressure").is_empty()
+    });
+    let f = one(&doc, "ephemeral_port_exhaustion", 30020);
+    assert_eq!(
+        (f.count, f.severity.as_str()),
+        (6, "warning"),
+        "6 of 10 ports"
+    );
+    assert_eq!(f.pids, vec![client]);
+    assert_eq!(f.evidence["ip_local_port_range"], "40000 40009");
+    let tw = of_kind(&doc, "time_wait_pressure");
+    assert_eq!(
+        (tw[0].count, tw[0].severity.as_str()),
+        (3, "warning"),
+        "3 of 4 buckets"
+    );
+    assert_eq!(tw[0].evidence["tcp_max_tw_buckets"], 4);
+}
