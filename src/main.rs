@@ -20,7 +20,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut out = io::stdout().lock();
+    // Stdout is line-buffered: a report of many lines would cost a write per line.
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     match run(&cfg, &mut out) {
         Ok(Outcome { failed: true }) => ExitCode::from(1),
         Ok(Outcome { failed: false }) => ExitCode::SUCCESS,

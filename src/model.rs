@@ -1,12 +1,14 @@
 //! The plain data that flows from the collectors to the report.
 //!
 //! Every source (netlink, `/proc/net/tcp`) fills the same `Socket`; the
-//! process walk fills `owners` and `processes`; the host readers fill `Host`.
+//! process walk fills the owners and `processes`; the host readers fill `Host`.
 //! Nothing here does I/O, so a snapshot built from fixtures and one built from
 //! the live kernel go through the same classification and rendering.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::time::{Duration, SystemTime};
 
 /// TCP states with the kernel's numbering (include/net/tcp_states.h).
@@ -157,8 +159,8 @@ impl TimerKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timer {
     pub kind: TimerKind,
-    /// Time until the timer fires.
-    pub expires: Duration,
+    /// Milliseconds until the timer fires (see [`Timer::expires`]).
+    pub expires_ms: u32,
     /// Retransmissions for `Retransmit`, unanswered probes for `Keepalive`
     /// and `Persist` (`idiag_retrans`).
     pub count: u8,
@@ -167,38 +169,81 @@ pub struct Timer {
 impl Timer {
     pub const OFF: Timer = Timer {
         kind: TimerKind::Off,
-        expires: Duration::ZERO,
+        expires_ms: 0,
         count: 0,
+    };
+
+    /// Time until the timer fires.
+    pub fn expires(&self) -> Duration {
+        Duration::from_millis(u64::from(self.expires_ms))
+    }
+}
+
+/// Declares the `struct tcp_info` fields zombiescan reads, by their offset
+/// in include/uapi/linux/tcp.h: the struct, a decoder for any length, and an
+/// accessor per field that is `None` when the kernel's struct ended before
+/// the field (older kernels send less). Plain fields and one length keep a
+/// socket small: 100,000 of them are held at once.
+macro_rules! tcp_info {
+    ($($(#[$doc:meta])* $name:ident: $t:ty = $off:expr;)*) => {
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct TcpInfo {
+            /// Bytes of `struct tcp_info` the kernel sent.
+            pub(crate) len: u16,
+            $(pub(crate) $name: $t,)*
+        }
+
+        impl TcpInfo {
+            /// Decodes the kernel's struct, whatever its length.
+            pub fn decode(b: &[u8]) -> TcpInfo {
+                TcpInfo {
+                    len: u16::try_from(b.len()).unwrap_or(u16::MAX),
+                    $($name: b
+                        .get($off..$off + std::mem::size_of::<$t>())
+                        .and_then(|s| s.try_into().ok())
+                        .map_or(0, <$t>::from_ne_bytes),)*
+                }
+            }
+
+            $($(#[$doc])*
+            pub fn $name(&self) -> Option<$t> {
+                (usize::from(self.len) >= $off + std::mem::size_of::<$t>()).then_some(self.$name)
+            })*
+        }
     };
 }
 
-/// The fields of `struct tcp_info` (include/uapi/linux/tcp.h) zombiescan
-/// reads. Older kernels send a shorter struct: a field the kernel did not
-/// send is `None`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TcpInfo {
-    pub retransmits: Option<u8>,
-    pub probes: Option<u8>,
-    pub backoff: Option<u8>,
+tcp_info! {
+    retransmits: u8 = 2;
+    /// Unanswered zero-window or keepalive probes.
+    probes: u8 = 3;
+    backoff: u8 = 4;
     /// Retransmission timeout, microseconds.
-    pub rto: Option<u32>,
-    pub unacked: Option<u32>,
-    pub lost: Option<u32>,
-    /// Milliseconds since data was last sent / received / an ACK received.
-    pub last_data_sent: Option<u32>,
-    pub last_data_recv: Option<u32>,
-    pub last_ack_recv: Option<u32>,
-    /// Smoothed round-trip time and its variance, microseconds.
-    pub rtt: Option<u32>,
-    pub rttvar: Option<u32>,
-    pub total_retrans: Option<u32>,
-    pub bytes_acked: Option<u64>,
-    pub bytes_received: Option<u64>,
-    pub notsent_bytes: Option<u32>,
-    /// The peer's advertised receive window, bytes (5.4+).
-    pub snd_wnd: Option<u32>,
-    /// Our advertised receive window, bytes (6.2+).
-    pub rcv_wnd: Option<u32>,
+    rto: u32 = 8;
+    unacked: u32 = 24;
+    lost: u32 = 32;
+    /// Milliseconds since data was last sent.
+    last_data_sent: u32 = 44;
+    /// Milliseconds since data was last received.
+    last_data_recv: u32 = 52;
+    /// Milliseconds since an ACK was last received.
+    last_ack_recv: u32 = 56;
+    /// Smoothed round-trip time, microseconds.
+    rtt: u32 = 68;
+    rttvar: u32 = 72;
+    total_retrans: u32 = 100;
+    bytes_acked: u64 = 120;
+    bytes_received: u64 = 128;
+    notsent_bytes: u32 = 144;
+    /// The peer's advertised receive window, bytes (Linux 5.4+).
+    snd_wnd: u32 = 228;
+    /// Our advertised receive window, bytes (Linux 6.2+).
+    rcv_wnd: u32 = 232;
+}
+
+impl TcpInfo {
+    /// The length of the struct as far as zombiescan reads it.
+    pub const FULL: u16 = 236;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,9 +262,12 @@ pub struct Socket {
     /// 0 for TIME_WAIT, request and orphaned sockets: no process holds them.
     pub inode: u64,
     /// The inet_diag socket cookie (netlink only).
-    pub cookie: Option<u64>,
+    pub cookie: Option<NonZeroU64>,
     /// Netlink only.
     pub tcp_info: Option<TcpInfo>,
+    /// The first process found holding the socket, 0 when none was (see
+    /// `Snapshot::owners_of` for all of them).
+    pub owner: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -370,14 +418,38 @@ impl Filter {
     }
 }
 
+/// A hasher for socket inodes: one multiply, where SipHash would cost as
+/// much as the rest of the owner lookup. Inodes are not attacker-chosen.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InodeHasher(u64);
+
+impl Hasher for InodeHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        let m = u128::from(self.0 ^ n) * 0x9e37_79b9_7f4a_7c15;
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type InodeMap<V> = HashMap<u64, V, BuildHasherDefault<InodeHasher>>;
+
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub captured_at: SystemTime,
     pub source: Source,
     pub filter: Filter,
     pub sockets: Vec<Socket>,
-    /// Socket inode → every pid holding it (forked workers share sockets).
-    pub owners: HashMap<u64, Vec<u32>>,
+    /// Every pid holding a socket that several processes hold (forked
+    /// workers share listening and accepted sockets), by inode. A socket
+    /// with one owner has it in `Socket::owner` only.
+    pub shared: InodeMap<Vec<u32>>,
     /// The processes that hold at least one socket in `sockets`.
     pub processes: BTreeMap<u32, Process>,
     /// False with `--no-processes`: owners were not looked up.
@@ -398,11 +470,32 @@ impl Snapshot {
             .collect()
     }
 
-    pub fn owners_of(&self, s: &Socket) -> &[u32] {
+    /// Every pid holding `s`, a socket of this snapshot.
+    pub fn owners_of<'s>(&'s self, s: &'s Socket) -> &'s [u32] {
         if s.inode == 0 {
             return &[];
         }
-        self.owners.get(&s.inode).map_or(&[], Vec::as_slice)
+        match self.shared.get(&s.inode) {
+            Some(pids) => pids,
+            None if s.owner != 0 => std::slice::from_ref(&s.owner),
+            None => &[],
+        }
+    }
+
+    /// Records that `pid` holds the socket at `index`.
+    pub fn add_owner(&mut self, index: usize, pid: u32) {
+        let Some(s) = self.sockets.get_mut(index) else {
+            return;
+        };
+        if s.owner == 0 {
+            s.owner = pid;
+        } else if s.owner != pid {
+            let pids = self.shared.entry(s.inode).or_insert_with(|| vec![s.owner]);
+            if !pids.contains(&pid) {
+                pids.push(pid);
+                pids.sort_unstable();
+            }
+        }
     }
 }
 
@@ -420,6 +513,29 @@ mod tests {
         assert_eq!(TcpState::from_kernel(0), None);
         assert_eq!(TcpState::from_kernel(13), None);
         assert_eq!(TcpState::from_name("close-wait"), Some(TcpState::CloseWait));
+    }
+
+    #[test]
+    fn tcp_info_of_any_length() {
+        let mut b = vec![0u8; 240];
+        b[2] = 3;
+        b[52..56].copy_from_slice(&1234u32.to_ne_bytes());
+        b[228..232].copy_from_slice(&7u32.to_ne_bytes());
+        b[120..128].copy_from_slice(&(1u64 << 40).to_ne_bytes());
+        let full = TcpInfo::decode(&b);
+        assert_eq!(full.retransmits(), Some(3));
+        assert_eq!(full.last_data_recv(), Some(1234));
+        assert_eq!(full.snd_wnd(), Some(7));
+        assert_eq!(full.bytes_acked(), Some(1 << 40));
+        // A 4.19 kernel sends 192 bytes: no snd_wnd, no rcv_wnd.
+        let old = TcpInfo::decode(&b[..192]);
+        assert_eq!(old.last_data_recv(), Some(1234));
+        assert_eq!(old.notsent_bytes(), Some(0));
+        assert_eq!((old.snd_wnd(), old.rcv_wnd()), (None, None));
+        let none = TcpInfo::decode(&[]);
+        assert_eq!((none.retransmits(), none.rto()), (None, None));
+        // Cut inside a field: that field is absent too.
+        assert_eq!(TcpInfo::decode(&b[..54]).last_data_recv(), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use crate::classify::{self, Finding, Kind};
+use crate::classify::{self, Finding, KindSet};
 use crate::model::{
     Direction, Family, Process, Snapshot, Socket, StateCounts, TcpState, direction,
 };
@@ -55,14 +55,27 @@ pub struct Report<'a> {
     pub limitations: Vec<String>,
     /// Most severe first.
     pub findings: Vec<Finding>,
-    /// The sockets listed in full (the flagged ones, or all with
-    /// `--sockets`), each with the kinds of finding it is part of.
-    pub sockets: Vec<(&'a Socket, Vec<Kind>)>,
-    /// `--sockets`: every socket is in `sockets`.
+    /// The kinds of finding each socket is part of, by index in
+    /// `snapshot.sockets` (empty when nothing is flagged).
+    flags: Vec<KindSet>,
+    /// `--sockets`: every socket is listed, not only the flagged ones.
     pub all_sockets: bool,
 }
 
 impl<'a> Report<'a> {
+    /// The sockets listed in full: the flagged ones, or all with
+    /// `--sockets`, each with the kinds of finding it is part of.
+    pub fn sockets(&self) -> impl Iterator<Item = (&'a Socket, KindSet)> + '_ {
+        self.snapshot
+            .sockets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let k = self.flags.get(i).copied().unwrap_or_default();
+                (self.all_sockets || !k.is_empty()).then_some((s, k))
+            })
+    }
+
     pub fn new(snap: &'a Snapshot, findings: Vec<Finding>, opts: &Options) -> Report<'a> {
         let mut summary = Summary::default();
         let listening = snap.listening_ports();
@@ -145,27 +158,17 @@ impl<'a> Report<'a> {
                 .cmp(&a.sockets)
                 .then(a.process.pid.cmp(&b.process.pid))
         });
-        let mut flags: BTreeMap<usize, Vec<Kind>> = BTreeMap::new();
-        for f in &findings {
-            for &i in &f.sockets {
-                let k = flags.entry(i).or_default();
-                if !k.contains(&f.kind) {
-                    k.push(f.kind);
+        let mut flags = Vec::new();
+        if findings.iter().any(|f| !f.sockets.is_empty()) {
+            flags = vec![KindSet::default(); snap.sockets.len()];
+            for f in &findings {
+                for &i in &f.sockets {
+                    if let Some(k) = flags.get_mut(i as usize) {
+                        k.insert(f.kind);
+                    }
                 }
             }
         }
-        let sockets = if opts.all_sockets {
-            snap.sockets
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s, flags.remove(&i).unwrap_or_default()))
-                .collect()
-        } else {
-            flags
-                .into_iter()
-                .filter_map(|(i, k)| Some((snap.sockets.get(i)?, k)))
-                .collect()
-        };
         let mut limitations = limitations(snap, if snap.owners_walked { unowned } else { 0 });
         limitations.extend(classify::unchecked(snap).map(String::from));
         Report {
@@ -176,7 +179,7 @@ impl<'a> Report<'a> {
             unowned,
             limitations,
             findings,
-            sockets,
+            flags,
             all_sockets: opts.all_sockets,
         }
     }

@@ -94,7 +94,7 @@ fn fds(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
 /// Outbound sockets to one destination.
 #[derive(Default)]
 struct Dest {
-    sockets: Vec<usize>,
+    sockets: Vec<u32>,
     pids: Vec<u32>,
     time_wait: u32,
 }
@@ -117,7 +117,7 @@ fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             continue;
         }
         let e = per_dest.entry((s.local.ip(), s.remote)).or_default();
-        e.sockets.push(i);
+        e.sockets.push(i as u32);
         for pid in snap.owners_of(s) {
             if !e.pids.contains(pid) {
                 e.pids.push(*pid);

@@ -10,10 +10,10 @@ use crate::model::{Direction, Snapshot, Source, TcpState};
 
 #[derive(Default)]
 struct Port {
-    listeners: Vec<usize>,
+    listeners: Vec<u32>,
     queue: u64,
     backlog: u64,
-    syn_recv: Vec<usize>,
+    syn_recv: Vec<u32>,
     pids: Vec<u32>,
 }
 
@@ -27,7 +27,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         match s.state {
             TcpState::Listen => {
                 let p = ports.entry(s.local.port()).or_default();
-                p.listeners.push(i);
+                p.listeners.push(i as u32);
                 p.queue += u64::from(s.recv_q);
                 p.backlog += u64::from(s.send_q);
                 for pid in snap.owners_of(s) {
@@ -36,7 +36,11 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                     }
                 }
             }
-            TcpState::SynRecv => ports.entry(s.local.port()).or_default().syn_recv.push(i),
+            TcpState::SynRecv => ports
+                .entry(s.local.port())
+                .or_default()
+                .syn_recv
+                .push(i as u32),
             _ => {}
         }
     }

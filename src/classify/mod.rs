@@ -55,6 +55,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 12] = [
+        Kind::CloseWait,
+        Kind::HalfOpen,
+        Kind::PeerNotReading,
+        Kind::AppNotReading,
+        Kind::AcceptQueueFull,
+        Kind::IdleNoKeepalive,
+        Kind::FdExhaustion,
+        Kind::EphemeralPortExhaustion,
+        Kind::TimeWaitPressure,
+        Kind::OrphanPressure,
+        Kind::SynBacklog,
+        Kind::FinWait2,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::CloseWait => "close_wait",
@@ -70,6 +85,25 @@ impl Kind {
             Kind::SynBacklog => "syn_backlog",
             Kind::FinWait2 => "fin_wait2",
         }
+    }
+}
+
+/// A set of kinds in two bytes: the findings one socket is part of, kept
+/// for every listed socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindSet(u16);
+
+impl KindSet {
+    pub fn insert(&mut self, k: Kind) {
+        self.0 |= 1 << k as u16;
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(move |k| self.0 & (1 << *k as u16) != 0)
     }
 }
 
@@ -121,7 +155,7 @@ pub struct Finding {
     pub explanation: String,
     pub remediation: String,
     /// Indices into `Snapshot::sockets` of the sockets concerned.
-    pub sockets: Vec<usize>,
+    pub sockets: Vec<u32>,
 }
 
 /// Every finding for a snapshot, most severe first.
@@ -186,19 +220,19 @@ fn severity_by_ratio(r: f64, warn: f64, critical: f64) -> Option<Severity> {
 /// The sockets' time since the peer last sent anything (data or ACK).
 fn since_peer(s: &Socket) -> Option<u32> {
     let ti = s.tcp_info.as_ref()?;
-    Some(ti.last_data_recv?.min(ti.last_ack_recv?))
+    Some(ti.last_data_recv()?.min(ti.last_ack_recv()?))
 }
 
 /// Snapshots built by hand for the rules' edge cases. The live tests in
 /// `tests/zombiescan/findings.rs` build the same pathologies for real.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::collections::{BTreeMap, HashMap};
-    use std::time::{Duration, SystemTime};
+    use std::collections::BTreeMap;
+    use std::time::SystemTime;
 
     use crate::model::{
-        Family, Filter, Gaps, Host, Process, Snapshot, Socket, Source, TcpInfo, TcpState, Timer,
-        TimerKind,
+        Family, Filter, Gaps, Host, InodeMap, Process, Snapshot, Socket, Source, TcpInfo, TcpState,
+        Timer, TimerKind,
     };
 
     /// A socket with tcp_info, everything recent: no rule fires on it.
@@ -213,25 +247,20 @@ pub(crate) mod testing {
             timer: Timer::OFF,
             uid: 0,
             inode,
-            cookie: Some(inode),
+            cookie: std::num::NonZeroU64::new(inode),
             tcp_info: Some(TcpInfo {
-                retransmits: Some(0),
-                probes: Some(0),
-                backoff: Some(0),
-                unacked: Some(0),
-                last_data_sent: Some(0),
-                last_data_recv: Some(0),
-                last_ack_recv: Some(0),
-                snd_wnd: Some(65536),
+                len: TcpInfo::FULL,
+                snd_wnd: 65536,
                 ..TcpInfo::default()
             }),
+            owner: 0,
         }
     }
 
     pub fn timer(kind: TimerKind, count: u8) -> Timer {
         Timer {
             kind,
-            expires: Duration::from_millis(200),
+            expires_ms: 200,
             count,
         }
     }
@@ -280,9 +309,9 @@ pub(crate) mod testing {
     /// A snapshot; every socket with a non-zero inode is owned by pid 100,
     /// a uvicorn.
     pub fn snapshot(sockets: Vec<Socket>) -> Snapshot {
-        let mut owners = HashMap::new();
-        for s in sockets.iter().filter(|s| s.inode != 0) {
-            owners.insert(s.inode, vec![100]);
+        let mut sockets = sockets;
+        for s in sockets.iter_mut().filter(|s| s.inode != 0) {
+            s.owner = 100;
         }
         let mut processes = BTreeMap::new();
         processes.insert(
@@ -300,7 +329,7 @@ pub(crate) mod testing {
             source: Source::Netlink,
             filter: Filter::default(),
             sockets,
-            owners,
+            shared: InodeMap::default(),
             processes,
             owners_walked: true,
             netns: None,

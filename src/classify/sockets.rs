@@ -26,8 +26,8 @@ fn rules(s: &Socket, t: &Thresholds) -> Vec<(Kind, Option<Dead>)> {
     let mut hits = Vec::new();
     let ti = s.tcp_info.as_ref();
     let stall = t.stall.as_millis() as u32;
-    let backoff = ti.and_then(|i| i.backoff).unwrap_or(0);
-    let in_flight = s.send_q > 0 || ti.and_then(|i| i.unacked).unwrap_or(0) > 0;
+    let backoff = ti.and_then(|i| i.backoff()).unwrap_or(0);
+    let in_flight = s.send_q > 0 || ti.and_then(|i| i.unacked()).unwrap_or(0) > 0;
     match (s.state, s.timer.kind) {
         (TcpState::CloseWait, _) if since_peer(s).is_none_or(|a| a >= stall) => {
             hits.push((Kind::CloseWait, None));
@@ -59,13 +59,18 @@ fn rules(s: &Socket, t: &Thresholds) -> Vec<(Kind, Option<Dead>)> {
         }
         return hits;
     }
-    let zero_window = s.timer.kind == TimerKind::Persist || ti.and_then(|i| i.snd_wnd) == Some(0);
-    if zero_window && s.send_q > 0 && ti.and_then(|i| i.last_data_sent).is_none_or(|a| a >= stall) {
+    let zero_window = s.timer.kind == TimerKind::Persist || ti.and_then(|i| i.snd_wnd()) == Some(0);
+    if zero_window
+        && s.send_q > 0
+        && ti
+            .and_then(|i| i.last_data_sent())
+            .is_none_or(|a| a >= stall)
+    {
         hits.push((Kind::PeerNotReading, None));
     }
     if let Some(ti) = ti {
-        let recv = ti.last_data_recv.unwrap_or(0);
-        let sent = ti.last_data_sent.unwrap_or(0);
+        let recv = ti.last_data_recv().unwrap_or(0);
+        let sent = ti.last_data_sent().unwrap_or(0);
         if s.recv_q > 0 && s.inode != 0 && recv >= stall {
             hits.push((Kind::AppNotReading, None));
         }
@@ -82,7 +87,7 @@ fn rules(s: &Socket, t: &Thresholds) -> Vec<(Kind, Option<Dead>)> {
 
 #[derive(Default)]
 struct Group {
-    sockets: Vec<usize>,
+    sockets: Vec<u32>,
     pids: BTreeSet<u32>,
     recv_q: u64,
     send_q: u64,
@@ -103,10 +108,10 @@ fn age(kind: Kind, s: &Socket) -> Option<u32> {
     let ti = s.tcp_info.as_ref()?;
     match kind {
         Kind::CloseWait | Kind::FinWait2 => since_peer(s),
-        Kind::HalfOpen => ti.last_ack_recv,
-        Kind::PeerNotReading => ti.last_data_sent,
-        Kind::AppNotReading => ti.last_data_recv,
-        Kind::IdleNoKeepalive => Some(ti.last_data_recv?.min(ti.last_data_sent?)),
+        Kind::HalfOpen => ti.last_ack_recv(),
+        Kind::PeerNotReading => ti.last_data_sent(),
+        Kind::AppNotReading => ti.last_data_recv(),
+        Kind::IdleNoKeepalive => Some(ti.last_data_recv()?.min(ti.last_data_sent()?)),
         _ => None,
     }
 }
@@ -124,7 +129,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             };
             let orphan = kind == Kind::FinWait2 && s.inode == 0;
             let g = groups.entry((kind, dir, remote, port, orphan)).or_default();
-            g.sockets.push(i);
+            g.sockets.push(i as u32);
             g.pids.extend(snap.owners_of(s));
             g.recv_q += u64::from(s.recv_q);
             g.send_q += u64::from(s.send_q);
@@ -135,8 +140,8 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             }
             g.max_count = g.max_count.max(s.timer.count);
             if let Some(ti) = &s.tcp_info {
-                g.max_backoff = g.max_backoff.max(ti.backoff.unwrap_or(0));
-                g.unacked += u64::from(ti.unacked.unwrap_or(0));
+                g.max_backoff = g.max_backoff.max(ti.backoff().unwrap_or(0));
+                g.unacked += u64::from(ti.unacked().unwrap_or(0));
             }
             if let Some(d) = dead {
                 let name = match d {
@@ -280,8 +285,8 @@ mod tests {
         let aged = |ms| {
             let mut s = server(TcpState::CloseWait, 1);
             let ti = s.tcp_info.as_mut().expect("ti");
-            ti.last_data_recv = Some(ms);
-            ti.last_ack_recv = Some(ms);
+            ti.last_data_recv = ms;
+            ti.last_ack_recv = ms;
             s
         };
         assert!(all(&snapshot(vec![listener(), aged(9_999)]), &t).is_empty());
@@ -318,8 +323,8 @@ mod tests {
             s.timer = timer(TimerKind::Retransmit, count);
             s.send_q = 100;
             let ti = s.tcp_info.as_mut().expect("ti");
-            ti.backoff = Some(backoff);
-            ti.unacked = Some(unacked);
+            ti.backoff = backoff;
+            ti.unacked = unacked;
             s
         };
         assert!(all(&snapshot(vec![retrans(2, 2, 1)]), &t).is_empty());
@@ -360,7 +365,7 @@ mod tests {
         let mut s = server(TcpState::Established, 1);
         s.timer = timer(TimerKind::Persist, 0);
         s.send_q = 1 << 20;
-        s.tcp_info.as_mut().expect("ti").last_data_sent = Some(10_000);
+        s.tcp_info.as_mut().expect("ti").last_data_sent = 10_000;
         let f = all(&snapshot(vec![listener(), s.clone()]), &t);
         assert_eq!(
             kinds(&f),
@@ -368,18 +373,18 @@ mod tests {
         );
         // An old kernel's short tcp_info: no snd_wnd, the timer still tells.
         let mut old = s.clone();
-        old.tcp_info.as_mut().expect("ti").snd_wnd = None;
+        old.tcp_info.as_mut().expect("ti").len = 192;
         assert_eq!(
             all(&snapshot(vec![listener(), old]), &t)[0].kind,
             Kind::PeerNotReading
         );
         // Not long enough stuck.
         let mut fresh = s.clone();
-        fresh.tcp_info.as_mut().expect("ti").last_data_sent = Some(500);
+        fresh.tcp_info.as_mut().expect("ti").last_data_sent = 500;
         assert!(all(&snapshot(vec![listener(), fresh]), &t).is_empty());
         // Backoff grows while a live peer answers probes with a zero window.
         let mut backed_off = s.clone();
-        backed_off.tcp_info.as_mut().expect("ti").backoff = Some(6);
+        backed_off.tcp_info.as_mut().expect("ti").backoff = 6;
         assert_eq!(
             all(&snapshot(vec![listener(), backed_off]), &t)[0].kind,
             Kind::PeerNotReading
@@ -397,7 +402,7 @@ mod tests {
         let t = Thresholds::default();
         let mut unread = server(TcpState::Established, 1);
         unread.recv_q = 512;
-        unread.tcp_info.as_mut().expect("ti").last_data_recv = Some(10_000);
+        unread.tcp_info.as_mut().expect("ti").last_data_recv = 10_000;
         let f = all(&snapshot(vec![listener(), unread.clone()]), &t);
         assert_eq!(kinds(&f), vec![(Kind::AppNotReading, Severity::Warning, 1)]);
         assert!(
@@ -409,8 +414,8 @@ mod tests {
             let mut s = server(TcpState::Established, 2);
             s.timer = timer(kind, 0);
             let ti = s.tcp_info.as_mut().expect("ti");
-            ti.last_data_recv = Some(ms);
-            ti.last_data_sent = Some(ms);
+            ti.last_data_recv = ms;
+            ti.last_data_sent = ms;
             s
         };
         assert!(
@@ -467,8 +472,8 @@ mod tests {
         let t = Thresholds::default();
         let mut owned = server(TcpState::FinWait2, 1);
         let ti = owned.tcp_info.as_mut().expect("ti");
-        ti.last_data_recv = Some(20_000);
-        ti.last_ack_recv = Some(20_000);
+        ti.last_data_recv = 20_000;
+        ti.last_ack_recv = 20_000;
         let mut orphan = sock(TcpState::FinWait2, "10.0.0.1:45000", "10.0.0.5:80", 0);
         orphan.tcp_info = None;
         orphan.timer = timer(TimerKind::TimeWait, 0);

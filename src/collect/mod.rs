@@ -6,13 +6,12 @@ pub mod netlink;
 pub mod procnet;
 pub mod procs;
 
-use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use crate::model::{Family, Filter, Gaps, Snapshot, Socket, Source};
+use crate::model::{Family, Filter, Gaps, InodeMap, Snapshot, Socket, Source};
 
 /// Which socket source to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,7 +99,7 @@ pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
     let net_dir = PathBuf::from("/proc/self/net");
     let mut gaps = Gaps::default();
     let filter = &opts.filter;
-    let (source, mut sockets) = match opts.source {
+    let (source, sockets) = match opts.source {
         SourceChoice::Netlink => (Source::Netlink, netlink_sockets(filter, &mut gaps)?),
         SourceChoice::Proc => (Source::Proc, proc_sockets(&net_dir, filter, &mut gaps)?),
         SourceChoice::Auto => match netlink_sockets(filter, &mut gaps) {
@@ -122,11 +121,13 @@ pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
 
     let mut walk = procs::Walk::default();
     if opts.owners {
-        let wanted: HashSet<u64> = sockets
-            .iter()
-            .map(|s| s.inode)
-            .filter(|&i| i != 0)
-            .collect();
+        let mut wanted: InodeMap<u32> = InodeMap::default();
+        wanted.reserve(sockets.len());
+        for (i, s) in sockets.iter().enumerate() {
+            if s.inode != 0 {
+                wanted.insert(s.inode, i as u32);
+            }
+        }
         let select = procs::Select {
             pids: &filter.pids,
             names: &filter.processes,
@@ -136,23 +137,27 @@ pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
             gaps.notes
                 .push("no process found under /proc (is /proc mounted?): owners unknown".into());
         }
-        if !filter.pids.is_empty() || !filter.processes.is_empty() {
-            sockets.retain(|s| walk.owners.contains_key(&s.inode));
-        }
     }
     gaps.processes_vanished = walk.vanished;
     gaps.processes_unreadable = walk.unreadable;
     gaps.as_root = nix::unistd::geteuid().is_root();
-    Ok(Snapshot {
+    let mut snap = Snapshot {
         captured_at,
         source,
         filter: filter.clone(),
         sockets,
-        owners: walk.owners,
+        shared: InodeMap::default(),
         processes: walk.processes,
         owners_walked: opts.owners,
         netns: netns_inode(Path::new("/proc/self/ns/net")),
         host,
         gaps,
-    })
+    };
+    for (index, pid) in walk.hits {
+        snap.add_owner(index as usize, pid);
+    }
+    if !snap.filter.pids.is_empty() || !snap.filter.processes.is_empty() {
+        snap.sockets.retain(|s| s.owner != 0);
+    }
+    Ok(snap)
 }

@@ -16,7 +16,7 @@
 //! the crate's `StateFlags` has no name for, is included.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::num::NonZeroU64;
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
@@ -126,35 +126,10 @@ fn ne_u32(b: &[u8], off: usize) -> Option<u32> {
     Some(u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
 }
 
-fn ne_u64(b: &[u8], off: usize) -> Option<u64> {
-    let s = b.get(off..off + 8)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Some(u64::from_ne_bytes(a))
-}
-
-/// Decodes `struct tcp_info` of any length. Offsets from
-/// include/uapi/linux/tcp.h; a field beyond the end of `b` is `None`.
+/// Decodes `struct tcp_info` of any length: a field the kernel did not
+/// send is absent (see [`TcpInfo::decode`]).
 pub fn parse_tcp_info(b: &[u8]) -> TcpInfo {
-    TcpInfo {
-        retransmits: b.get(2).copied(),
-        probes: b.get(3).copied(),
-        backoff: b.get(4).copied(),
-        rto: ne_u32(b, 8),
-        unacked: ne_u32(b, 24),
-        lost: ne_u32(b, 32),
-        last_data_sent: ne_u32(b, 44),
-        last_data_recv: ne_u32(b, 52),
-        last_ack_recv: ne_u32(b, 56),
-        rtt: ne_u32(b, 68),
-        rttvar: ne_u32(b, 72),
-        total_retrans: ne_u32(b, 100),
-        bytes_acked: ne_u64(b, 120),
-        bytes_received: ne_u64(b, 128),
-        notsent_bytes: ne_u32(b, 144),
-        snd_wnd: ne_u32(b, 228),
-        rcv_wnd: ne_u32(b, 232),
-    }
+    TcpInfo::decode(b)
 }
 
 fn addr(family: Family, raw: &[u8], port: u16) -> SocketAddr {
@@ -212,17 +187,18 @@ pub fn parse_inet_diag_msg(p: &[u8]) -> Result<Socket> {
         send_q: word(60),
         timer: Timer {
             kind: timer_kind,
-            expires: if timer_kind == TimerKind::Off {
-                Duration::ZERO
+            expires_ms: if timer_kind == TimerKind::Off {
+                0
             } else {
-                Duration::from_millis(u64::from(word(52)))
+                word(52)
             },
             count: p[3],
         },
         uid: word(64),
         inode: u64::from(word(68)),
-        cookie: Some(u64::from(cookie_hi) << 32 | u64::from(cookie_lo)),
+        cookie: NonZeroU64::new(u64::from(cookie_hi) << 32 | u64::from(cookie_lo)),
         tcp_info,
+        owner: 0,
     })
 }
 
@@ -410,22 +386,6 @@ mod tests {
         assert_eq!(ne_u16(&filtered, 72), Some((bc.len() + 4) as u16));
         assert_eq!(ne_u16(&filtered, 74), Some(INET_DIAG_REQ_BYTECODE));
         assert_eq!(&filtered[76..], &bc[..]);
-    }
-
-    #[test]
-    fn short_tcp_info_leaves_newer_fields_absent() {
-        // A 4.19 kernel sends 192 bytes: no snd_wnd, no rcv_wnd.
-        let mut b = vec![0u8; 192];
-        b[2] = 3;
-        b[52..56].copy_from_slice(&1234u32.to_ne_bytes());
-        let ti = parse_tcp_info(&b);
-        assert_eq!(ti.retransmits, Some(3));
-        assert_eq!(ti.last_data_recv, Some(1234));
-        assert_eq!(ti.notsent_bytes, Some(0));
-        assert_eq!(ti.snd_wnd, None);
-        assert_eq!(ti.rcv_wnd, None);
-        let empty = parse_tcp_info(&[]);
-        assert_eq!(empty, TcpInfo::default());
     }
 
     #[test]

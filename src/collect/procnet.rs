@@ -11,7 +11,6 @@
 //! rtt), the socket cookie, and the accept-queue limit of a listener.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::model::{Family, Filter, Socket, TcpState, Timer, TimerKind};
@@ -75,10 +74,10 @@ pub fn parse_line(line: &str, family: Family, ticks_per_sec: u64) -> Option<Sock
         send_q: hex_u32(tx)?,
         timer: Timer {
             kind,
-            expires: if kind == TimerKind::Off {
-                Duration::ZERO
+            expires_ms: if kind == TimerKind::Off {
+                0
             } else {
-                Duration::from_millis(ticks.saturating_mul(1000) / ticks_per_sec.max(1))
+                u32::try_from(ticks.saturating_mul(1000) / ticks_per_sec.max(1)).unwrap_or(u32::MAX)
             },
             count: u8::try_from(count).unwrap_or(u8::MAX),
         },
@@ -86,6 +85,7 @@ pub fn parse_line(line: &str, family: Family, ticks_per_sec: u64) -> Option<Sock
         inode,
         cookie: None,
         tcp_info: None,
+        owner: 0,
     })
 }
 
@@ -133,6 +133,7 @@ pub fn parse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn ipv4_line() {
@@ -143,7 +144,7 @@ mod tests {
         assert_eq!(s.state, TcpState::Established);
         assert_eq!((s.send_q, s.recv_q), (16, 32));
         assert_eq!(s.timer.kind, TimerKind::Retransmit);
-        assert_eq!(s.timer.expires, Duration::from_secs(3));
+        assert_eq!(s.timer.expires(), Duration::from_secs(3));
         assert_eq!(s.timer.count, 3);
         assert_eq!((s.uid, s.inode), (1000, 4242));
     }

@@ -2,20 +2,28 @@
 //!
 //! Each `/proc/PID/fd/N` is a symlink whose target reads `socket:[INODE]` for
 //! a socket. Every pid holding a wanted inode is kept (forked workers share
-//! listening and accepted sockets). Plain `read_dir` + `read_link`: procfs's
-//! per-fd API makes four calls where one readlink suffices.
+//! listening and accepted sockets). One `getdents` per process and one
+//! `readlinkat` per fd, relative to the open fd directory: procfs's per-fd
+//! API makes four calls where one suffices, and a full path costs a lookup
+//! per component.
 //!
 //! A process that exits during the walk, or whose fds cannot be read (not
 //! root), is counted, never fatal.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ffi::OsStr;
+use std::collections::BTreeMap;
+use std::ffi::{CStr, OsStr};
 use std::fs;
 use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::model::Process;
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::model::{InodeMap, Process};
 
 /// Which processes to look at (`--pid`, `--process`); empty means all.
 #[derive(Debug, Default)]
@@ -26,13 +34,23 @@ pub struct Select<'a> {
 
 #[derive(Debug, Default)]
 pub struct Walk {
-    pub owners: HashMap<u64, Vec<u32>>,
+    /// (index of the socket, pid holding it), one per fd found.
+    pub hits: Vec<(u32, u32)>,
     pub processes: BTreeMap<u32, Process>,
     pub vanished: u32,
     pub unreadable: u32,
     /// Process directories found under the proc root: 0 means /proc is not
     /// mounted or shows no process.
     pub seen: u32,
+}
+
+impl Walk {
+    fn merge(&mut self, other: Walk) {
+        self.hits.extend(other.hits);
+        self.processes.extend(other.processes);
+        self.vanished += other.vanished;
+        self.unreadable += other.unreadable;
+    }
 }
 
 /// The inode of a `socket:[N]` link target.
@@ -112,9 +130,89 @@ fn read_details(dir: &Path, pid: u32, fds_open: u32, comm: Option<Vec<u8>>) -> P
     }
 }
 
-/// Walks `proc_root` (normally `/proc`) once and maps every inode in
-/// `wanted` to the pids holding it.
-pub fn walk(proc_root: &Path, wanted: &HashSet<u64>, select: &Select) -> Walk {
+/// `readlinkat(2)` into `buf`, without the `lstat` that sizing a buffer
+/// would cost: a target longer than `buf` comes back cut, which is fine for
+/// telling `socket:[N]` apart.
+fn readlink_at<'b>(dir: RawFd, name: &CStr, buf: &'b mut [u8; 64]) -> std::io::Result<&'b [u8]> {
+    // SAFETY: `dir` is an open directory, `name` is NUL-terminated, and the
+    // kernel writes at most `buf.len()` bytes into `buf`.
+    let n =
+        unsafe { nix::libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    match usize::try_from(n) {
+        Ok(n) => Ok(&buf[..n.min(buf.len())]),
+        Err(_) => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Looks at one process: its fds, and its details when it holds a wanted
+/// socket.
+fn walk_one(w: &mut Walk, proc_root: &Path, pid: u32, wanted: &InodeMap<u32>, select: &Select) {
+    let dir = proc_root.join(pid.to_string());
+    let mut comm = None;
+    if !select.names.is_empty() {
+        let c = fs::read(dir.join("comm"))
+            .map(trim_newline)
+            .unwrap_or_default();
+        let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
+        if !select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
+            return;
+        }
+        comm = Some(c);
+    }
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut fds = match Dir::open(&dir.join("fd"), flags, Mode::empty()) {
+        Ok(d) => d,
+        Err(Errno::ENOENT | Errno::ESRCH) => {
+            w.vanished += 1;
+            return;
+        }
+        Err(_) => {
+            w.unreadable += 1;
+            return;
+        }
+    };
+    let dirfd = fds.as_raw_fd();
+    let mut buf = [0u8; 64];
+    let mut fds_open = 0u32;
+    let mut owns = false;
+    let mut denied = false;
+    for entry in fds.iter() {
+        // An error mid-listing: the process is exiting.
+        let Ok(entry) = entry else { break };
+        let name = entry.file_name();
+        if name.to_bytes().first() == Some(&b'.') {
+            continue;
+        }
+        fds_open += 1;
+        let target = match readlink_at(dirfd, name, &mut buf) {
+            Ok(t) => t,
+            // A fd closed between readdir and readlink is simply gone.
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            // A security module may deny the link even to root.
+            Err(_) => {
+                denied = true;
+                continue;
+            }
+        };
+        if let Some(index) = socket_inode(target).and_then(|i| wanted.get(&i)) {
+            w.hits.push((*index, pid));
+            owns = true;
+        }
+    }
+    if denied {
+        w.unreadable += 1;
+    }
+    if owns {
+        w.processes
+            .insert(pid, read_details(&dir, pid, fds_open, comm));
+    }
+}
+
+/// Walks `proc_root` (normally `/proc`) once and finds the pids holding
+/// every inode in `wanted` (inode → index of the socket). The processes are shared out over the
+/// cores: the kernel's work per fd (the readlink) dominates and runs in
+/// parallel.
+pub fn walk(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Walk {
     let mut w = Walk::default();
     if wanted.is_empty() {
         return w;
@@ -123,71 +221,45 @@ pub fn walk(proc_root: &Path, wanted: &HashSet<u64>, select: &Select) -> Walk {
         w.unreadable += 1;
         return w;
     };
-    for entry in entries.flatten() {
-        let Some(pid) = pid_of(&entry.file_name()) else {
-            continue;
-        };
-        w.seen += 1;
-        if !select.pids.is_empty() && !select.pids.contains(&pid) {
-            continue;
-        }
-        let dir = entry.path();
-        let mut comm = None;
-        if !select.names.is_empty() {
-            let c = fs::read(dir.join("comm"))
-                .map(trim_newline)
-                .unwrap_or_default();
-            let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
-            if !select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
-                continue;
-            }
-            comm = Some(c);
-        }
-        let fd_dir = dir.join("fd");
-        let fds = match fs::read_dir(&fd_dir) {
-            Ok(fds) => fds,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                w.vanished += 1;
-                continue;
-            }
-            Err(_) => {
-                w.unreadable += 1;
-                continue;
-            }
-        };
-        let mut fds_open = 0u32;
-        let mut owns = false;
-        let mut denied = false;
-        for fd in fds.flatten() {
-            fds_open += 1;
-            let target = match fs::read_link(fd.path()) {
-                Ok(t) => t,
-                // A fd closed between readdir and readlink is simply gone.
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                // A security module may deny the link even to root.
-                Err(_) => {
-                    denied = true;
-                    continue;
-                }
-            };
-            if let Some(inode) = socket_inode(target.as_os_str().as_bytes())
-                && wanted.contains(&inode)
-            {
-                let pids = w.owners.entry(inode).or_default();
-                if !pids.contains(&pid) {
-                    pids.push(pid);
-                }
-                owns = true;
-            }
-        }
-        if denied {
-            w.unreadable += 1;
-        }
-        if owns {
-            w.processes
-                .insert(pid, read_details(&dir, pid, fds_open, comm));
-        }
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| pid_of(&e.file_name()))
+        .collect();
+    w.seen = pids.len() as u32;
+    if !select.pids.is_empty() {
+        pids.retain(|p| select.pids.contains(p));
     }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(pids.len() / 16 + 1);
+    if threads <= 1 {
+        for &pid in &pids {
+            walk_one(&mut w, proc_root, pid, wanted, select);
+        }
+        return w;
+    }
+    // Interleaved, so that the processes with many fds (often numbered
+    // close together) are spread over the threads.
+    let parts: Vec<Walk> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let pids = &pids;
+                scope.spawn(move || {
+                    let mut part = Walk::default();
+                    for &pid in pids.iter().skip(t).step_by(threads) {
+                        walk_one(&mut part, proc_root, pid, wanted, select);
+                    }
+                    part
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let seen = w.seen;
+    for part in parts {
+        w.merge(part);
+    }
+    w.seen = seen;
     w
 }
 

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::Kind;
+use crate::classify::KindSet;
 use crate::model::{Family, Snapshot, Socket, StateCounts, TcpInfo};
 use crate::render::rfc3339;
 use crate::report::Report;
@@ -16,8 +16,11 @@ use crate::report::Report;
 /// not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The document; `S` is how the sockets are held: read back as a `Vec`,
+/// written as a stream (100,000 flagged sockets are never all in memory as
+/// JSON values).
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Document {
+pub struct Document<S = Vec<SocketJson>> {
     pub schema_version: u32,
     pub generated_at: String,
     pub host: Host,
@@ -29,7 +32,18 @@ pub struct Document {
     pub ports: Vec<Port>,
     pub processes: Vec<Process>,
     pub findings: Vec<Finding>,
-    pub sockets: Vec<SocketJson>,
+    pub sockets: S,
+}
+
+/// The listed sockets of a report, each turned into its wire form only as
+/// it is written.
+pub struct ListedSockets<'r, 'a>(&'r Report<'a>);
+
+impl Serialize for ListedSockets<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let snap = self.0.snapshot;
+        ser.collect_seq(self.0.sockets().map(|(s, k)| socket(snap, s, k)))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -188,23 +202,23 @@ pub struct TcpInfoJson {
 impl From<&TcpInfo> for TcpInfoJson {
     fn from(t: &TcpInfo) -> TcpInfoJson {
         TcpInfoJson {
-            retransmits: t.retransmits,
-            probes: t.probes,
-            backoff: t.backoff,
-            rto: t.rto,
-            unacked: t.unacked,
-            lost: t.lost,
-            last_data_sent: t.last_data_sent,
-            last_data_recv: t.last_data_recv,
-            last_ack_recv: t.last_ack_recv,
-            rtt: t.rtt,
-            rttvar: t.rttvar,
-            total_retrans: t.total_retrans,
-            bytes_acked: t.bytes_acked,
-            bytes_received: t.bytes_received,
-            notsent_bytes: t.notsent_bytes,
-            snd_wnd: t.snd_wnd,
-            rcv_wnd: t.rcv_wnd,
+            retransmits: t.retransmits(),
+            probes: t.probes(),
+            backoff: t.backoff(),
+            rto: t.rto(),
+            unacked: t.unacked(),
+            lost: t.lost(),
+            last_data_sent: t.last_data_sent(),
+            last_data_recv: t.last_data_recv(),
+            last_ack_recv: t.last_ack_recv(),
+            rtt: t.rtt(),
+            rttvar: t.rttvar(),
+            total_retrans: t.total_retrans(),
+            bytes_acked: t.bytes_acked(),
+            bytes_received: t.bytes_received(),
+            notsent_bytes: t.notsent_bytes(),
+            snd_wnd: t.snd_wnd(),
+            rcv_wnd: t.rcv_wnd(),
         }
     }
 }
@@ -231,7 +245,7 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn socket(snap: &Snapshot, s: &Socket, kinds: &[Kind]) -> SocketJson {
+fn socket(snap: &Snapshot, s: &Socket, kinds: KindSet) -> SocketJson {
     SocketJson {
         family: match s.family {
             Family::Ipv4 => "ipv4",
@@ -245,12 +259,12 @@ fn socket(snap: &Snapshot, s: &Socket, kinds: &[Kind]) -> SocketJson {
         send_q: s.send_q,
         timer: Timer {
             kind: s.timer.kind.name().into(),
-            expires_ms: s.timer.expires.as_millis() as u64,
+            expires_ms: u64::from(s.timer.expires_ms),
             count: s.timer.count,
         },
         uid: s.uid,
         inode: s.inode,
-        cookie: s.cookie,
+        cookie: s.cookie.map(u64::from),
         pids: snap.owners_of(s).to_vec(),
         findings: kinds.iter().map(|k| k.name().to_string()).collect(),
         tcp_info: s.tcp_info.as_ref().map(TcpInfoJson::from),
@@ -258,7 +272,7 @@ fn socket(snap: &Snapshot, s: &Socket, kinds: &[Kind]) -> SocketJson {
 }
 
 /// Builds the document for a report.
-pub fn document(r: &Report) -> Document {
+pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
     let snap = r.snapshot;
     let h = &snap.host;
     Document {
@@ -342,7 +356,7 @@ pub fn document(r: &Report) -> Document {
                 remediation: f.remediation.clone(),
             })
             .collect(),
-        sockets: r.sockets.iter().map(|(s, k)| socket(snap, s, k)).collect(),
+        sockets: ListedSockets(r),
     }
 }
 

@@ -269,7 +269,8 @@ fn write_findings(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
 }
 
 fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    if r.sockets.is_empty() {
+    let mut listed = r.sockets().peekable();
+    if listed.peek().is_none() {
         return Ok(());
     }
     let mut t = new_table(color);
@@ -283,15 +284,15 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
     // Without --sockets, a long list of flagged sockets is cut: the findings
     // above already count them, the JSON lists them all.
     let limit = if r.all_sockets { usize::MAX } else { 20 };
-    for (s, kinds) in r.sockets.iter().take(limit) {
+    let mut more = 0usize;
+    for (n, (s, kinds)) in listed.enumerate() {
+        if n >= limit {
+            more += 1;
+            continue;
+        }
         let timer = match s.timer.kind {
             crate::model::TimerKind::Off => "off".to_string(),
-            k => format!(
-                "{},{}ms,{}",
-                k.name(),
-                s.timer.expires.as_millis(),
-                s.timer.count
-            ),
+            k => format!("{},{}ms,{}", k.name(), s.timer.expires_ms, s.timer.count),
         };
         t.add_row(vec![
             if color && alarming(s.state) {
@@ -309,11 +310,10 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
         ]);
     }
     writeln!(out, "\n{t}")?;
-    if r.sockets.len() > limit {
+    if more > 0 {
         writeln!(
             out,
-            "({} more flagged sockets: --sockets lists them all)",
-            r.sockets.len() - limit
+            "({more} more flagged sockets: --sockets lists them all)"
         )?;
     }
     Ok(())

@@ -77,7 +77,8 @@ def serve(lst, args, held):
                 target = stream if args.on_accept == "stream" else echo
                 threading.Thread(target=target, args=(conn,), daemon=True).start()
             held.append(conn)
-        say(accepted=n, pid=os.getpid())
+        if not args.quiet or n % 1000 == 0:
+            say(accepted=n, pid=os.getpid())
 
 
 def listen(args):
@@ -173,6 +174,11 @@ def wait():
 
 
 def main():
+    # Many sockets per process (the benchmark): up to the hard limit.
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="role", required=True)
     l = sub.add_parser("listen")
@@ -192,6 +198,7 @@ def main():
     l.add_argument("--keepalive", action="store_true")
     l.add_argument("--rcvbuf", type=int, default=0)
     l.add_argument("--nofile-headroom", type=int, default=None)
+    l.add_argument("--quiet", action="store_true", help="report every 1000th accept only")
     c = sub.add_parser("connect")
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, required=True)

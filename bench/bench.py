@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""zombiescan against ss on the same real sockets, in one run.
+
+For each N, builds N TCP connections on the loopback of a network namespace
+created for the purpose (4 in 5 ESTABLISHED, 1 in 5 closed by the client and
+never by the server: CLOSE_WAIT on one side, orphaned FIN_WAIT2 on the
+other), spread over processes of at most 9,000 connections each (the
+open-file hard limit is 20,000 per process). Then runs, alternating, ROUNDS
+times each:
+
+    zombiescan --json               full scan: owners and tcp_info
+    zombiescan --port 30020 --json  one port, filtered in the kernel
+    ss -tanpi, ss -tanp, ss -tan
+
+all through `ip netns exec` into that namespace, and reports the median wall
+time, its ratio to `ss -tanpi`, and the peak RSS of each. The namespace and
+every process in it are removed at the end, even on failure or Ctrl-C.
+
+Usage (as root): python3 bench/bench.py [--rounds R] [--bin PATH] [N ...]
+"""
+import argparse
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOCKETS_PY = os.path.join(ROOT, "tests", "support", "sockets.py")
+PER_PORT = 4500  # connections per listener port (and per process)
+FIRST_PORT = 30020
+
+
+def sh(*cmd, check=True):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+class Namespace:
+    def __init__(self, name):
+        self.name = name
+        self.procs = []
+        sh("ip", "netns", "del", name, check=False)
+        sh("ip", "netns", "add", name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        # Room for the connections: local ports, accept queues.
+        for k, v in [("net.ipv4.ip_local_port_range", "10000 65000"), ("net.core.somaxconn", "8192")]:
+            self.exec("sysctl", "-qw", f"{k}={v}")
+
+    def exec(self, *cmd):
+        return sh("ip", "netns", "exec", self.name, *cmd)
+
+    def spawn(self, *args):
+        p = subprocess.Popen(
+            ["ip", "netns", "exec", self.name, "python3", SOCKETS_PY, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.procs.append(p)
+        line = p.stdout.readline()
+        if not line or "ready" not in json.loads(line):
+            raise RuntimeError(f"sockets.py {args} failed to start")
+        return p
+
+    def count(self):
+        """ESTABLISHED, CLOSE_WAIT, all, from the kernel's own summary."""
+        out = self.exec("ss", "-tanH").stdout.splitlines()
+        est = sum(1 for l in out if l.startswith("ESTAB"))
+        cw = sum(1 for l in out if l.startswith("CLOSE-WAIT"))
+        return est, cw, len(out)
+
+    def close(self):
+        pids = sh("ip", "netns", "pids", self.name, check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        for p in self.procs:
+            try:
+                p.kill()
+                p.wait(timeout=5)
+            except Exception:
+                pass
+        sh("ip", "netns", "del", self.name, check=False)
+
+
+def build(ns, n):
+    ports = (n + PER_PORT - 1) // PER_PORT
+    for i in range(ports):
+        ns.spawn("listen", "--port", str(FIRST_PORT + i), "--backlog", "8192", "--quiet")
+    left = n
+    for i in range(ports):
+        k = min(PER_PORT, left)
+        left -= k
+        closed = k // 5
+        port = str(FIRST_PORT + i)
+        ns.spawn("connect", "--port", port, "--count", str(k - closed))
+        if closed:
+            ns.spawn("connect", "--port", port, "--count", str(closed), "--then", "close")
+    want_cw = sum(min(PER_PORT, n - i * PER_PORT) // 5 for i in range(ports))
+    want_est = 2 * (n - want_cw)
+    deadline = time.time() + 120
+    while True:
+        est, cw, total = ns.count()
+        if est >= want_est and cw >= want_cw:
+            return est, cw, total
+        if time.time() > deadline:
+            raise RuntimeError(f"built only {est} ESTABLISHED, {cw} CLOSE_WAIT of {want_est}, {want_cw}")
+        time.sleep(0.5)
+
+
+def run_once(ns, cmd):
+    """Wall time (s) and peak RSS (KiB) of one run; output discarded.
+
+    The RSS comes from /usr/bin/time, whose own small process forks the
+    command: the rusage of a child forked from this Python process would
+    carry Python's RSS across the exec.
+    """
+    full = ["ip", "netns", "exec", ns.name, "/usr/bin/time", "-f", "%M", *cmd]
+    t0 = time.perf_counter()
+    p = subprocess.run(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr}")
+    return wall, int(p.stderr.strip().splitlines()[-1])
+
+
+def measure(ns, binary, rounds):
+    cmds = {
+        "zombiescan --json": [binary, "--json"],
+        "zombiescan --port 30020 --json": [binary, "--port", str(FIRST_PORT), "--json"],
+        "ss -tanpi": ["ss", "-tanpi"],
+        "ss -tanp": ["ss", "-tanp"],
+        "ss -tan": ["ss", "-tan"],
+    }
+    times = {k: [] for k in cmds}
+    rss = {k: 0 for k in cmds}
+    for k, c in cmds.items():  # warm the caches once
+        run_once(ns, c)
+    for _ in range(rounds):
+        for k, c in cmds.items():
+            wall, maxrss = run_once(ns, c)
+            times[k].append(wall)
+            rss[k] = max(rss[k], maxrss)
+    base = statistics.median(times["ss -tanpi"])
+    rows = []
+    for k in cmds:
+        med = statistics.median(times[k])
+        rows.append((k, med, med / base, rss[k], rss[k] / rss["ss -tanpi"]))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sizes", nargs="*", type=int, default=[10000, 50000, 100000])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "zombiescan"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench.py: run as root (it creates a network namespace)")
+    if not os.access("/usr/bin/time", os.X_OK):
+        sys.exit("bench.py: /usr/bin/time missing: apt-get install time")
+    if not os.access(args.bin, os.X_OK):
+        sys.exit(f"bench.py: {args.bin} missing: cargo build --release first")
+    procs = len([d for d in os.listdir("/proc") if d.isdigit()])
+    print(f"# zombiescan vs ss, {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
+          f"{os.cpu_count()} cores, {procs} processes on the host, median of {args.rounds} alternating runs\n")
+    print("| connections | sockets | command | median | × ss -tanpi | peak RSS | × ss -tanpi |")
+    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for n in args.sizes:
+        ns = Namespace(f"zs-bench-{os.getpid()}")
+        try:
+            est, cw, total = build(ns, n)
+            for name, med, ratio, rss, rss_ratio in measure(ns, args.bin, args.rounds):
+                print(f"| {n} | {total} | `{name}` | {med * 1000:.1f} ms | {ratio:.2f} | "
+                      f"{rss / 1024:.1f} MiB | {rss_ratio:.2f} |", flush=True)
+        finally:
+            ns.close()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    main()
