@@ -10,11 +10,13 @@ Examples:
   zombiescan --process uvicorn --state CLOSE_WAIT --sockets
   zombiescan --pid 4242 --json         the sockets of one process
   zombiescan --source proc             read /proc/net/tcp instead of netlink
+  zombiescan --netns 4242 --port 8000  inside the container that pid 4242 runs in
+  zombiescan --all-netns --json        every network namespace on the host
   zombiescan --port 30020 --format markdown > incident.md
   zombiescan --fail-on critical        exit 1 when something is critical (cron, CI)
 
 Exit status: 0 scanned; 1 a finding reached --fail-on; 2 usage error; 3 could
-not scan (no socket source usable, permission).";
+not scan (no socket source usable, namespace not found, permission).";
 
 /// Which connections exist, in which state, owned by which process, and how
 /// near each owner is to its file-descriptor limit.
@@ -56,6 +58,16 @@ pub struct Cli {
     /// (/proc/net/tcp), or auto (netlink, else proc).
     #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
     pub source: SourceArg,
+
+    /// Scan another network namespace (a container): an `ip netns` name, a
+    /// path such as /proc/PID/ns/net, or the pid of a process inside it.
+    #[arg(long, value_name = "NAME|PATH|PID")]
+    pub netns: Option<String>,
+
+    /// Scan every network namespace in use on the host, each part labelled
+    /// with its namespace and container.
+    #[arg(long, conflicts_with = "netns")]
+    pub all_netns: bool,
 
     /// Do not look up the processes owning the sockets.
     #[arg(long, conflicts_with_all = ["pids", "processes"])]

@@ -21,6 +21,8 @@ pub struct Config {
     pub fail_on: Option<Severity>,
     /// The command line, for the Markdown report.
     pub command_line: String,
+    /// `--all-netns`: one report per network namespace.
+    pub all_netns: bool,
 }
 
 /// Parses `300`, `300s`, `5m`, `1h`, `500ms`, `1.5s`.
@@ -116,7 +118,9 @@ impl Config {
                     states,
                 },
                 owners: !cli.no_processes,
+                netns: cli.netns,
             },
+            all_netns: cli.all_netns,
             report: report::Options {
                 all_sockets: cli.sockets,
             },

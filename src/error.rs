@@ -15,6 +15,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("network namespace {}: {reason}", path.display())]
+    Netns { path: PathBuf, reason: String },
     #[error("netlink sock_diag dump failed: {0}")]
     Netlink(String),
     #[error("cannot read {}: {source}", path.display())]

@@ -38,16 +38,26 @@ pub struct Outcome {
 
 /// Scans, classifies, reports and renders to `out`.
 pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
-    let snap = collect::scan(&cfg.scan)?;
-    let findings = classify::classify(&snap, &cfg.thresholds);
-    let failed = cfg
-        .fail_on
-        .is_some_and(|at| findings.iter().any(|f| f.severity >= at));
-    let report = Report::new(&snap, findings, &cfg.report);
-    match cfg.format {
-        Format::Table => render::table::write(&report, cfg.color, out)?,
-        Format::Json => render::json::write(&report, out)?,
-        Format::Markdown => render::markdown::write(&report, &cfg.command_line, out)?,
+    let snaps = if cfg.all_netns {
+        collect::scan_all(&cfg.scan)?
+    } else {
+        vec![collect::scan(&cfg.scan)?]
+    };
+    let reports: Vec<Report> = snaps
+        .iter()
+        .map(|snap| Report::new(snap, classify::classify(snap, &cfg.thresholds), &cfg.report))
+        .collect();
+    let failed = cfg.fail_on.is_some_and(|at| {
+        reports
+            .iter()
+            .any(|r| r.findings.iter().any(|f| f.severity >= at))
+    });
+    match (cfg.format, reports.as_slice()) {
+        (Format::Table, [one]) if !cfg.all_netns => render::table::write(one, cfg.color, out)?,
+        (Format::Table, many) => render::table::write_all(many, cfg.color, out)?,
+        (Format::Json, [one]) if !cfg.all_netns => render::json::write(one, out)?,
+        (Format::Json, many) => render::json::write_all(many, out)?,
+        (Format::Markdown, many) => render::markdown::write(many, &cfg.command_line, out)?,
     }
     out.flush()?;
     Ok(Outcome { failed })

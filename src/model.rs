@@ -440,6 +440,56 @@ impl Hasher for InodeHasher {
 
 pub type InodeMap<V> = HashMap<u64, V, BuildHasherDefault<InodeHasher>>;
 
+/// The container a process runs in, from its cgroup path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Container {
+    /// docker, containerd, cri-o, podman.
+    pub runtime: &'static str,
+    /// The full id: 64 hex digits.
+    pub id: String,
+    /// Its name, where the runtime's state says it.
+    pub name: Option<String>,
+}
+
+impl Container {
+    /// The 12-digit id `docker ps` shows.
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+}
+
+/// Which network namespace a snapshot is of.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Netns {
+    pub inode: Option<u64>,
+    /// Its `ip netns` name.
+    pub name: Option<String>,
+    /// The container whose processes are in it.
+    pub container: Option<Container>,
+    /// Whether it is zombiescan's own namespace (the host's, usually).
+    pub own: bool,
+}
+
+impl Netns {
+    /// "netns 4026532301 (ip netns web1, docker 8e76985e7965 web)".
+    pub fn label(&self) -> String {
+        let mut extra = Vec::new();
+        if let Some(n) = &self.name {
+            extra.push(format!("ip netns {n}"));
+        }
+        if let Some(c) = &self.container {
+            let name = c.name.as_deref().map_or(String::new(), |n| format!(" {n}"));
+            extra.push(format!("{} {}{name}", c.runtime, c.short_id()));
+        }
+        let ino = self.inode.map_or("?".to_string(), |i| i.to_string());
+        if extra.is_empty() {
+            format!("netns {ino}")
+        } else {
+            format!("netns {ino} ({})", extra.join(", "))
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub captured_at: SystemTime,
@@ -454,10 +504,12 @@ pub struct Snapshot {
     pub processes: BTreeMap<u32, Process>,
     /// False with `--no-processes`: owners were not looked up.
     pub owners_walked: bool,
-    /// Inode of the network namespace scanned.
-    pub netns: Option<u64>,
+    /// The network namespace scanned.
+    pub netns: Netns,
     pub host: Host,
     pub gaps: Gaps,
+    /// Where to look instead, when the answer is in another namespace.
+    pub hints: Vec<String>,
 }
 
 impl Snapshot {

@@ -231,8 +231,8 @@ pub(crate) mod testing {
     use std::time::SystemTime;
 
     use crate::model::{
-        Family, Filter, Gaps, Host, InodeMap, Process, Snapshot, Socket, Source, TcpInfo, TcpState,
-        Timer, TimerKind,
+        Family, Filter, Gaps, Host, InodeMap, Netns, Process, Snapshot, Socket, Source, TcpInfo,
+        TcpState, Timer, TimerKind,
     };
 
     /// A socket with tcp_info, everything recent: no rule fires on it.
@@ -332,9 +332,13 @@ pub(crate) mod testing {
             shared: InodeMap::default(),
             processes,
             owners_walked: true,
-            netns: None,
+            netns: Netns {
+                own: true,
+                ..Netns::default()
+            },
             host: host(),
             gaps: Gaps::default(),
+            hints: Vec::new(),
         }
     }
 }

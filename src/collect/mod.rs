@@ -3,15 +3,17 @@
 
 pub mod host;
 pub mod netlink;
+pub mod netns;
 pub mod procnet;
 pub mod procs;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use crate::model::{Family, Filter, Gaps, InodeMap, Snapshot, Socket, Source};
+use crate::model::{Family, Filter, Gaps, Host, InodeMap, Netns, Snapshot, Socket, Source};
 
 /// Which socket source to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub struct ScanOptions {
     pub filter: Filter,
     /// Walk /proc/*/fd for owners (off with `--no-processes`).
     pub owners: bool,
+    /// `--netns NAME|PATH|PID`; `None` scans zombiescan's own namespace.
+    pub netns: Option<String>,
 }
 
 /// What `/proc/net/tcp` cannot show, said in the report.
@@ -86,29 +90,31 @@ fn netlink_sockets(filter: &Filter, gaps: &mut Gaps) -> Result<Vec<Socket>> {
     Ok(dump.sockets)
 }
 
-/// The inode of a namespace link such as `/proc/self/ns/net` (`net:[N]`).
-pub fn netns_inode(link: &Path) -> Option<u64> {
-    let target = fs::read_link(link).ok()?;
-    let s = target.to_str()?;
-    s.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+/// What is read inside one network namespace.
+struct Inside {
+    source: Source,
+    sockets: Vec<Socket>,
+    host: Host,
+    gaps: Gaps,
 }
 
-/// Scans the caller's network namespace.
-pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
-    let captured_at = SystemTime::now();
-    let net_dir = PathBuf::from("/proc/self/net");
+/// Reads the sockets and the per-namespace host context of the calling
+/// thread's network namespace.
+fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
+    // The thread's own view: right inside a namespace entered with setns.
+    let net_dir = Path::new("/proc/thread-self/net");
     let mut gaps = Gaps::default();
     let filter = &opts.filter;
     let (source, sockets) = match opts.source {
         SourceChoice::Netlink => (Source::Netlink, netlink_sockets(filter, &mut gaps)?),
-        SourceChoice::Proc => (Source::Proc, proc_sockets(&net_dir, filter, &mut gaps)?),
+        SourceChoice::Proc => (Source::Proc, proc_sockets(net_dir, filter, &mut gaps)?),
         SourceChoice::Auto => match netlink_sockets(filter, &mut gaps) {
             Ok(s) => (Source::Netlink, s),
             Err(e @ Error::NetlinkUnavailable(_)) => {
                 gaps.notes.push(format!(
                     "netlink unavailable ({e}): read /proc/net/tcp instead"
                 ));
-                (Source::Proc, proc_sockets(&net_dir, filter, &mut gaps)?)
+                (Source::Proc, proc_sockets(net_dir, filter, &mut gaps)?)
             }
             Err(e) => return Err(e),
         },
@@ -116,48 +122,281 @@ pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
     if source == Source::Proc {
         gaps.notes.push(PROC_SOURCE_LIMITS.into());
     }
-    let (host, notes) = host::read(&net_dir);
+    let (host, notes) = host::read(net_dir);
     gaps.notes.extend(notes);
-
-    let mut walk = procs::Walk::default();
-    if opts.owners {
-        let mut wanted: InodeMap<u32> = InodeMap::default();
-        wanted.reserve(sockets.len());
-        for (i, s) in sockets.iter().enumerate() {
-            if s.inode != 0 {
-                wanted.insert(s.inode, i as u32);
-            }
-        }
-        let select = procs::Select {
-            pids: &filter.pids,
-            names: &filter.processes,
-        };
-        walk = procs::walk(Path::new("/proc"), &wanted, &select);
-        if !wanted.is_empty() && walk.seen == 0 {
-            gaps.notes
-                .push("no process found under /proc (is /proc mounted?): owners unknown".into());
-        }
-    }
-    gaps.processes_vanished = walk.vanished;
-    gaps.processes_unreadable = walk.unreadable;
-    gaps.as_root = nix::unistd::geteuid().is_root();
-    let mut snap = Snapshot {
-        captured_at,
+    Ok(Inside {
         source,
-        filter: filter.clone(),
         sockets,
-        shared: InodeMap::default(),
-        processes: walk.processes,
-        owners_walked: opts.owners,
-        netns: netns_inode(Path::new("/proc/self/ns/net")),
         host,
         gaps,
-    };
-    for (index, pid) in walk.hits {
-        snap.add_owner(index as usize, pid);
+    })
+}
+
+/// Collects in the namespace at `path`, or in this thread's own.
+fn inside(path: Option<&Path>, opts: &ScanOptions) -> Result<Inside> {
+    match path {
+        None => collect_inside(opts),
+        Some(p) => netns::run_in(p, || collect_inside(opts)),
     }
-    if !snap.filter.pids.is_empty() || !snap.filter.processes.is_empty() {
-        snap.sockets.retain(|s| s.owner != 0);
+}
+
+const PROC: &str = "/proc";
+
+fn own_netns() -> Option<u64> {
+    netns::inode(Path::new("/proc/self/ns/net"))
+}
+
+/// The label of the namespace with inode `ino`: its name, and the
+/// container of the first process in it that runs in one (`first` is
+/// tried before the others).
+fn label(
+    ino: Option<u64>,
+    first: Option<u32>,
+    pids: &[u32],
+    names: &BTreeMap<u64, String>,
+) -> Netns {
+    let own = own_netns();
+    let container = if ino.is_some() && ino == own {
+        None
+    } else {
+        first
+            .into_iter()
+            .chain(pids.iter().copied())
+            .find_map(|p| netns::container_of(Path::new(PROC), p))
+    };
+    Netns {
+        inode: ino,
+        name: ino.and_then(|i| names.get(&i).cloned()),
+        container,
+        own: ino.is_some() && ino == own,
+    }
+}
+
+/// Scans one network namespace: zombiescan's own, or `--netns`.
+pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
+    let captured_at = SystemTime::now();
+    let names = netns::names();
+    let (path, netns) = match &opts.netns {
+        None => (None, label(own_netns(), None, &[], &names)),
+        Some(arg) => {
+            let path = netns::resolve(arg)?;
+            let ino = netns::inode(&path);
+            let first = arg.parse::<u32>().ok();
+            let pids: Vec<u32> = netns::all(Path::new(PROC))
+                .remove(&ino.unwrap_or(0))
+                .map(|(_, pids)| pids)
+                .unwrap_or_default();
+            (Some(path), label(ino, first, &pids, &names))
+        }
+    };
+    let ins = inside(path.as_deref(), opts)?;
+    let mut snaps = attribute(opts, captured_at, vec![(netns, ins)]);
+    let mut snap = snaps
+        .pop()
+        .ok_or_else(|| Error::malformed("scan", "no snapshot"))?;
+    if opts.netns.is_none() && !opts.filter.ports.is_empty() {
+        snap.hints = elsewhere(&snap, opts);
     }
     Ok(snap)
+}
+
+/// Scans every network namespace in use on the host (`--all-netns`), with
+/// one walk of /proc for the owners of all.
+pub fn scan_all(opts: &ScanOptions) -> Result<Vec<Snapshot>> {
+    let captured_at = SystemTime::now();
+    let names = netns::names();
+    let own = own_netns();
+    let mut parts = Vec::new();
+    let mut skipped = Vec::new();
+    for (ino, (path, pids)) in netns::all(Path::new(PROC)) {
+        let here = Some(ino) == own;
+        match inside((!here).then_some(path.as_path()), opts) {
+            Ok(ins) => parts.push((label(Some(ino), None, &pids, &names), ins)),
+            // A namespace whose last process exited meanwhile.
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::Netns {
+            path: PathBuf::from(PROC),
+            reason: format!("no namespace could be scanned: {}", skipped.join("; ")),
+        });
+    }
+    let mut snaps = attribute(opts, captured_at, parts);
+    if let Some(first) = snaps.first_mut() {
+        first
+            .gaps
+            .notes
+            .extend(skipped.into_iter().map(|e| format!("not scanned: {e}")));
+    }
+    Ok(snaps)
+}
+
+/// Finds the owners of the sockets of every part with one walk of /proc,
+/// then applies the pid and process-name filters.
+fn attribute(
+    opts: &ScanOptions,
+    captured_at: SystemTime,
+    parts: Vec<(Netns, Inside)>,
+) -> Vec<Snapshot> {
+    let filter = &opts.filter;
+    let as_root = nix::unistd::geteuid().is_root();
+    let mut snaps: Vec<Snapshot> = parts
+        .into_iter()
+        .map(|(netns, ins)| Snapshot {
+            captured_at,
+            source: ins.source,
+            filter: filter.clone(),
+            sockets: ins.sockets,
+            shared: InodeMap::default(),
+            processes: BTreeMap::new(),
+            owners_walked: opts.owners,
+            netns,
+            host: ins.host,
+            gaps: Gaps {
+                as_root,
+                ..ins.gaps
+            },
+            hints: Vec::new(),
+        })
+        .collect();
+    if !opts.owners {
+        return snaps;
+    }
+    // One index over all parts: part k's sockets start at starts[k].
+    let mut starts = Vec::with_capacity(snaps.len());
+    let mut wanted: InodeMap<u32> = InodeMap::default();
+    wanted.reserve(snaps.iter().map(|s| s.sockets.len()).sum());
+    let mut next = 0u32;
+    for snap in &snaps {
+        starts.push(next);
+        for (i, s) in snap.sockets.iter().enumerate() {
+            if s.inode != 0 {
+                wanted.insert(s.inode, next + i as u32);
+            }
+        }
+        next += snap.sockets.len() as u32;
+    }
+    let select = procs::Select {
+        pids: &filter.pids,
+        names: &filter.processes,
+    };
+    let walk = procs::walk(Path::new(PROC), &wanted, &select);
+    for (global, pid) in walk.hits {
+        let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
+        let snap = &mut snaps[k];
+        snap.add_owner((global - starts[k]) as usize, pid);
+        if let Some(p) = walk.processes.get(&pid) {
+            snap.processes.entry(pid).or_insert_with(|| p.clone());
+        }
+    }
+    for snap in &mut snaps {
+        snap.gaps.processes_vanished = walk.vanished;
+        snap.gaps.processes_unreadable = walk.unreadable;
+        if !snap.sockets.is_empty() && walk.seen == 0 {
+            snap.gaps
+                .notes
+                .push("no process found under /proc (is /proc mounted?): owners unknown".into());
+        }
+        if !filter.pids.is_empty() || !filter.processes.is_empty() {
+            snap.sockets.retain(|s| s.owner != 0);
+        }
+    }
+    snaps
+}
+
+/// For a `--port` scan of zombiescan's own namespace that finds no server
+/// of its own (nothing, or only docker-proxy, listens): the namespaces where
+/// a listener for that port (or the container port docker-proxy forwards
+/// it to) lives, and the command that scans it.
+fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
+    let is_proxy = |pid: &u32| {
+        snap.processes
+            .get(pid)
+            .is_some_and(|p| p.comm == b"docker-proxy")
+    };
+    let real_listener = snap.sockets.iter().any(|s| {
+        s.state == crate::model::TcpState::Listen && !snap.owners_of(s).iter().all(is_proxy)
+    });
+    if real_listener {
+        return Vec::new();
+    }
+    let mut ports = opts.filter.ports.clone();
+    let mut hints = Vec::new();
+    for p in snap
+        .processes
+        .values()
+        .filter(|p| p.comm == b"docker-proxy")
+    {
+        let args: Vec<&[u8]> = p.cmdline.split(|&b| b == b' ').collect();
+        let arg = |flag: &[u8]| {
+            args.iter()
+                .position(|a| *a == flag)
+                .and_then(|i| args.get(i + 1))
+                .and_then(|v| std::str::from_utf8(v).ok())
+        };
+        if let (Some(host), Some(cport)) = (arg(b"-host-port"), arg(b"-container-port"))
+            && let (Ok(host), Ok(cport)) = (host.parse::<u16>(), cport.parse::<u16>())
+            && opts.filter.ports.contains(&host)
+        {
+            hints.push(format!(
+                "port {host} is forwarded by docker-proxy (pid {}) to {}:{cport}",
+                p.pid,
+                arg(b"-container-ip").unwrap_or("the container")
+            ));
+            if !ports.contains(&cport) {
+                ports.push(cport);
+            }
+        }
+    }
+    let names = netns::names();
+    let own = own_netns();
+    for (ino, (path, pids)) in netns::all(Path::new(PROC)) {
+        if Some(ino) == own {
+            continue;
+        }
+        let listen = crate::model::TcpState::Listen.mask_bit();
+        let found = netns::run_in(&path, || {
+            let mut d = netlink::Dumper::open()?;
+            let mut out = Vec::new();
+            for fam in [Family::Ipv4, Family::Ipv6] {
+                d.dump_raw(fam, listen, &ports, |dg| {
+                    Ok(netlink::parse_datagram(dg, &mut out)?.done)
+                })?;
+            }
+            Ok(out)
+        });
+        let Ok(listeners) = found else { continue };
+        let mut lports: Vec<u16> = listeners.iter().map(|s| s.local.port()).collect();
+        lports.sort_unstable();
+        lports.dedup();
+        if lports.is_empty() {
+            continue;
+        }
+        let netns = label(Some(ino), None, &pids, &names);
+        let target = netns
+            .name
+            .clone()
+            .or_else(|| pids.first().map(u32::to_string))
+            .unwrap_or_else(|| path.display().to_string());
+        let plist: Vec<String> = lports.iter().map(u16::to_string).collect();
+        hints.push(format!(
+            "a server listens on port {} in {}: zombiescan --netns {target} --port {}",
+            plist.join(","),
+            netns.label(),
+            plist.join(" --port ")
+        ));
+    }
+    if hints.is_empty() {
+        hints.push(format!(
+            "nothing listens on port {} in this network namespace or any other",
+            opts.filter
+                .ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    hints
 }

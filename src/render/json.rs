@@ -28,6 +28,8 @@ pub struct Document<S = Vec<SocketJson>> {
     pub netns: Netns,
     pub filter: Filter,
     pub limitations: Vec<String>,
+    /// Where to look instead (another namespace holds the server).
+    pub hints: Vec<String>,
     pub summary: Summary,
     pub ports: Vec<Port>,
     pub processes: Vec<Process>,
@@ -61,6 +63,27 @@ pub struct Host {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Netns {
     pub inode: Option<u64>,
+    /// Its `ip netns` name.
+    pub name: Option<String>,
+    pub container: Option<Container>,
+    /// zombiescan's own namespace (the host's, usually).
+    pub own: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Container {
+    pub runtime: String,
+    pub id: String,
+    pub short_id: String,
+    pub name: Option<String>,
+}
+
+/// `--all-netns`: one document per network namespace.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AllNamespaces<S = Vec<SocketJson>> {
+    pub schema_version: u32,
+    pub generated_at: String,
+    pub namespaces: Vec<Document<S>>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -289,7 +312,18 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
             sysctls: h.sysctls.clone(),
         },
         source: snap.source.name().into(),
-        netns: Netns { inode: snap.netns },
+        netns: Netns {
+            inode: snap.netns.inode,
+            name: snap.netns.name.clone(),
+            container: snap.netns.container.as_ref().map(|c| Container {
+                runtime: c.runtime.into(),
+                id: c.id.clone(),
+                short_id: c.short_id().into(),
+                name: c.name.clone(),
+            }),
+            own: snap.netns.own,
+        },
+        hints: snap.hints.clone(),
         filter: Filter {
             ports: snap.filter.ports.clone(),
             pids: snap.filter.pids.clone(),
@@ -362,5 +396,20 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
 
 pub fn write(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &document(r))?;
+    out.write_all(b"\n")
+}
+
+/// `--all-netns`: every namespace's document in one.
+pub fn write_all(reports: &[Report], out: &mut dyn Write) -> io::Result<()> {
+    let generated_at = reports
+        .first()
+        .map(|r| rfc3339(r.snapshot.captured_at))
+        .unwrap_or_default();
+    let all = AllNamespaces {
+        schema_version: SCHEMA_VERSION,
+        generated_at,
+        namespaces: reports.iter().map(document).collect(),
+    };
+    serde_json::to_writer_pretty(&mut *out, &all)?;
     out.write_all(b"\n")
 }

@@ -65,8 +65,13 @@ fn states_shown(r: &Report) -> Vec<TcpState> {
         .collect()
 }
 
-pub fn write(r: &Report, command_line: &str, out: &mut dyn Write) -> io::Result<()> {
-    let snap = r.snapshot;
+/// Writes one Markdown document for the reports: one per network
+/// namespace with `--all-netns`, else one.
+pub fn write(reports: &[Report], command_line: &str, out: &mut dyn Write) -> io::Result<()> {
+    let Some(first) = reports.first() else {
+        return Ok(());
+    };
+    let snap = first.snapshot;
     let h = &snap.host;
     let mut md = String::new();
     let title = snap
@@ -90,10 +95,34 @@ pub fn write(r: &Report, command_line: &str, out: &mut dyn Write) -> io::Result<
     if let Some(f) = filter_text(snap) {
         meta.push(vec!["filter".to_string(), escape(f.as_bytes())]);
     }
+    if reports.len() == 1 && !snap.netns.own {
+        meta.push(vec![
+            "network namespace".to_string(),
+            escape(snap.netns.label().as_bytes()),
+        ]);
+    }
     md.push_str(&table(&["".to_string(), "".to_string()], &meta, usize::MAX));
     let _ = writeln!(md, "\n\n{}\n", fenced(command_line));
+    for r in reports {
+        if reports.len() > 1 {
+            let _ = writeln!(md, "### {}\n", escape(r.snapshot.netns.label().as_bytes()));
+            body(&mut md, r, "####");
+        } else {
+            body(&mut md, r, "###");
+        }
+    }
+    out.write_all(md.trim_end().as_bytes())?;
+    out.write_all(b"\n")
+}
 
-    md.push_str("### Summary\n\n");
+/// The sections of one report, headed at level `h`.
+fn body(md: &mut String, r: &Report, h: &str) {
+    let snap = r.snapshot;
+    let host = &snap.host;
+    for hint in &snap.hints {
+        let _ = writeln!(md, "**Hint:** {}\n", escape(hint.as_bytes()));
+    }
+    let _ = writeln!(md, "{h} Summary\n");
     let states = states_shown(r);
     let _ = writeln!(
         md,
@@ -108,7 +137,7 @@ pub fn write(r: &Report, command_line: &str, out: &mut dyn Write) -> io::Result<
             .collect();
         let _ = writeln!(md, "{}\n", table(&head, &[counts], 0));
     }
-    if let Some(tcp) = h.sockstat.get("TCP") {
+    if let Some(tcp) = host.sockstat.get("TCP") {
         let get = |k: &str| tcp.get(k).copied().unwrap_or(0);
         let _ = write!(
             md,
@@ -118,24 +147,24 @@ pub fn write(r: &Report, command_line: &str, out: &mut dyn Write) -> io::Result<
             get("tw"),
             get("alloc")
         );
-        if let (Some(a), Some(m)) = (h.files_allocated, h.files_max) {
+        if let (Some(a), Some(m)) = (host.files_allocated, host.files_max) {
             let _ = write!(md, "; file handles {a} of {m}");
         }
         for k in ["ListenOverflows", "ListenDrops", "TCPAbortOnTimeout"] {
-            if let Some(v) = h.tcp_ext.get(k) {
+            if let Some(v) = host.tcp_ext.get(k) {
                 let _ = write!(md, "; {k} {v}");
             }
         }
         md.push_str(".\n\n");
     }
 
-    md.push_str("### Findings\n\n");
+    let _ = writeln!(md, "{h} Findings\n");
     if r.findings.is_empty() {
         md.push_str("None.\n\n");
     }
     for f in &r.findings {
         let mut head = format!(
-            "#### {} — {} ×{}",
+            "{h}# {} — {} ×{}",
             f.severity.name().to_uppercase(),
             f.kind.name(),
             f.count
@@ -165,7 +194,7 @@ pub fn write(r: &Report, command_line: &str, out: &mut dyn Write) -> io::Result<
     }
 
     if !r.ports.is_empty() {
-        md.push_str("### Ports\n\n");
+        let _ = writeln!(md, "{h} Ports\n");
         let mut head: Vec<String> = ["port", "direction", "peer", "total"]
             .map(String::from)
             .to_vec();
@@ -193,7 +222,7 @@ pub fn write(r: &Report, command_line: &str, out: &mut dyn Write) -> io::Result<
         let _ = writeln!(md, "{}\n", table(&head, &rows, 3));
     }
     if !r.processes.is_empty() {
-        md.push_str("### Processes\n\n");
+        let _ = writeln!(md, "{h} Processes\n");
         let mut head: Vec<String> = ["pid", "comm", "uid", "sockets"].map(String::from).to_vec();
         head.extend(states.iter().map(|s| s.name().to_string()));
         head.extend(["FDs", "FD limit", "cmdline"].map(String::from));
@@ -222,14 +251,12 @@ pub fn write(r: &Report, command_line: &str, out: &mut dyn Write) -> io::Result<
         let _ = writeln!(md, "{}\n", table(&head, &rows, usize::MAX));
     }
     if !r.limitations.is_empty() {
-        md.push_str("### Limitations\n\n");
+        let _ = writeln!(md, "{h} Limitations\n");
         for l in &r.limitations {
             let _ = writeln!(md, "- {}", escape(l.as_bytes()));
         }
         md.push('\n');
     }
-    out.write_all(md.trim_end().as_bytes())?;
-    out.write_all(b"\n")
 }
 
 #[cfg(test)]

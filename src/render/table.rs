@@ -81,6 +81,9 @@ fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
     } else {
         writeln!(out, "{title}")?;
     }
+    if !snap.netns.own {
+        writeln!(out, "{}", terminal(snap.netns.label().as_bytes()))?;
+    }
     if let Some(f) = filter_text(snap) {
         writeln!(out, "filter: {f}")?;
     }
@@ -319,8 +322,29 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
     Ok(())
 }
 
+/// `--all-netns`: one report per namespace, each under its label.
+pub fn write_all(reports: &[Report], color: bool, out: &mut dyn Write) -> io::Result<()> {
+    for (i, r) in reports.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let label = terminal(r.snapshot.netns.label().as_bytes());
+        let own = if r.snapshot.netns.own {
+            " · zombiescan's own"
+        } else {
+            ""
+        };
+        writeln!(out, "━━━━ {label}{own} ━━━━")?;
+        write(r, color, out)?;
+    }
+    Ok(())
+}
+
 pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     write_summary(r, color, out)?;
+    for h in &r.snapshot.hints {
+        writeln!(out, "hint: {}", terminal(h.as_bytes()))?;
+    }
     write_findings(r, color, out)?;
     let states = shown_states(&r.summary.by_state);
     write_ports(r, &states, color, out)?;

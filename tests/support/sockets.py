@@ -181,7 +181,8 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="role", required=True)
-    l = sub.add_parser("listen")
+    # No -h: "-host-port" (docker-proxy's) must not read as a help flag.
+    l = sub.add_parser("listen", add_help=False)
     l.add_argument("--host", default="127.0.0.1")
     l.add_argument("--port", type=int, required=True)
     l.add_argument("--backlog", type=int, default=128)
@@ -199,7 +200,7 @@ def main():
     l.add_argument("--rcvbuf", type=int, default=0)
     l.add_argument("--nofile-headroom", type=int, default=None)
     l.add_argument("--quiet", action="store_true", help="report every 1000th accept only")
-    c = sub.add_parser("connect")
+    c = sub.add_parser("connect", add_help=False)
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--count", type=int, default=1)
@@ -210,7 +211,9 @@ def main():
     c.add_argument("--read", action="store_true", help="read everything, forever")
     c.add_argument("--chat", action="store_true", help="send and read back, forever")
     c.add_argument("--then", choices=["hold", "close", "close-after-peer"], default="hold")
-    args = p.parse_args()
+    # Unknown arguments are ignored: a test may dress this process up as
+    # another program (docker-proxy -host-port ...).
+    args, _ = p.parse_known_args()
     {"listen": listen, "connect": connect}[args.role](args)
 
 

@@ -184,7 +184,7 @@ fn an_unusable_source_exits_3_with_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("/proc/self/net/tcp") && err.contains("--source netlink"),
+        err.contains("/proc/thread-self/net/tcp") && err.contains("--source netlink"),
         "{err}"
     );
     assert!(out.stdout.is_empty());

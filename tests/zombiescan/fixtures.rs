@@ -229,7 +229,7 @@ fn malformed_input_is_an_error_or_a_count_never_a_panic() {
 /// deterministic.
 pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
     use std::collections::BTreeMap;
-    use zombiescan::model::{Gaps, Host, InodeMap, Process, Snapshot, Source};
+    use zombiescan::model::{Gaps, Host, InodeMap, Netns, Process, Snapshot, Source};
     let mut sockets = netlink_sockets("netlink/inet4.bin");
     sockets.extend(netlink_sockets("netlink/inet6.bin"));
     let server = |pid: u32, comm: &str, cmdline: &str| Process {
@@ -276,7 +276,11 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
         shared: InodeMap::default(),
         processes,
         owners_walked: true,
-        netns: Some(4026532000),
+        netns: Netns {
+            inode: Some(4026532000),
+            own: true,
+            ..Netns::default()
+        },
         host: Host {
             hostname: "api-1".into(),
             kernel: "6.18.44".into(),
@@ -289,6 +293,7 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
             ..Host::default()
         },
         gaps: Gaps::default(),
+        hints: Vec::new(),
     }
 }
 
@@ -357,7 +362,12 @@ fn table_and_markdown_renderings_of_the_captured_namespace() {
     table::write(&report, false, &mut txt).expect("table");
     golden("report.txt", &txt);
     let mut md = Vec::new();
-    markdown::write(&report, "zombiescan --stall 1s --format markdown", &mut md).expect("markdown");
+    markdown::write(
+        std::slice::from_ref(&report),
+        "zombiescan --stall 1s --format markdown",
+        &mut md,
+    )
+    .expect("markdown");
     golden("report.md", &md);
     let md = String::from_utf8(md).expect("utf-8");
     // A hostile command line stays inside its table cell.

@@ -8,4 +8,5 @@ mod cli;
 mod findings;
 mod fixtures;
 mod live;
+mod namespaces;
 mod netns;

@@ -64,7 +64,10 @@ pub struct Netns {
 
 impl Netns {
     pub fn new(tag: &str) -> Netns {
-        let name = format!("zs-{tag}-{}", std::process::id());
+        // Unique across the tests of this run, which go in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("zs-{tag}-{}-{n}", std::process::id());
         // A namespace left by a killed run of the same pid would collide.
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
@@ -113,8 +116,14 @@ impl Netns {
     /// Starts `sockets.py ARGS` inside the namespace, waits for it to say it
     /// is ready, and returns its pids.
     pub fn spawn(&mut self, args: &[&str]) -> Vec<u32> {
+        self.spawn_as("python3", args)
+    }
+
+    /// The same, run by `python` (a link to python3 named as another
+    /// program, say).
+    pub fn spawn_as(&mut self, python: &str, args: &[&str]) -> Vec<u32> {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "python3", &sockets_py()])
+            .args(["netns", "exec", &self.name, python, &sockets_py()])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -270,5 +279,51 @@ pub fn ss_state(s: &str) -> &str {
         "CLOSE-WAIT" => "CLOSE_WAIT",
         "LAST-ACK" => "LAST_ACK",
         other => other,
+    }
+}
+
+/// A cgroup named like a docker container's, holding test processes;
+/// removed (its processes moved back to the root) when dropped.
+pub struct FakeContainer {
+    dir: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+impl FakeContainer {
+    /// `None` when no writable cgroup hierarchy is mounted.
+    pub fn new(id: &str) -> Option<FakeContainer> {
+        for root in [
+            "/sys/fs/cgroup/pids",
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup",
+        ] {
+            let root = std::path::PathBuf::from(root);
+            if !root.join("cgroup.procs").exists() {
+                continue;
+            }
+            let dir = root.join("docker").join(id);
+            if std::fs::create_dir_all(&dir).is_ok() && dir.join("cgroup.procs").exists() {
+                return Some(FakeContainer { dir, root });
+            }
+        }
+        None
+    }
+
+    pub fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).expect("move into cgroup");
+    }
+}
+
+impl Drop for FakeContainer {
+    fn drop(&mut self) {
+        if let Ok(pids) = std::fs::read_to_string(self.dir.join("cgroup.procs")) {
+            for pid in pids.lines() {
+                let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }

@@ -1,0 +1,251 @@
+//! Other network namespaces: `--netns` by name, path and pid, `--all-netns`,
+//! container labels, and the hint that points from a host port to the
+//! namespace that holds the server.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use zombiescan::render::json::{AllNamespaces, Document};
+
+use crate::live::nonzero;
+use crate::netns::{BIN, FakeContainer, Netns, live_or_skip};
+
+const ID: &str = "5a1e7c0ffee05a1e7c0ffee05a1e7c0ffee05a1e7c0ffee05a1e7c0ffee0ab12";
+
+fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+/// Namespace A: a server on `pa`, 4 connections held, 2 closed by the
+/// client. Namespace B: a server on `pb` with 2 connections. Each test uses
+/// its own ports: the tests run in parallel, and `--all-netns` sees them all.
+fn two_namespaces(pa: u16, pb: u16) -> (Netns, Netns, u32, u32) {
+    let (pa, pb) = (pa.to_string(), pb.to_string());
+    let mut a = Netns::new("nsa");
+    let mut b = Netns::new("nsb");
+    let a_server = a.spawn(&["listen", "--port", &pa])[0];
+    a.spawn(&["connect", "--port", &pa, "--count", "4"]);
+    a.spawn(&["connect", "--port", &pa, "--count", "2", "--then", "close"]);
+    let b_server = b.spawn(&["listen", "--port", &pb])[0];
+    b.spawn(&["connect", "--port", &pb, "--count", "2"]);
+    a.wait_accepted(6);
+    b.wait_accepted(2);
+    a.wait_ss("A built", |out| out.lines().count() == 13);
+    b.wait_ss("B built", |out| out.lines().count() == 5);
+    (a, b, a_server, b_server)
+}
+
+fn scan(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run zombiescan")
+}
+
+fn json(args: &[&str]) -> Document {
+    let out = scan(&[args, &["--json"]].concat());
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+#[test]
+fn scan_another_namespace_by_name_path_and_pid() {
+    if !live_or_skip("scan_another_namespace_by_name_path_and_pid") {
+        return;
+    }
+    let (a, b, a_server, b_server) = two_namespaces(8000, 9000);
+    let want_a = counts(&[
+        ("ESTABLISHED", 8),
+        ("CLOSE_WAIT", 2),
+        ("FIN_WAIT2", 2),
+        ("LISTEN", 1),
+    ]);
+    let a_pid = a_server.to_string();
+    let a_path = a.path();
+    for arg in [a.name.as_str(), a_path.as_str(), a_pid.as_str()] {
+        for source in ["netlink", "proc"] {
+            let doc = json(&["--netns", arg, "--source", source]);
+            assert_eq!(
+                nonzero(&doc.summary.by_state),
+                want_a,
+                "--netns {arg} --source {source}"
+            );
+            assert_eq!(doc.netns.name.as_deref(), Some(a.name.as_str()), "{arg}");
+            assert!(!doc.netns.own);
+            assert!(
+                doc.processes
+                    .iter()
+                    .any(|p| p.pid == a_server && p.by_state.listen == 1)
+            );
+            assert!(
+                doc.processes.iter().all(|p| p.pid != b_server),
+                "B's server holds nothing in A"
+            );
+            // Host counters of A, not of zombiescan's namespace.
+            assert_eq!(doc.host.sockstat["TCP"]["inuse"], 11, "{arg} {source}");
+        }
+    }
+    let doc = json(&["--netns", &b.name]);
+    assert_eq!(
+        nonzero(&doc.summary.by_state),
+        counts(&[("ESTABLISHED", 4), ("LISTEN", 1)])
+    );
+    assert!(doc.processes.iter().any(|p| p.pid == b_server));
+    // Table output names the namespace.
+    let out = scan(&["--netns", &a.name]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("ip netns {}", a.name)));
+
+    let out = scan(&["--netns", "zs-no-such-namespace"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/run/netns/zs-no-such-namespace") && err.contains("not found"),
+        "{err}"
+    );
+
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "--netns",
+            &a.name,
+        ])
+        .output()
+        .expect("setpriv");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("run as root"), "{err}");
+}
+
+#[test]
+fn all_netns_labels_each_namespace_and_counts_each_socket_once() {
+    if !live_or_skip("all_netns_labels_each_namespace_and_counts_each_socket_once") {
+        return;
+    }
+    let (a, b, a_server, b_server) = two_namespaces(8100, 9100);
+    let container = FakeContainer::new(ID);
+    match &container {
+        Some(c) => c.add(b_server),
+        None => eprintln!("!!! no writable cgroup hierarchy: the container label is not checked"),
+    }
+    let out = scan(&["--all-netns", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::cli::assert_valid(&out.stdout);
+    let all: AllNamespaces = serde_json::from_slice(&out.stdout).expect("json");
+    let of = |name: &str| -> Vec<&Document> {
+        all.namespaces
+            .iter()
+            .filter(|d| d.netns.name.as_deref() == Some(name))
+            .collect()
+    };
+    let (da, db) = (of(&a.name), of(&b.name));
+    assert_eq!((da.len(), db.len()), (1, 1), "each namespace once");
+    assert_eq!(da[0].summary.total, 13);
+    assert_eq!(db[0].summary.total, 5);
+    assert!(da[0].processes.iter().any(|p| p.pid == a_server));
+    assert!(db[0].processes.iter().any(|p| p.pid == b_server));
+    assert_eq!(all.namespaces.iter().filter(|d| d.netns.own).count(), 1);
+    let inodes: std::collections::BTreeSet<_> =
+        all.namespaces.iter().map(|d| d.netns.inode).collect();
+    assert_eq!(inodes.len(), all.namespaces.len(), "no namespace twice");
+    // Every socket on 8100 or 9100 is in its own namespace's part only.
+    for d in &all.namespaces {
+        let ours = d
+            .ports
+            .iter()
+            .filter(|p| p.port == 8100 || p.port == 9100)
+            .map(|p| p.total)
+            .sum::<u32>();
+        let want = match d.netns.name.as_deref() {
+            Some(n) if n == a.name => 13,
+            Some(n) if n == b.name => 5,
+            _ => 0,
+        };
+        assert_eq!(ours, want, "{:?}", d.netns);
+    }
+    if container.is_some() {
+        let c = db[0]
+            .netns
+            .container
+            .as_ref()
+            .expect("B runs in a container");
+        assert_eq!(
+            (c.runtime.as_str(), c.id.as_str(), c.short_id.as_str()),
+            ("docker", ID, &ID[..12])
+        );
+        assert!(da[0].netns.container.is_none());
+        let table = String::from_utf8_lossy(&scan(&["--all-netns"]).stdout).into_owned();
+        assert!(table.contains(&format!("docker {}", &ID[..12])), "{table}");
+    }
+}
+
+#[test]
+fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
+    if !live_or_skip("a_host_port_scan_points_to_the_namespace_that_holds_the_server") {
+        return;
+    }
+    let mut host = Netns::new("nsh");
+    let mut backend = Netns::new("nsc");
+    // A process named docker-proxy forwarding host port 30020 to 8000.
+    let dir = std::env::temp_dir().join(format!("zombiescan-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let python = String::from_utf8(
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3")
+            .stdout,
+    )
+    .expect("utf-8");
+    let proxy = dir.join("docker-proxy");
+    let _ = std::fs::remove_file(&proxy);
+    std::os::unix::fs::symlink(python.trim(), &proxy).expect("symlink");
+    let proxy_pid = host.spawn_as(
+        proxy.to_str().expect("path"),
+        &[
+            "listen",
+            "--port",
+            "30020",
+            "-host-port",
+            "30020",
+            "-container-ip",
+            "127.0.0.1",
+            "-container-port",
+            "8000",
+        ],
+    )[0];
+    backend.spawn(&["listen", "--port", "8000"]);
+    let out = host.exec(&[BIN, "--port", "30020", "--json"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
+    let hints = doc.hints.join("\n");
+    assert!(
+        hints.contains(&format!("docker-proxy (pid {proxy_pid})")),
+        "{hints}"
+    );
+    assert!(
+        hints.contains(&format!("zombiescan --netns {} --port 8000", backend.name)),
+        "{hints}"
+    );
+    // Where a real server listens, there is nothing to point at.
+    let out = backend.exec(&[BIN, "--port", "8000", "--json"]);
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(doc.hints.is_empty(), "{:?}", doc.hints);
+}
