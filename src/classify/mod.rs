@@ -164,6 +164,13 @@ pub fn classify(snap: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     sockets::classify(snap, t, &mut out);
     listen::classify(snap, t, &mut out);
     limits::classify(snap, t, &mut out);
+    // A finding from another namespace says which.
+    if !snap.netns.own {
+        let label = snap.netns.label();
+        for f in &mut out {
+            f.evidence.insert("netns", label.clone().into());
+        }
+    }
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)

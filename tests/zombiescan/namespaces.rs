@@ -89,6 +89,20 @@ fn scan_another_namespace_by_name_path_and_pid() {
             assert_eq!(doc.host.sockstat["TCP"]["inuse"], 11, "{arg} {source}");
         }
     }
+    // Its findings say which namespace they are from.
+    let doc = json(&["--netns", &a.name, "--stall", "0s"]);
+    let cw = doc
+        .findings
+        .iter()
+        .find(|f| f.kind == "close_wait")
+        .expect("close_wait in A");
+    assert!(
+        cw.evidence["netns"]
+            .as_str()
+            .is_some_and(|l| l.contains(&a.name)),
+        "{:?}",
+        cw.evidence
+    );
     let doc = json(&["--netns", &b.name]);
     assert_eq!(
         nonzero(&doc.summary.by_state),
