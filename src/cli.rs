@@ -1,7 +1,9 @@
 //! The command line, clap derive only: flags, help text, value enums. Input
 //! checks live in `config.rs`.
 
-use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -12,6 +14,8 @@ Examples:
   zombiescan --source proc             read /proc/net/tcp instead of netlink
   zombiescan --netns 4242 --port 8000  inside the container that pid 4242 runs in
   zombiescan --all-netns --json        every network namespace on the host
+  zombiescan capture -o incident.zsc   freeze everything for later
+  zombiescan analyze incident.zsc --port 30020   ...and report on it anywhere
   zombiescan --port 30020 --format markdown > incident.md
   zombiescan --fail-on critical        exit 1 when something is critical (cron, CI)
 
@@ -23,63 +27,67 @@ not scan (no socket source usable, namespace not found, permission).";
 #[derive(Debug, Parser)]
 #[command(name = "zombiescan", version, about, after_help = EXAMPLES)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Only sockets whose local or remote port is PORT (repeatable).
     /// Filtered in the kernel.
-    #[arg(short, long = "port", value_name = "PORT")]
+    #[arg(global = true, short, long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
 
     /// Only sockets held by process PID (repeatable).
-    #[arg(long = "pid", value_name = "PID")]
+    #[arg(global = true, long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
 
     /// Only sockets held by processes whose name (comm) or one of whose
     /// command-line words is NAME (repeatable).
-    #[arg(long = "process", value_name = "NAME")]
+    #[arg(global = true, long = "process", value_name = "NAME")]
     pub processes: Vec<String>,
 
     /// Only sockets in state STATE, a kernel name such as ESTABLISHED or
     /// CLOSE_WAIT (repeatable).
-    #[arg(short, long = "state", value_name = "STATE")]
+    #[arg(global = true, short, long = "state", value_name = "STATE")]
     pub states: Vec<String>,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(global = true, long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
     /// Same as --format json.
-    #[arg(long, conflicts_with = "format")]
+    #[arg(global = true, long, conflicts_with = "format")]
     pub json: bool,
 
     /// List every socket in full, not only the flagged ones.
-    #[arg(long)]
+    #[arg(global = true, long)]
     pub sockets: bool,
 
     /// Where sockets are read from: netlink (sock_diag, with tcp_info), proc
     /// (/proc/net/tcp), or auto (netlink, else proc).
-    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
+    #[arg(global = true, long, value_enum, default_value_t = SourceArg::Auto)]
     pub source: SourceArg,
 
     /// Scan another network namespace (a container): an `ip netns` name, a
     /// path such as /proc/PID/ns/net, or the pid of a process inside it.
-    #[arg(long, value_name = "NAME|PATH|PID")]
+    #[arg(global = true, long, value_name = "NAME|PATH|PID")]
     pub netns: Option<String>,
 
     /// Scan every network namespace in use on the host, each part labelled
     /// with its namespace and container.
-    #[arg(long, conflicts_with = "netns")]
+    #[arg(global = true, long, conflicts_with = "netns")]
     pub all_netns: bool,
 
     /// Do not look up the processes owning the sockets.
-    #[arg(long, conflicts_with_all = ["pids", "processes"])]
+    #[arg(global = true, long, conflicts_with_all = ["pids", "processes"])]
     pub no_processes: bool,
 
     /// Exit with status 1 when a finding reaches this severity.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
+    #[arg(global = true, long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
 
     /// An ESTABLISHED connection without data either way this long is idle
     /// (idle_no_keepalive). Units: ms, s, m, h.
     #[arg(
+        global = true,
         long,
         value_name = "DURATION",
         default_value = "300s",
@@ -91,6 +99,7 @@ pub struct Cli {
     /// (app_not_reading), a zero window (peer_not_reading), a CLOSE_WAIT or
     /// FIN_WAIT2 this old.
     #[arg(
+        global = true,
         long,
         value_name = "DURATION",
         default_value = "10s",
@@ -101,6 +110,7 @@ pub struct Cli {
     /// Retransmissions (or backoff) of unacked data that make a peer dead
     /// (half_open).
     #[arg(
+        global = true,
         long,
         value_name = "N",
         default_value_t = 3,
@@ -110,6 +120,7 @@ pub struct Cli {
 
     /// A connection finding with this many sockets is critical.
     #[arg(
+        global = true,
         long,
         value_name = "N",
         default_value_t = 100,
@@ -120,6 +131,7 @@ pub struct Cli {
     /// File descriptors open / RLIMIT_NOFILE (or host handles / fs.file-max)
     /// at which fd_exhaustion is a warning.
     #[arg(
+        global = true,
         long,
         value_name = "RATIO",
         default_value_t = 0.8,
@@ -129,6 +141,7 @@ pub struct Cli {
 
     /// ... and critical.
     #[arg(
+        global = true,
         long,
         value_name = "RATIO",
         default_value_t = 0.95,
@@ -140,6 +153,7 @@ pub struct Cli {
     /// per destination, TIME_WAIT buckets, orphans, SYN backlog, accept
     /// queue.
     #[arg(
+        global = true,
         long,
         value_name = "RATIO",
         default_value_t = 0.5,
@@ -149,12 +163,33 @@ pub struct Cli {
 
     /// ... and critical (an accept queue is critical when full).
     #[arg(
+        global = true,
         long,
         value_name = "RATIO",
         default_value_t = 0.9,
         help_heading = "Thresholds"
     )]
     pub pressure_critical: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Write everything a later analysis needs (sockets with their diag
+    /// fields and tcp_info, owners, processes, host counters, kernel, time,
+    /// namespace) to one compressed file, and report on it as a scan does.
+    /// Takes the scan's options.
+    Capture {
+        /// The file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Report on a capture file as the scan would have, on any machine, as
+    /// any user: the same filters, thresholds and formats.
+    Analyze {
+        /// A file written by `zombiescan capture`.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

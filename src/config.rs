@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::classify::{Severity, Thresholds};
-use crate::cli::{Cli, FailOn, Format, SourceArg};
+use crate::cli::{Cli, Command, FailOn, Format, SourceArg};
 use crate::collect::{ScanOptions, SourceChoice};
 use crate::model::{Filter, TcpState};
 use crate::report;
@@ -23,6 +23,8 @@ pub struct Config {
     pub command_line: String,
     /// `--all-netns`: one report per network namespace.
     pub all_netns: bool,
+    /// What to do: scan (the default), capture, analyze.
+    pub command: Option<Command>,
 }
 
 /// Parses `300`, `300s`, `5m`, `1h`, `500ms`, `1.5s`.
@@ -121,6 +123,7 @@ impl Config {
                 netns: cli.netns,
             },
             all_netns: cli.all_netns,
+            command: cli.command,
             report: report::Options {
                 all_sockets: cli.sockets,
             },

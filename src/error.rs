@@ -25,6 +25,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("capture {file}: {detail}")]
+    Capture { file: String, detail: String },
     #[error("malformed {what}: {detail}")]
     Malformed { what: String, detail: String },
 }

@@ -23,8 +23,16 @@ fn main() -> ExitCode {
     // Stdout is line-buffered: a report of many lines would cost a write per line.
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     match run(&cfg, &mut out) {
-        Ok(Outcome { failed: true }) => ExitCode::from(1),
-        Ok(Outcome { failed: false }) => ExitCode::SUCCESS,
+        Ok(Outcome { failed, notice }) => {
+            if let Some(n) = notice {
+                eprintln!("zombiescan: {n}");
+            }
+            if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(RunError::Output(e)) => {
             eprintln!("zombiescan: cannot write the report: {e}");

@@ -11,11 +11,13 @@ use std::net::SocketAddr;
 use std::num::NonZeroU64;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 /// TCP states with the kernel's numbering (include/net/tcp_states.h).
 ///
 /// The kernel's `TCP_NEW_SYN_RECV` (12), a request socket, is reported as
 /// `SynRecv`, as `ss` and `/proc/net/tcp` do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum TcpState {
     Established,
     SynSent,
@@ -114,7 +116,7 @@ impl StateCounts {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Family {
     Ipv4,
     Ipv6,
@@ -122,7 +124,7 @@ pub enum Family {
 
 /// Which kernel timer is pending on a socket (`idiag_timer`, the `tr`
 /// column of `/proc/net/tcp`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TimerKind {
     Off,
     /// Retransmission, loss probe or reorder timer (`ss`: "on").
@@ -156,7 +158,7 @@ impl TimerKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timer {
     pub kind: TimerKind,
     /// Milliseconds until the timer fires (see [`Timer::expires`]).
@@ -186,7 +188,7 @@ impl Timer {
 /// socket small: 100,000 of them are held at once.
 macro_rules! tcp_info {
     ($($(#[$doc:meta])* $name:ident: $t:ty = $off:expr;)*) => {
-        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
         pub struct TcpInfo {
             /// Bytes of `struct tcp_info` the kernel sent.
             pub(crate) len: u16,
@@ -246,7 +248,7 @@ impl TcpInfo {
     pub const FULL: u16 = 236;
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Socket {
     pub family: Family,
     pub state: TcpState,
@@ -270,7 +272,7 @@ pub struct Socket {
     pub owner: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
     pub pid: u32,
     /// `/proc/PID/comm`: bytes, not guaranteed UTF-8.
@@ -283,7 +285,7 @@ pub struct Process {
     pub fd_limit: Option<u64>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Source {
     Netlink,
     Proc,
@@ -299,7 +301,7 @@ impl Source {
 }
 
 /// System-wide context: kernel counters and the sysctls the findings cite.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host {
     pub hostname: String,
     pub kernel: String,
@@ -372,8 +374,18 @@ pub fn direction(
     }
 }
 
+/// Whether a process matches `--process NAME`: its comm is NAME, or one of
+/// its command-line words, directory stripped, is NAME.
+pub fn name_matches(name: &str, comm: &[u8], cmdline: &[u8]) -> bool {
+    let name = name.as_bytes();
+    comm == name
+        || cmdline
+            .split(|&b| b == 0 || b == b' ')
+            .any(|w| w.rsplit(|&b| b == b'/').next() == Some(name))
+}
+
 /// What the scan could not see. Reported, never fatal.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gaps {
     /// Processes that exited between listing /proc and reading their fds.
     pub processes_vanished: u32,
@@ -388,7 +400,7 @@ pub struct Gaps {
 
 /// What was asked for. Port and state filters are applied by the collector
 /// (in the kernel for netlink); pid and process-name filters after the walk.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filter {
     pub ports: Vec<u16>,
     pub pids: Vec<u32>,
@@ -441,10 +453,10 @@ impl Hasher for InodeHasher {
 pub type InodeMap<V> = HashMap<u64, V, BuildHasherDefault<InodeHasher>>;
 
 /// The container a process runs in, from its cgroup path.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Container {
     /// docker, containerd, cri-o, podman.
-    pub runtime: &'static str,
+    pub runtime: String,
     /// The full id: 64 hex digits.
     pub id: String,
     /// Its name, where the runtime's state says it.
@@ -459,7 +471,7 @@ impl Container {
 }
 
 /// Which network namespace a snapshot is of.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Netns {
     pub inode: Option<u64>,
     /// Its `ip netns` name.
@@ -490,7 +502,7 @@ impl Netns {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Snapshot {
     pub captured_at: SystemTime,
     pub source: Source,
@@ -532,6 +544,53 @@ impl Snapshot {
             None if s.owner != 0 => std::slice::from_ref(&s.owner),
             None => &[],
         }
+    }
+
+    /// Narrows a snapshot taken with a wider filter (a capture) to what
+    /// `filter` selects, as a scan with that filter would have: the
+    /// sockets, the owners among the selected processes, and the
+    /// processes that hold what is left.
+    pub fn narrow(&mut self, filter: &Filter) {
+        let by_owner = !filter.pids.is_empty() || !filter.processes.is_empty();
+        let selected = |p: &Process| {
+            (filter.pids.is_empty() || filter.pids.contains(&p.pid))
+                && (filter.processes.is_empty()
+                    || filter
+                        .processes
+                        .iter()
+                        .any(|n| name_matches(n, &p.comm, &p.cmdline)))
+        };
+        let chosen: BTreeSet<u32> = self
+            .processes
+            .values()
+            .filter(|p| selected(p))
+            .map(|p| p.pid)
+            .collect();
+        if by_owner {
+            for pids in self.shared.values_mut() {
+                pids.retain(|p| chosen.contains(p));
+            }
+            for s in &mut self.sockets {
+                let first = match self.shared.get(&s.inode) {
+                    Some(pids) => pids.first().copied().unwrap_or(0),
+                    None if chosen.contains(&s.owner) => s.owner,
+                    None => 0,
+                };
+                s.owner = first;
+            }
+        }
+        self.sockets.retain(|s| {
+            filter.matches_ports(s) && filter.matches_state(s) && (!by_owner || s.owner != 0)
+        });
+        let inodes: BTreeSet<u64> = self.sockets.iter().map(|s| s.inode).collect();
+        self.shared
+            .retain(|i, pids| inodes.contains(i) && pids.len() > 1);
+        let mut held = BTreeSet::new();
+        for s in &self.sockets {
+            held.extend(self.owners_of(s).iter().copied());
+        }
+        self.processes.retain(|pid, _| held.contains(pid));
+        self.filter = filter.clone();
     }
 
     /// Records that `pid` holds the socket at `index`.
@@ -588,6 +647,20 @@ mod tests {
         assert_eq!((none.retransmits(), none.rto()), (None, None));
         // Cut inside a field: that field is absent too.
         assert_eq!(TcpInfo::decode(&b[..54]).last_data_recv(), None);
+    }
+
+    #[test]
+    fn process_name_match() {
+        let cmd = b"/usr/bin/python3\0-m\0uvicorn\0app:app\0";
+        assert!(name_matches("uvicorn", b"python3", cmd));
+        assert!(name_matches("python3", b"python3", cmd));
+        assert!(!name_matches("uvi", b"python3", cmd));
+        assert!(name_matches("gunicorn", b"gunicorn", b""));
+        assert!(name_matches(
+            "uvicorn",
+            b"python3",
+            b"python3 -m uvicorn app:app"
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Collectors: everything that reads the kernel. Each source fills the same
 //! model; parsers are pure functions over bytes, tested on fixtures.
 
+pub mod capture;
 pub mod host;
 pub mod netlink;
 pub mod netns;

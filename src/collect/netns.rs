@@ -185,7 +185,11 @@ pub fn container_of(proc_root: &Path, pid: u32) -> Option<Container> {
     let text = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
     let (runtime, id) = parse_cgroup(&text)?;
     let name = container_name(Path::new("/"), runtime, &id);
-    Some(Container { runtime, id, name })
+    Some(Container {
+        runtime: runtime.to_string(),
+        id,
+        name,
+    })
 }
 
 #[cfg(test)]
@@ -238,7 +242,7 @@ mod tests {
             }
         }
         let c = Container {
-            runtime: "docker",
+            runtime: "docker".into(),
             id: ID.into(),
             name: None,
         };

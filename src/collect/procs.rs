@@ -23,7 +23,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::model::{InodeMap, Process};
+use crate::model::{InodeMap, Process, name_matches};
 
 /// Which processes to look at (`--pid`, `--process`); empty means all.
 #[derive(Debug, Default)]
@@ -93,16 +93,6 @@ fn trim_newline(mut v: Vec<u8>) -> Vec<u8> {
         v.pop();
     }
     v
-}
-
-/// Whether a process matches `--process NAME`: its comm is NAME, or one of
-/// its command-line words, directory stripped, is NAME.
-pub fn name_matches(name: &str, comm: &[u8], cmdline_raw: &[u8]) -> bool {
-    let name = name.as_bytes();
-    comm == name
-        || cmdline_raw
-            .split(|&b| b == 0 || b == b' ')
-            .any(|w| w.rsplit(|&b| b == b'/').next() == Some(name))
 }
 
 fn read_details(dir: &Path, pid: u32, fds_open: u32, comm: Option<Vec<u8>>) -> Process {
@@ -311,14 +301,5 @@ Max open files            1024                 20000                files     \n
             b"python3 -m uvicorn"
         );
         assert_eq!(cmdline_text(b""), b"");
-    }
-
-    #[test]
-    fn process_name_match() {
-        let cmd = b"/usr/bin/python3\0-m\0uvicorn\0app:app\0";
-        assert!(name_matches("uvicorn", b"python3", cmd));
-        assert!(name_matches("python3", b"python3", cmd));
-        assert!(!name_matches("uvi", b"python3", cmd));
-        assert!(name_matches("gunicorn", b"gunicorn", b""));
     }
 }

@@ -316,7 +316,7 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
             inode: snap.netns.inode,
             name: snap.netns.name.clone(),
             container: snap.netns.container.as_ref().map(|c| Container {
-                runtime: c.runtime.into(),
+                runtime: c.runtime.clone(),
                 id: c.id.clone(),
                 short_id: c.short_id().into(),
                 name: c.name.clone(),

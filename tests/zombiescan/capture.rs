@@ -1,0 +1,170 @@
+//! `capture` and `analyze`: a capture analysed later gives the report the
+//! scan gave; bad files are refused with one clear line.
+
+use std::process::Command;
+
+use zombiescan::render::json::Document;
+
+use crate::netns::{BIN, Netns, live_or_skip};
+
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("zombiescan-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn analysing_a_capture_reproduces_the_scan() {
+    if !live_or_skip("analysing_a_capture_reproduces_the_scan") {
+        return;
+    }
+    let mut ns = Netns::new("cap");
+    let server = ns.spawn(&["listen", "--port", "30020", "--workers", "2"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "4", "--send", "100",
+    ]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "3", "--then", "close",
+    ]);
+    ns.spawn(&["listen", "--port", "30021"]);
+    ns.spawn(&["connect", "--port", "30021", "--count", "2"]);
+    ns.wait_accepted(9);
+    let file = temp("cap.zsc");
+    let f = file.to_str().expect("path");
+    for format in ["json", "table", "markdown"] {
+        let scan = ns.exec(&[BIN, "capture", "-o", f, "--stall", "0s", "--format", format]);
+        assert!(
+            scan.status.success(),
+            "{}",
+            String::from_utf8_lossy(&scan.stderr)
+        );
+        assert!(String::from_utf8_lossy(&scan.stderr).contains("captured"));
+        // Elsewhere (outside the namespace), as another user.
+        let analyze = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "analyze",
+                f,
+            ])
+            .args(["--stall", "0s", "--format", format])
+            .output()
+            .expect("analyze");
+        assert!(
+            analyze.status.success(),
+            "{}",
+            String::from_utf8_lossy(&analyze.stderr)
+        );
+        // The Markdown report quotes its command line, which differs.
+        let text = |o: &std::process::Output| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.contains(" capture -o ") && !l.contains(" analyze "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(
+            text(&scan),
+            text(&analyze),
+            "{format}: analyze differs from the scan"
+        );
+    }
+    // The same filters as a scan: narrowing the capture to one port.
+    let out = Command::new(BIN)
+        .args(["analyze", f, "--port", "30021", "--json"])
+        .output()
+        .expect("analyze");
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (doc.summary.total, doc.filter.ports.clone()),
+        (5, vec![30021])
+    );
+    assert!(
+        doc.processes.iter().all(|p| !server.contains(&p.pid)),
+        "30020's server holds nothing on 30021"
+    );
+    let out = Command::new(BIN)
+        .args(["analyze", f, "--pid", &server[0].to_string(), "--json"])
+        .output()
+        .expect("analyze");
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(doc.processes.iter().all(|p| p.pid == server[0]));
+    assert!(doc.summary.by_state.listen == 1 && doc.summary.total >= 1);
+    let out = Command::new(BIN)
+        .args([
+            "analyze",
+            f,
+            "--state",
+            "CLOSE_WAIT",
+            "--stall",
+            "0s",
+            "--fail-on",
+            "warning",
+        ])
+        .output()
+        .expect("analyze");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "findings in a capture fail as in a scan"
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn bad_capture_files_are_refused_in_one_line() {
+    let good = temp("good.zsc");
+    let out = Command::new(BIN)
+        .args([
+            "capture",
+            "-o",
+            good.to_str().expect("path"),
+            "--no-processes",
+        ])
+        .output()
+        .expect("capture");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&good).expect("read");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
+        (
+            "future",
+            br#"{"format":"zombiescan-capture","version":2,"snapshots":[]}"#.to_vec(),
+            "newer zombiescan",
+        ),
+        (
+            "foreign",
+            b"GET / HTTP/1.1\r\n".to_vec(),
+            "not a zombiescan capture",
+        ),
+        ("empty", Vec::new(), "truncated"),
+        (
+            "other-json",
+            br#"{"schema_version":1}"#.to_vec(),
+            "not a zombiescan capture",
+        ),
+    ];
+    for (name, content, want) in cases {
+        let path = temp(name);
+        std::fs::write(&path, content).expect("write");
+        let out = Command::new(BIN)
+            .args(["analyze", path.to_str().expect("path")])
+            .output()
+            .expect("run");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(out.status.code(), Some(3), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+    }
+    let out = Command::new(BIN)
+        .args(["analyze", "/nonexistent/x.zsc"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let _ = std::fs::remove_file(&good);
+}
