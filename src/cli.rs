@@ -16,6 +16,9 @@ Examples:
   zombiescan --all-netns --json        every network namespace on the host
   zombiescan capture -o incident.zsc   freeze everything for later
   zombiescan analyze incident.zsc --port 30020   ...and report on it anywhere
+  zombiescan --watch 2s --port 30020   what changes, live
+  zombiescan --watch 5s --record night.ndjson --record-max 200M
+  zombiescan report night.ndjson --format html > night.html
   zombiescan --port 30020 --format markdown > incident.md
   zombiescan --fail-on critical        exit 1 when something is critical (cron, CI)
 
@@ -79,6 +82,27 @@ pub struct Cli {
     /// Do not look up the processes owning the sockets.
     #[arg(global = true, long, conflicts_with_all = ["pids", "processes"])]
     pub no_processes: bool,
+
+    /// Repeat the scan every DURATION and show what changed: counts against
+    /// the previous sample and the first, rates, how long sockets have been
+    /// seen in their state. Ctrl-C ends it.
+    #[arg(global = true, long, value_name = "DURATION")]
+    pub watch: Option<String>,
+
+    /// With --watch: stop after N samples.
+    #[arg(global = true, long, value_name = "N", requires = "watch")]
+    pub count: Option<u32>,
+
+    /// Append one compact JSON line per sample to FILE (NDJSON), flushed and
+    /// synced at each sample; read it back with `zombiescan report FILE`.
+    /// With --watch and stdout not a terminal, nothing else is printed.
+    #[arg(global = true, long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// With --record: when FILE would pass SIZE (K, M, G suffixes), it is
+    /// renamed FILE.1 (replacing the previous one) and a new FILE started.
+    #[arg(global = true, long, value_name = "SIZE", requires = "record")]
+    pub record_max: Option<String>,
 
     /// Exit with status 1 when a finding reaches this severity.
     #[arg(global = true, long, value_enum, value_name = "SEVERITY")]
@@ -190,6 +214,14 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// The timeline of a recording (--record): when each state, finding,
+    /// port and process began to rise, its peak and when. --format table
+    /// (sparklines), markdown or html (a page with an SVG chart).
+    Report {
+        /// Recordings, oldest first (FILE.1 FILE after a rotation).
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -204,6 +236,8 @@ pub enum Format {
     Json,
     /// A report to paste into a ticket (GitHub, Jira).
     Markdown,
+    /// `report` only: one self-contained page with a chart.
+    Html,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -1,6 +1,7 @@
 //! The parsed command line, validated into what a run needs. Every input
 //! check lives here.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::classify::{Severity, Thresholds};
@@ -23,8 +24,32 @@ pub struct Config {
     pub command_line: String,
     /// `--all-netns`: one report per network namespace.
     pub all_netns: bool,
-    /// What to do: scan (the default), capture, analyze.
+    /// What to do: scan (the default), capture, analyze, report.
     pub command: Option<Command>,
+    /// `--watch`: the interval between samples.
+    pub watch: Option<Duration>,
+    /// `--count`: samples before a watch ends.
+    pub count: Option<u32>,
+    /// `--record FILE` and its rotation size.
+    pub record: Option<PathBuf>,
+    pub record_max: Option<u64>,
+    /// Stdout is a terminal: a watch redraws in place.
+    pub tty: bool,
+}
+
+/// Parses `200M`, `1G`, `64K`, `1000`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last()?.to_ascii_uppercase() {
+        'K' => (&s[..s.len() - 1], 1 << 10),
+        'M' => (&s[..s.len() - 1], 1 << 20),
+        'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()?
+        .checked_mul(mult)
+        .filter(|&n| n > 0)
 }
 
 /// Parses `300`, `300s`, `5m`, `1h`, `500ms`, `1.5s`.
@@ -69,7 +94,51 @@ pub struct UsageError(pub String);
 
 impl Config {
     /// `color` is whether stdout is a terminal and NO_COLOR is unset.
-    pub fn from_cli(cli: Cli, color: bool, command_line: String) -> Result<Config, UsageError> {
+    /// `tty`: stdout is a terminal; `color`: it is, and NO_COLOR is unset.
+    pub fn from_cli(
+        cli: Cli,
+        tty: bool,
+        color: bool,
+        command_line: String,
+    ) -> Result<Config, UsageError> {
+        let watch = cli
+            .watch
+            .as_deref()
+            .map(|w| duration("--watch", w))
+            .transpose()?;
+        if watch.is_some_and(|w| w < Duration::from_millis(100)) {
+            return Err(UsageError("--watch: sample at most every 100ms".into()));
+        }
+        if cli.count == Some(0) {
+            return Err(UsageError("--count 0: give at least 1".into()));
+        }
+        if watch.is_some() && cli.all_netns {
+            return Err(UsageError(
+                "--watch follows one namespace: use --netns, not --all-netns".into(),
+            ));
+        }
+        let record_max = match cli.record_max.as_deref() {
+            Some(v) => Some(parse_size(v).ok_or_else(|| {
+                UsageError(format!("--record-max {v}: not a size; write e.g. 200M, 1G"))
+            })?),
+            None => None,
+        };
+        let reporting = matches!(cli.command, Some(Command::Report { .. }));
+        if cli.format == Format::Html && !reporting {
+            return Err(UsageError(
+                "--format html is for `zombiescan report`".into(),
+            ));
+        }
+        if reporting && (cli.json || cli.format == Format::Json) {
+            return Err(UsageError(
+                "`zombiescan report` writes table, markdown or html".into(),
+            ));
+        }
+        if (watch.is_some() || cli.record.is_some()) && cli.command.is_some() {
+            return Err(UsageError(
+                "--watch and --record go with a scan, not a subcommand".into(),
+            ));
+        }
         ratios("fd", cli.fd_warn, cli.fd_critical)?;
         ratios("pressure", cli.pressure_warn, cli.pressure_critical)?;
         if cli.critical_count == 0 {
@@ -124,6 +193,11 @@ impl Config {
             },
             all_netns: cli.all_netns,
             command: cli.command,
+            watch,
+            count: cli.count,
+            record: cli.record,
+            record_max,
+            tty,
             report: report::Options {
                 all_sockets: cli.sockets,
             },
@@ -147,7 +221,7 @@ mod tests {
     fn cfg(args: &[&str]) -> Result<Config, UsageError> {
         let cli = Cli::try_parse_from(std::iter::once("zombiescan").chain(args.iter().copied()))
             .map_err(|e| UsageError(e.to_string()))?;
-        Config::from_cli(cli, false, String::new())
+        Config::from_cli(cli, false, false, String::new())
     }
 
     #[test]
@@ -173,6 +247,23 @@ mod tests {
         assert!(cfg(&["--fd-warn", "0.99", "--fd-critical", "0.9"]).is_err());
         assert!(cfg(&["--pressure-warn", "1.5"]).is_err());
         assert!(cfg(&["--critical-count", "0"]).is_err());
+        assert_eq!(
+            cfg(&["--watch", "2s", "--count", "3"])
+                .expect("valid")
+                .watch,
+            Some(Duration::from_secs(2))
+        );
+        assert!(cfg(&["--count", "3"]).is_err(), "--count needs --watch");
+        assert!(cfg(&["--watch", "1ms"]).is_err());
+        assert!(cfg(&["--watch", "1s", "--all-netns"]).is_err());
+        assert!(cfg(&["--format", "html"]).is_err());
+        assert!(cfg(&["report", "x.ndjson", "--format", "html"]).is_ok());
+        assert!(cfg(&["report", "x.ndjson", "--json"]).is_err());
+        assert_eq!(parse_size("200M"), Some(200 << 20));
+        assert_eq!(parse_size("1g"), Some(1 << 30));
+        assert_eq!(parse_size("1000"), Some(1000));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("lots"), None);
     }
 
     #[test]

@@ -11,8 +11,14 @@ pub mod error;
 pub mod model;
 pub mod render;
 pub mod report;
+pub mod timeline;
+pub mod watch;
 
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::cli::{Command, Format};
 use crate::config::Config;
@@ -40,19 +46,18 @@ pub struct Outcome {
 
 /// Scans (or reads a capture), classifies, reports and renders to `out`.
 pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
-    let scan = || -> Result<Vec<model::Snapshot>, error::Error> {
-        if cfg.all_netns {
-            collect::scan_all(&cfg.scan)
-        } else {
-            Ok(vec![collect::scan(&cfg.scan)?])
-        }
-    };
+    if let Some(Command::Report { files }) = &cfg.command {
+        return timeline_report(cfg, files, out);
+    }
+    if cfg.watch.is_some() || cfg.record.is_some() {
+        return watch(cfg, out);
+    }
     let mut notice = None;
     let snaps = match &cfg.command {
-        None => scan()?,
+        None | Some(Command::Report { .. }) => scan(cfg)?,
         // The capture, and the report of the very same snapshot.
         Some(Command::Capture { output }) => {
-            let snaps = scan()?;
+            let snaps = scan(cfg)?;
             collect::capture::write(output, &snaps)?;
             let sockets: usize = snaps.iter().map(|s| s.sockets.len()).sum();
             notice = Some(format!(
@@ -78,23 +83,171 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
             snaps
         }
     };
-    let many = snaps.len() > 1 || cfg.all_netns;
-    let reports: Vec<Report> = snaps
-        .iter()
-        .map(|snap| Report::new(snap, classify::classify(snap, &cfg.thresholds), &cfg.report))
-        .collect();
-    let failed = cfg.fail_on.is_some_and(|at| {
+    let reports: Vec<Report> = snaps.iter().map(|snap| report(cfg, snap)).collect();
+    render(cfg, &reports, snaps.len() > 1 || cfg.all_netns, out)?;
+    out.flush()?;
+    Ok(Outcome {
+        failed: failed(cfg, &reports),
+        notice,
+    })
+}
+
+/// Set by SIGINT/SIGTERM: a watch ends after the current sample.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+fn scan(cfg: &Config) -> Result<Vec<model::Snapshot>, error::Error> {
+    if cfg.all_netns {
+        collect::scan_all(&cfg.scan)
+    } else {
+        Ok(vec![collect::scan(&cfg.scan)?])
+    }
+}
+
+fn report<'a>(cfg: &Config, snap: &'a model::Snapshot) -> Report<'a> {
+    Report::new(snap, classify::classify(snap, &cfg.thresholds), &cfg.report)
+}
+
+fn failed(cfg: &Config, reports: &[Report]) -> bool {
+    cfg.fail_on.is_some_and(|at| {
         reports
             .iter()
             .any(|r| r.findings.iter().any(|f| f.severity >= at))
-    });
-    match (cfg.format, reports.as_slice()) {
-        (Format::Table, [one]) if !many => render::table::write(one, cfg.color, out)?,
-        (Format::Table, all) => render::table::write_all(all, cfg.color, out)?,
-        (Format::Json, [one]) if !many => render::json::write(one, out)?,
-        (Format::Json, all) => render::json::write_all(all, out)?,
-        (Format::Markdown, many) => render::markdown::write(many, &cfg.command_line, out)?,
+    })
+}
+
+fn render(
+    cfg: &Config,
+    reports: &[Report],
+    many: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match (cfg.format, reports) {
+        (Format::Table, [one]) if !many => render::table::write(one, cfg.color, out),
+        (Format::Table, all) => render::table::write_all(all, cfg.color, out),
+        (Format::Json, [one]) if !many => render::json::write(one, out),
+        (Format::Json, all) => render::json::write_all(all, out),
+        (Format::Markdown | Format::Html, all) => {
+            render::markdown::write(all, &cfg.command_line, out)
+        }
+    }
+}
+
+/// Appends one sample line to the recording, rotating it past its size
+/// limit. One write of a whole line, then fsync: a recorder killed at any
+/// moment leaves complete lines, and at most a torn last one.
+fn record(path: &Path, max: Option<u64>, r: &Report) -> Result<(), RunError> {
+    let mut line = serde_json::to_vec(&timeline::sample(r)).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    if let Some(max) = max {
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        if size > 0 && size + line.len() as u64 > max {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".1");
+            std::fs::rename(path, &old).map_err(|e| error::Error::read(path, e))?;
+        }
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| error::Error::read(path, e))?;
+    f.write_all(&line)?;
+    f.sync_data()?;
+    Ok(())
+}
+
+/// `--watch` and `--record`: sample until `--count` or a signal.
+fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
+    let mut w = watch::Watch::default();
+    let mut failed_any = false;
+    let mut n = 0u32;
+    let redraw = cfg.tty && cfg.format == Format::Table;
+    let quiet = cfg.record.is_some() && !cfg.tty;
+    loop {
+        let started = Instant::now();
+        let snaps = scan(cfg)?;
+        let mut reports: Vec<Report> = snaps.iter().map(|snap| report(cfg, snap)).collect();
+        for r in &mut reports {
+            r.watch = cfg
+                .watch
+                .map(|_| w.observe(r.snapshot, &r.summary.by_state));
+            if let Some(path) = &cfg.record {
+                record(path, cfg.record_max, r)?;
+            }
+        }
+        failed_any |= failed(cfg, &reports);
+        if !quiet {
+            if redraw {
+                // Home and clear, as top does.
+                out.write_all(b"\x1b[H\x1b[2J")?;
+            } else if n > 0 {
+                out.write_all(b"\n")?;
+            }
+            render(cfg, &reports, snaps.len() > 1, out)?;
+            out.flush()?;
+        }
+        n += 1;
+        let Some(interval) = cfg.watch else { break };
+        if cfg.count.is_some_and(|c| n >= c) {
+            break;
+        }
+        while started.elapsed() < interval {
+            if STOP.load(Ordering::Relaxed) {
+                return Ok(Outcome {
+                    failed: failed_any,
+                    notice: None,
+                });
+            }
+            std::thread::sleep(
+                Duration::from_millis(50).min(interval.saturating_sub(started.elapsed())),
+            );
+        }
+        if STOP.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    Ok(Outcome {
+        failed: failed_any,
+        notice: None,
+    })
+}
+
+/// `zombiescan report FILE...`: the timeline of recordings.
+fn timeline_report(
+    cfg: &Config,
+    files: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<Outcome, RunError> {
+    let mut rec = timeline::Recording::default();
+    for f in files {
+        let bytes = std::fs::read(f).map_err(|e| error::Error::read(f, e))?;
+        timeline::parse(&bytes, &mut rec);
+    }
+    if rec.samples.is_empty() {
+        return Err(error::Error::malformed(
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            "no sample: not a zombiescan recording (--record FILE writes one)",
+        )
+        .into());
+    }
+    let tl = timeline::Timeline::new(&rec);
+    let what = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match cfg.format {
+        Format::Markdown => render::timeline::write_markdown(&tl, &what, out)?,
+        Format::Html => render::timeline::write_html(&tl, &what, out)?,
+        _ => render::timeline::write_table(&tl, &what, out)?,
     }
     out.flush()?;
-    Ok(Outcome { failed, notice })
+    Ok(Outcome {
+        failed: false,
+        notice: None,
+    })
 }

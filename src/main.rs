@@ -7,13 +7,13 @@ use zombiescan::config::Config;
 use zombiescan::{Outcome, RunError, run};
 
 fn main() -> ExitCode {
-    let color =
-        io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let tty = io::stdout().is_terminal();
+    let color = tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let command_line = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ");
-    let cfg = match Config::from_cli(Cli::parse(), color, command_line) {
+    let cfg = match Config::from_cli(Cli::parse(), tty, color, command_line) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("zombiescan: {e}");
@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         }
     };
     // Stdout is line-buffered: a report of many lines would cost a write per line.
+    if cfg.watch.is_some() {
+        stop_on_signals();
+    }
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     match run(&cfg, &mut out) {
         Ok(Outcome { failed, notice }) => {
@@ -42,5 +45,18 @@ fn main() -> ExitCode {
             eprintln!("zombiescan: {e}");
             ExitCode::from(3)
         }
+    }
+}
+
+/// Ctrl-C (or SIGTERM) ends a watch cleanly, after the current sample.
+fn stop_on_signals() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    extern "C" fn stop(_: nix::libc::c_int) {
+        zombiescan::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let action = SigAction::new(SigHandler::Handler(stop), SaFlags::empty(), SigSet::empty());
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        let _ = unsafe { sigaction(sig, &action) };
     }
 }

@@ -60,6 +60,8 @@ pub struct Report<'a> {
     flags: Vec<KindSet>,
     /// `--sockets`: every socket is listed, not only the flagged ones.
     pub all_sockets: bool,
+    /// `--watch`: what changed since the previous sample and the first.
+    pub watch: Option<crate::watch::View>,
 }
 
 impl<'a> Report<'a> {
@@ -181,6 +183,7 @@ impl<'a> Report<'a> {
             findings,
             flags,
             all_sockets: opts.all_sockets,
+            watch: None,
         }
     }
 }

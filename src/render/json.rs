@@ -34,7 +34,30 @@ pub struct Document<S = Vec<SocketJson>> {
     pub ports: Vec<Port>,
     pub processes: Vec<Process>,
     pub findings: Vec<Finding>,
+    /// `--watch`: what changed since the previous sample and the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchJson>,
     pub sockets: S,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WatchJson {
+    pub sample: u32,
+    pub elapsed_s: f64,
+    /// The states present now or changed since the first sample.
+    pub states: BTreeMap<String, WatchState>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WatchState {
+    pub now: u32,
+    pub since_previous: i64,
+    pub since_start: i64,
+    pub per_minute: f64,
+    /// How long the oldest socket in the state has been seen in it.
+    pub oldest_seen_s: Option<f64>,
+    /// It was there at the first sample: at least that old.
+    pub at_least: bool,
 }
 
 /// The listed sockets of a report, each turned into its wire form only as
@@ -390,6 +413,28 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                 remediation: f.remediation.clone(),
             })
             .collect(),
+        watch: r.watch.as_ref().map(|w| WatchJson {
+            sample: w.sample,
+            elapsed_s: w.elapsed_ms as f64 / 1000.0,
+            states: crate::model::TcpState::ALL
+                .into_iter()
+                .map(|st| (st, w.states[st.index()]))
+                .filter(|(_, c)| c.now > 0 || c.since_start != 0 || c.since_previous != 0)
+                .map(|(st, c)| {
+                    (
+                        st.name().to_string(),
+                        WatchState {
+                            now: c.now,
+                            since_previous: c.since_previous,
+                            since_start: c.since_start,
+                            per_minute: (c.per_minute * 10.0).round() / 10.0,
+                            oldest_seen_s: c.oldest_seen_ms.map(|ms| ms as f64 / 1000.0),
+                            at_least: c.at_least,
+                        },
+                    )
+                })
+                .collect(),
+        }),
         sockets: ListedSockets(r),
     }
 }

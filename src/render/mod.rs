@@ -5,6 +5,7 @@ pub mod json;
 pub mod markdown;
 pub mod sanitize;
 pub mod table;
+pub mod timeline;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

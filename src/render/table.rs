@@ -340,8 +340,78 @@ pub fn write_all(reports: &[Report], color: bool, out: &mut dyn Write) -> io::Re
     Ok(())
 }
 
+fn age(ms: u64) -> String {
+    let s = ms / 1000;
+    if s < 120 {
+        format!("{s} s")
+    } else if s < 7200 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{:.1} h", s as f64 / 3600.0)
+    }
+}
+
+/// `--watch`: per state, the change since the previous sample and the
+/// first, the rate, and how long the oldest has been seen in the state.
+fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let Some(w) = &r.watch else { return Ok(()) };
+    writeln!(
+        out,
+        "sample {} · {} since the first",
+        w.sample,
+        age(w.elapsed_ms)
+    )?;
+    let mut t = new_table(color);
+    header(
+        &mut t,
+        [
+            "STATE",
+            "NOW",
+            "Δ PREVIOUS",
+            "Δ START",
+            "PER MIN",
+            "OLDEST SEEN",
+        ]
+        .map(String::from),
+    );
+    let signed = |n: i64| {
+        num(if n > 0 {
+            format!("+{n}")
+        } else {
+            n.to_string()
+        })
+    };
+    for st in TcpState::ALL {
+        let c = &w.states[st.index()];
+        if c.now == 0 && c.since_start == 0 && c.since_previous == 0 {
+            continue;
+        }
+        let oldest = c.oldest_seen_ms.map_or(String::new(), |ms| {
+            if c.at_least {
+                format!("at least {}", age(ms))
+            } else {
+                age(ms)
+            }
+        });
+        t.add_row(vec![
+            if color && alarming(st) {
+                Cell::new(st.name()).fg(Color::Yellow)
+            } else {
+                Cell::new(st.name())
+            },
+            num(c.now),
+            signed(c.since_previous),
+            signed(c.since_start),
+            num(format!("{:+.0}", c.per_minute)),
+            Cell::new(oldest),
+        ]);
+    }
+    writeln!(out, "{t}")
+}
+
 pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     write_summary(r, color, out)?;
+    write_watch(r, color, out)?;
     for h in &r.snapshot.hints {
         writeln!(out, "hint: {}", terminal(h.as_bytes()))?;
     }

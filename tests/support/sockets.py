@@ -130,6 +130,11 @@ def chat(s):
 
 
 def connect(args):
+    if args.every:
+        # One connection now, the others one every EVERY seconds.
+        threading.Thread(target=connect_slowly, args=(args,), daemon=True).start()
+        say(ready="connect", pids=[os.getpid()])
+        wait()
     held = []
     for _ in range(args.count):
         s = socket.socket(family_of(args.host), socket.SOCK_STREAM)
@@ -163,6 +168,23 @@ def connect(args):
         held.clear()
     say(ready="connect", pids=[os.getpid()])
     wait()
+
+
+def connect_slowly(args):
+    held = []
+    for _ in range(args.count):
+        s = socket.socket(family_of(args.host), socket.SOCK_STREAM)
+        try:
+            s.connect((args.host, args.port))
+        except OSError:
+            return
+        if args.then == "close":
+            s.close()
+        else:
+            held.append(s)
+        time.sleep(args.every)
+    while True:
+        time.sleep(3600)
 
 
 def wait():
@@ -209,6 +231,7 @@ def main():
     c.add_argument("--send", type=int, default=0)
     c.add_argument("--rcvbuf", type=int, default=0)
     c.add_argument("--read", action="store_true", help="read everything, forever")
+    c.add_argument("--every", type=float, default=0.0, help="one connection every EVERY seconds")
     c.add_argument("--chat", action="store_true", help="send and read back, forever")
     c.add_argument("--then", choices=["hold", "close", "close-after-peer"], default="hold")
     # Unknown arguments are ignored: a test may dress this process up as

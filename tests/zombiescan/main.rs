@@ -11,3 +11,4 @@ mod fixtures;
 mod live;
 mod namespaces;
 mod netns;
+mod watch;

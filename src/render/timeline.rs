@@ -1,0 +1,338 @@
+//! The timeline of a recording: in the terminal with sparklines, as a
+//! Markdown table for the ticket, and as one self-contained HTML page with
+//! an SVG chart of the states over time.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
+
+use crate::render::markdown::escape as md;
+use crate::render::sanitize::terminal;
+use crate::timeline::{Series, Timeline};
+
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// The series in at most `width` bars, each the largest value of its span.
+pub fn sparkline(values: &[u32], width: usize) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let max = values.iter().copied().max().unwrap_or(0).max(1);
+    let n = values.len().min(width.max(1));
+    (0..n)
+        .map(|i| {
+            let (a, b) = (
+                i * values.len() / n,
+                ((i + 1) * values.len() / n).max(i * values.len() / n + 1),
+            );
+            let v = values[a..b.min(values.len())]
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0);
+            BARS[(v as usize * (BARS.len() - 1)) / max as usize]
+        })
+        .collect()
+}
+
+/// `2026-11-25T03:04:05.123Z` as `03:04:05`, the date kept when the
+/// recording spans more than a day.
+fn clock(t: &str, with_date: bool) -> String {
+    if with_date {
+        t.get(..19).unwrap_or(t).replace('T', " ")
+    } else {
+        t.get(11..19).unwrap_or(t).to_string()
+    }
+}
+
+struct Ctx<'a> {
+    tl: &'a Timeline,
+    with_date: bool,
+}
+
+impl Ctx<'_> {
+    fn at(&self, i: usize) -> String {
+        self.tl
+            .times
+            .get(i)
+            .map_or(String::new(), |t| clock(t, self.with_date))
+    }
+    fn onset(&self, s: &Series) -> String {
+        s.onset_at.map_or("-".to_string(), |i| self.at(i))
+    }
+}
+
+fn sections(tl: &Timeline) -> [(&'static str, &[Series]); 4] {
+    [
+        ("States", &tl.states),
+        ("Findings", &tl.findings),
+        ("Ports (rising)", &tl.ports),
+        ("Processes (rising)", &tl.processes),
+    ]
+}
+
+fn heading(tl: &Timeline, what: &str) -> String {
+    match (tl.times.first(), tl.times.last()) {
+        (Some(a), Some(b)) => format!("{what}: {} samples, {a} to {b}", tl.times.len()),
+        _ => format!("{what}: no sample"),
+    }
+}
+
+pub fn write_table(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result<()> {
+    let c = Ctx {
+        tl,
+        with_date: spans_days(tl),
+    };
+    writeln!(
+        out,
+        "zombiescan report · {}",
+        terminal(heading(tl, what).as_bytes())
+    )?;
+    if tl.bad_lines > 0 {
+        writeln!(
+            out,
+            "note: {} lines could not be read (a torn last line is normal after a kill)",
+            tl.bad_lines
+        )?;
+    }
+    for (title, series) in sections(tl) {
+        if series.is_empty() {
+            continue;
+        }
+        let mut t = Table::new();
+        t.load_preset(UTF8_BORDERS_ONLY)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .force_no_tty();
+        t.set_header(vec![
+            title.to_uppercase(),
+            "FIRST".into(),
+            "ONSET".into(),
+            "PEAK".into(),
+            "AT".into(),
+            "LAST".into(),
+            "TREND".into(),
+        ]);
+        for s in series {
+            let num = |n: u32| Cell::new(n).set_alignment(CellAlignment::Right);
+            t.add_row(vec![
+                Cell::new(terminal(s.name.as_bytes())),
+                num(s.first),
+                Cell::new(c.onset(s)),
+                num(s.peak),
+                Cell::new(c.at(s.peak_at)),
+                num(s.last),
+                Cell::new(sparkline(&s.values, 40)),
+            ]);
+        }
+        writeln!(out, "\n{t}")?;
+    }
+    Ok(())
+}
+
+fn spans_days(tl: &Timeline) -> bool {
+    match (tl.times.first(), tl.times.last()) {
+        (Some(a), Some(b)) => a.get(..10) != b.get(..10),
+        _ => false,
+    }
+}
+
+pub fn write_markdown(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result<()> {
+    let c = Ctx {
+        tl,
+        with_date: spans_days(tl),
+    };
+    let mut s = format!(
+        "## zombiescan timeline\n\n{}\n\n",
+        md(heading(tl, what).as_bytes())
+    );
+    if tl.bad_lines > 0 {
+        let _ = writeln!(
+            s,
+            "{} lines could not be read (a torn last line is normal after a kill).\n",
+            tl.bad_lines
+        );
+    }
+    for (title, series) in sections(tl) {
+        if series.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "### {title}\n");
+        s.push_str("| series | first | began to rise | peak | peak at | last | trend |\n");
+        s.push_str("| --- | ---: | --- | ---: | --- | ---: | --- |\n");
+        for x in series {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                md(x.name.as_bytes()),
+                x.first,
+                c.onset(x),
+                x.peak,
+                c.at(x.peak_at),
+                x.last,
+                sparkline(&x.values, 30)
+            );
+        }
+        s.push('\n');
+    }
+    out.write_all(s.trim_end().as_bytes())?;
+    out.write_all(b"\n")
+}
+
+/// Text safe inside HTML.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in terminal(s.as_bytes()).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const COLORS: [&str; 8] = [
+    "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+];
+
+/// The states over time as an SVG line chart.
+fn chart(tl: &Timeline) -> String {
+    let (w, h, left, bottom, top, right) = (900.0, 320.0, 60.0, 40.0, 20.0, 170.0);
+    let n = tl.times.len().max(2) - 1;
+    let max = tl.states.iter().map(|s| s.peak).max().unwrap_or(0).max(1);
+    let x = |i: usize| left + (w - left - right) * i as f64 / n as f64;
+    let y = |v: u32| top + (h - top - bottom) * (1.0 - f64::from(v) / f64::from(max));
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"states\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"TCP states over time\">\n"
+    );
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#444\"/><line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#444\"/>",
+        h - bottom,
+        w - right,
+        h - bottom,
+        h - bottom
+    );
+    for k in 0..=4u32 {
+        let v = max * k / 4;
+        let _ = writeln!(
+            svg,
+            "<text x=\"{}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{v}</text>",
+            left - 6.0,
+            y(v) + 4.0
+        );
+    }
+    for (i, label) in [(0, tl.times.first()), (n, tl.times.last())] {
+        if let Some(t) = label {
+            let anchor = if i == 0 { "start" } else { "end" };
+            let _ = writeln!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"{anchor}\">{}</text>",
+                x(i),
+                h - bottom + 16.0,
+                html_escape(&clock(t, spans_days(tl)))
+            );
+        }
+    }
+    for (k, s) in tl.states.iter().enumerate() {
+        let color = COLORS[k % COLORS.len()];
+        let points: Vec<String> = s
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| format!("{:.1},{:.1}", x(i), y(v)))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline class=\"state\" data-state=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            html_escape(&s.name),
+            points.join(" ")
+        );
+        let ly = top + 16.0 * k as f64;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{}\" y=\"{:.1}\" width=\"12\" height=\"3\" fill=\"{color}\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"12\">{} (peak {})</text>",
+            w - right + 10.0,
+            ly,
+            w - right + 26.0,
+            ly + 5.0,
+            html_escape(&s.name),
+            s.peak
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+pub fn write_html(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result<()> {
+    let c = Ctx {
+        tl,
+        with_date: spans_days(tl),
+    };
+    let mut s = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>zombiescan timeline</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;color:#222}\ntable{border-collapse:collapse;margin:1em 0}\ntd,th{border:1px solid #ccc;padding:3px 8px}\ntd.n{text-align:right}\n</style>\n</head>\n<body>\n<h1>zombiescan timeline</h1>\n",
+    );
+    let _ = writeln!(s, "<p>{}</p>", html_escape(&heading(tl, what)));
+    if tl.bad_lines > 0 {
+        let _ = writeln!(
+            s,
+            "<p>{} lines could not be read (a torn last line is normal after a kill).</p>",
+            tl.bad_lines
+        );
+    }
+    s.push_str(&chart(tl));
+    for (title, series) in sections(tl) {
+        if series.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "<h2>{title}</h2>\n<table>\n<tr><th>series</th><th>first</th><th>began to rise</th><th>peak</th><th>peak at</th><th>last</th></tr>"
+        );
+        for x in series {
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                html_escape(&x.name),
+                x.first,
+                html_escape(&c.onset(x)),
+                x.peak,
+                html_escape(&c.at(x.peak_at)),
+                x.last
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    s.push_str("</body>\n</html>\n");
+    out.write_all(s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparklines() {
+        assert_eq!(sparkline(&[0, 1, 2, 3, 4, 5, 6, 7], 8), "▁▂▃▄▅▆▇█");
+        assert_eq!(sparkline(&[0, 0, 7, 7], 2), "▁█");
+        assert_eq!(sparkline(&[5; 3], 40), "███");
+        assert_eq!(sparkline(&[], 10), "");
+        assert_eq!(
+            sparkline(&(0..100).collect::<Vec<_>>(), 10).chars().count(),
+            10
+        );
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            html_escape("<b>\"x\" & 'y'</b>"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
+        );
+    }
+}

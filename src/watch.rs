@@ -1,0 +1,112 @@
+//! `--watch`: what changed between samples. Sockets are followed across
+//! samples by their inet_diag cookie (the /proc source has none: local and
+//! remote address stand in), so that the report can say how long the
+//! sockets of a state have been seen in it. The first sample cannot know:
+//! its ages are "at least".
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::UNIX_EPOCH;
+
+use crate::model::{Snapshot, Socket, StateCounts, TcpState};
+
+/// One state in a watch sample.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StateChange {
+    pub now: u32,
+    pub since_previous: i64,
+    pub since_start: i64,
+    /// Change per minute since the previous sample.
+    pub per_minute: f64,
+    /// How long the oldest socket in this state has been seen in it.
+    pub oldest_seen_ms: Option<u64>,
+    /// The oldest was there at the first sample: it is at least that old.
+    pub at_least: bool,
+}
+
+/// What one sample of a watch says.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct View {
+    /// 1 for the first sample.
+    pub sample: u32,
+    pub elapsed_ms: u64,
+    pub states: [StateChange; 11],
+}
+
+#[derive(Default)]
+pub struct Watch {
+    start: Option<(u64, StateCounts)>,
+    previous: Option<(u64, StateCounts)>,
+    /// Socket key → (state, first seen in it, seen at the first sample).
+    seen: HashMap<u64, (TcpState, u64, bool)>,
+    samples: u32,
+}
+
+fn key(s: &Socket) -> u64 {
+    match s.cookie {
+        Some(c) => c.get(),
+        None => {
+            let mut h = DefaultHasher::new();
+            (s.local, s.remote).hash(&mut h);
+            h.finish()
+        }
+    }
+}
+
+impl Watch {
+    /// Takes the next sample: `counts` are the snapshot's per-state counts.
+    pub fn observe(&mut self, snap: &Snapshot, counts: &StateCounts) -> View {
+        let t = snap
+            .captured_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.samples += 1;
+        let first = self.samples == 1;
+        let mut seen = HashMap::with_capacity(snap.sockets.len());
+        for s in &snap.sockets {
+            let k = key(s);
+            let entry = match self.seen.get(&k) {
+                Some(&(state, since, at_least)) if state == s.state => (state, since, at_least),
+                _ => (s.state, t, first),
+            };
+            seen.insert(k, entry);
+        }
+        self.seen = seen;
+        let (t0, c0) = *self.start.get_or_insert((t, *counts));
+        let (tp, cp) = self.previous.unwrap_or((t, *counts));
+        let mut view = View {
+            sample: self.samples,
+            elapsed_ms: t.saturating_sub(t0),
+            ..View::default()
+        };
+        for st in TcpState::ALL {
+            let now = counts.get(st);
+            let dp = i64::from(now) - i64::from(cp.get(st));
+            let minutes = t.saturating_sub(tp) as f64 / 60_000.0;
+            view.states[st.index()] = StateChange {
+                now,
+                since_previous: dp,
+                since_start: i64::from(now) - i64::from(c0.get(st)),
+                per_minute: if minutes > 0.0 {
+                    dp as f64 / minutes
+                } else {
+                    0.0
+                },
+                oldest_seen_ms: None,
+                at_least: false,
+            };
+        }
+        for &(state, since, at_least) in self.seen.values() {
+            let c = &mut view.states[state.index()];
+            let age = t.saturating_sub(since);
+            if c.oldest_seen_ms.is_none_or(|o| age > o) {
+                c.oldest_seen_ms = Some(age);
+                c.at_least = at_least;
+            } else if c.oldest_seen_ms == Some(age) {
+                c.at_least |= at_least;
+            }
+        }
+        self.previous = Some((t, *counts));
+        view
+    }
+}

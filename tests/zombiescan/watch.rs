@@ -1,0 +1,222 @@
+//! `--watch`, `--record` and `report`: deltas and ages across samples, a
+//! recorder killed mid-run, the timeline of a recording.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::netns::{BIN, Netns, live_or_skip};
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("zombiescan-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn a_watch_shows_close_wait_growing_and_how_old_it_is() {
+    if !live_or_skip("a_watch_shows_close_wait_growing_and_how_old_it_is") {
+        return;
+    }
+    let mut ns = Netns::new("watch");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "2", "--then", "close",
+    ]);
+    ns.wait_accepted(2);
+    // One more closed by its client every 0.4 s while the watch runs.
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "20", "--then", "close", "--every", "0.4",
+    ]);
+    let out = ns.exec(&[
+        BIN, "--watch", "1s", "--count", "3", "--port", "30020", "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("one JSON document per sample");
+    assert_eq!(docs.len(), 3);
+    let cw: Vec<&Value> = docs
+        .iter()
+        .map(|d| &d["watch"]["states"]["CLOSE_WAIT"])
+        .collect();
+    let now: Vec<i64> = cw.iter().map(|c| c["now"].as_i64().expect("now")).collect();
+    assert!(
+        now[0] >= 2 && now[1] > now[0] && now[2] > now[1],
+        "growing: {now:?}"
+    );
+    for (i, d) in docs.iter().enumerate() {
+        assert_eq!(d["watch"]["sample"], i + 1);
+        assert_eq!(d["summary"]["by_state"]["CLOSE_WAIT"], now[i]);
+        crate::cli::assert_valid(serde_json::to_vec(d).expect("json").as_slice());
+    }
+    assert_eq!(cw[2]["since_previous"].as_i64(), Some(now[2] - now[1]));
+    assert_eq!(cw[2]["since_start"].as_i64(), Some(now[2] - now[0]));
+    assert!(
+        cw[2]["per_minute"].as_f64().is_some_and(|r| r > 60.0),
+        "{}",
+        cw[2]
+    );
+    // The first sample cannot know how old its sockets are; by the third,
+    // the oldest were seen two samples ago, and are at least that old.
+    assert_eq!(cw[0]["at_least"], true);
+    assert!(
+        cw[2]["oldest_seen_s"]
+            .as_f64()
+            .is_some_and(|s| (1.8..4.0).contains(&s)),
+        "{}",
+        cw[2]
+    );
+    assert_eq!(cw[2]["at_least"], true);
+}
+
+fn report(files: &[&Path], format: &str) -> std::process::Output {
+    Command::new(BIN)
+        .arg("report")
+        .args(files)
+        .args(["--format", format])
+        .output()
+        .expect("report")
+}
+
+#[test]
+fn a_recorder_killed_mid_run_leaves_a_readable_recording() {
+    if !live_or_skip("a_recorder_killed_mid_run_leaves_a_readable_recording") {
+        return;
+    }
+    let mut ns = Netns::new("rec");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "30", "--then", "close", "--every", "0.1",
+    ]);
+    let file = temp("night.ndjson");
+    let _ = std::fs::remove_file(&file);
+    let mut rec = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, BIN, "--watch", "200ms", "--record",
+        ])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("recorder");
+    std::thread::sleep(Duration::from_millis(1500));
+    rec.kill().expect("SIGKILL");
+    let _ = rec.wait();
+    let mut out = Vec::new();
+    let _ = std::io::Read::read_to_end(rec.stdout.as_mut().expect("stdout"), &mut out);
+    assert!(
+        out.is_empty(),
+        "a recorder whose stdout is not a terminal prints nothing"
+    );
+    let lines = std::fs::read_to_string(&file).expect("recording");
+    assert!(
+        lines.lines().count() >= 3,
+        "{} samples",
+        lines.lines().count()
+    );
+    let out = report(&[&file], "table");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("CLOSE_WAIT") && text.contains("samples"),
+        "{text}"
+    );
+    // Power lost mid-write: a torn last line is counted, the rest reads.
+    let mut torn = lines.clone().into_bytes();
+    torn.extend_from_slice(&lines.as_bytes()[..lines.len().min(80)]);
+    std::fs::write(&file, torn).expect("write");
+    let out = report(&[&file], "markdown");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 lines could not be read"));
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn the_recording_rotates_at_its_size_limit() {
+    if !live_or_skip("the_recording_rotates_at_its_size_limit") {
+        return;
+    }
+    let ns = Netns::new("rot");
+    let file = temp("rot.ndjson");
+    let old = temp("rot.ndjson.1");
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&old);
+    let out = ns.exec(&[
+        BIN,
+        "--watch",
+        "100ms",
+        "--count",
+        "6",
+        "--record",
+        file.to_str().expect("path"),
+        "--record-max",
+        "600",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (a, b) = (
+        std::fs::read_to_string(&old).expect("FILE.1"),
+        std::fs::read_to_string(&file).expect("FILE"),
+    );
+    assert!(b.len() <= 600 && !a.is_empty());
+    assert!(a.lines().count() + b.lines().count() <= 6);
+    let out = report(&[&old, &file], "table");
+    assert!(out.status.success());
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&old);
+}
+
+#[test]
+fn the_timeline_of_a_recorded_incident() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/recording/closewait.ndjson");
+    let out = report(&[&file], "markdown");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8_lossy(&out.stdout).into_owned();
+    // Markdown escapes the underscores.
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| CLOSE\\_WAIT |"))
+        .expect("CLOSE_WAIT row");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // series | first | began to rise | peak | peak at | last
+    assert_eq!(&cells[1..7], EXPECTED_CLOSE_WAIT, "{row}");
+    let finding = md
+        .lines()
+        .find(|l| l.starts_with("| close\\_wait port 30020 |"))
+        .expect("finding row");
+    assert!(finding.contains(EXPECTED_CLOSE_WAIT[2]), "{finding}");
+
+    let out = report(&[&file], "html");
+    let html = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    assert!(html.contains("<svg") && html.contains("data-state=\"CLOSE_WAIT\""));
+    assert!(!html.contains("<script"), "self-contained, static");
+    for tag in ["svg", "table", "body", "html", "head"] {
+        assert_eq!(
+            html.matches(&format!("<{tag}")).count(),
+            html.matches(&format!("</{tag}>")).count(),
+            "{tag}"
+        );
+    }
+}
+
+/// What `fixtures/recording/closewait.ndjson` (see fixtures/README.md)
+/// holds: CLOSE_WAIT on port 30020 from 2 to its peak, then down when the
+/// server exited.
+const EXPECTED_CLOSE_WAIT: [&str; 6] = ["CLOSE\\_WAIT", "2", "03:57:18", "7", "03:57:19", "0"];
