@@ -165,12 +165,12 @@ fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
     }
 }
 
+/// A kernel table near its limit: sockstat's TCP `key` (evidence `name`)
+/// against `sysctl`.
 fn table(
     snap: &Snapshot,
     t: &Thresholds,
-    kind: Kind,
-    key: &str,
-    sysctl: &str,
+    (kind, key, name, sysctl): (Kind, &str, &'static str, &'static str),
     out: &mut Vec<Finding>,
 ) {
     let h = &snap.host;
@@ -182,22 +182,8 @@ fn table(
         return;
     };
     let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
-    ev.insert(
-        if kind == Kind::TimeWaitPressure {
-            "time_wait"
-        } else {
-            "orphans"
-        },
-        n.into(),
-    );
-    ev.insert(
-        if kind == Kind::TimeWaitPressure {
-            "tcp_max_tw_buckets"
-        } else {
-            "tcp_max_orphans"
-        },
-        max.into(),
-    );
+    ev.insert(name, n.into());
+    ev.insert(sysctl.rsplit('.').next().unwrap_or(sysctl), max.into());
     ev.insert("ratio", round2(r));
     let fin_timeout = h.sysctl_u64("net.ipv4.tcp_fin_timeout");
     let (explanation, remediation) = if kind == Kind::TimeWaitPressure {
@@ -224,17 +210,23 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
     table(
         snap,
         t,
-        Kind::TimeWaitPressure,
-        "tw",
-        "net.ipv4.tcp_max_tw_buckets",
+        (
+            Kind::TimeWaitPressure,
+            "tw",
+            "time_wait",
+            "net.ipv4.tcp_max_tw_buckets",
+        ),
         out,
     );
     table(
         snap,
         t,
-        Kind::OrphanPressure,
-        "orphan",
-        "net.ipv4.tcp_max_orphans",
+        (
+            Kind::OrphanPressure,
+            "orphan",
+            "orphans",
+            "net.ipv4.tcp_max_orphans",
+        ),
         out,
     );
 }

@@ -194,15 +194,15 @@ fn secs(ms: u32) -> Value {
     Value::from((f64::from(ms) / 100.0).round() / 10.0)
 }
 
-/// Seconds as text: "42 s", "14 min", "3.2 h".
-fn human(ms: u32) -> String {
+/// Milliseconds as text: "42 s", "14 min", "3.2 h".
+pub fn human(ms: u64) -> String {
     let s = ms / 1000;
     if s < 120 {
         format!("{s} s")
     } else if s < 7200 {
         format!("{} min", s / 60)
     } else {
-        format!("{:.1} h", f64::from(s) / 3600.0)
+        format!("{:.1} h", s as f64 / 3600.0)
     }
 }
 

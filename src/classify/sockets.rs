@@ -175,7 +175,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         if let Some(o) = g.oldest {
             ev.insert("oldest_s", secs(o));
         }
-        let oldest = g.oldest.map(human);
+        let oldest = g.oldest.map(|ms| human(u64::from(ms)));
         let (severity, cap) = match kind {
             Kind::FinWait2 if orphan => (Severity::Info, Severity::Info),
             Kind::FinWait2 | Kind::IdleNoKeepalive => (Severity::Warning, Severity::Warning),

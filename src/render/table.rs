@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 
-use crate::classify::Severity;
+use crate::classify::{Severity, human};
 use crate::model::{StateCounts, TcpState};
 use crate::render::sanitize::terminal;
 use crate::render::{filter_text, pids_text, rfc3339};
@@ -340,17 +340,6 @@ pub fn write_all(reports: &[Report], color: bool, out: &mut dyn Write) -> io::Re
     Ok(())
 }
 
-fn age(ms: u64) -> String {
-    let s = ms / 1000;
-    if s < 120 {
-        format!("{s} s")
-    } else if s < 7200 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{:.1} h", s as f64 / 3600.0)
-    }
-}
-
 /// `--watch`: per state, the change since the previous sample and the
 /// first, the rate, and how long the oldest has been seen in the state.
 fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
@@ -359,7 +348,7 @@ fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
         out,
         "sample {} · {} since the first",
         w.sample,
-        age(w.elapsed_ms)
+        human(w.elapsed_ms)
     )?;
     let mut t = new_table(color);
     header(
@@ -388,9 +377,9 @@ fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
         }
         let oldest = c.oldest_seen_ms.map_or(String::new(), |ms| {
             if c.at_least {
-                format!("at least {}", age(ms))
+                format!("at least {}", human(ms))
             } else {
-                age(ms)
+                human(ms)
             }
         });
         t.add_row(vec![
