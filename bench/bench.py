@@ -154,11 +154,34 @@ def measure(ns, binary, rounds):
     return rows
 
 
+def recorder_overhead(ns, binary, seconds=60, interval=5):
+    """CPU used by a recorder sampling every INTERVAL s, as a share of one core."""
+    out = os.path.join("/tmp", f"zombiescan-bench-{os.getpid()}.ndjson")
+    rows = []
+    for name, extra in [("--watch 5s --record", []), ("--watch 5s --record --port 30020", ["--port", str(FIRST_PORT)])]:
+        count = str(seconds // interval + 1)
+        cmd = [binary, "--watch", f"{interval}s", "--count", count, "--record", out, *extra]
+        full = ["ip", "netns", "exec", ns.name, "/usr/bin/time", "-f", "%U %S %e %M", *cmd]
+        p = subprocess.run(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"recorder exited {p.returncode}: {p.stderr}")
+        user, system, wall, rss = p.stderr.strip().splitlines()[-1].split()
+        cpu = float(user) + float(system)
+        rows.append((name, cpu, float(wall), int(rss)))
+        try:
+            os.remove(out)
+        except FileNotFoundError:
+            pass
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sizes", nargs="*", type=int, default=[10000, 50000, 100000])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "zombiescan"))
+    ap.add_argument("--recorder", action="store_true",
+                    help="instead: the CPU share of a recorder sampling every 5 s for 60 s")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py: run as root (it creates a network namespace)")
@@ -169,12 +192,21 @@ def main():
     procs = len([d for d in os.listdir("/proc") if d.isdigit()])
     print(f"# zombiescan vs ss, {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
           f"{os.cpu_count()} cores, {procs} processes on the host, median of {args.rounds} alternating runs\n")
-    print("| connections | sockets | command | median | × ss -tanpi | peak RSS | × ss -tanpi |")
-    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    if args.recorder:
+        print("| connections | sockets | recorder | CPU | wall | share of one core | peak RSS |")
+        print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    else:
+        print("| connections | sockets | command | median | × ss -tanpi | peak RSS | × ss -tanpi |")
+        print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for n in args.sizes:
         ns = Namespace(f"zs-bench-{os.getpid()}")
         try:
             est, cw, total = build(ns, n)
+            if args.recorder:
+                for name, cpu, wall, rss in recorder_overhead(ns, args.bin):
+                    print(f"| {n} | {total} | `{name}` | {cpu:.2f} s | {wall:.1f} s | "
+                          f"{100 * cpu / wall:.1f}% | {rss / 1024:.1f} MiB |", flush=True)
+                continue
             for name, med, ratio, rss, rss_ratio in measure(ns, args.bin, args.rounds):
                 print(f"| {n} | {total} | `{name}` | {med * 1000:.1f} ms | {ratio:.2f} | "
                       f"{rss / 1024:.1f} MiB | {rss_ratio:.2f} |", flush=True)

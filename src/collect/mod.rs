@@ -319,7 +319,10 @@ fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
     let real_listener = snap.sockets.iter().any(|s| {
         s.state == crate::model::TcpState::Listen && !snap.owners_of(s).iter().all(is_proxy)
     });
-    if real_listener {
+    let proxied = snap.processes.values().any(|p| p.comm == b"docker-proxy");
+    // Sockets but no proxy: a client's port (a database's, say), not a
+    // server gone missing.
+    if real_listener || (!snap.sockets.is_empty() && !proxied) {
         return Vec::new();
     }
     let mut ports = opts.filter.ports.clone();

@@ -263,3 +263,30 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
     let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
     assert!(doc.hints.is_empty(), "{:?}", doc.hints);
 }
+
+#[test]
+fn a_client_port_gets_no_hint() {
+    if !live_or_skip("a_client_port_gets_no_hint") {
+        return;
+    }
+    // Outbound connections to a port nothing here listens on (a database's,
+    // in life): the report is about them, not about a missing server.
+    let mut client = Netns::new("nscl");
+    let mut server = Netns::new("nssv");
+    client.veth_to(&server, "10.231.2.1", "10.231.2.2");
+    server.spawn(&["listen", "--host", "10.231.2.2", "--port", "5432"]);
+    client.spawn(&[
+        "connect",
+        "--host",
+        "10.231.2.2",
+        "--port",
+        "5432",
+        "--count",
+        "2",
+    ]);
+    server.wait_accepted(2);
+    let out = client.exec(&[BIN, "--port", "5432", "--json"]);
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc.summary.total, 2);
+    assert!(doc.hints.is_empty(), "{:?}", doc.hints);
+}
