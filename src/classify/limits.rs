@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde_json::Value;
 
 use super::advice;
-use super::{Finding, Kind, Thresholds, pct, ratio, severity_by_ratio};
+use super::{Finding, Kind, Severity, Thresholds, pct, ratio, severity_by_ratio};
 use crate::model::{Direction, Snapshot, TcpState, direction};
 
 fn round2(r: f64) -> Value {
@@ -75,18 +75,8 @@ fn fds(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             ev.insert("files_allocated", used.into());
             ev.insert("file_max", max.into());
             ev.insert("ratio", round2(r));
-            let (explanation, remediation) = advice::fd_host(used, max, &pct(r));
-            out.push(Finding {
-                kind: Kind::FdExhaustion,
-                severity,
-                count: used.min(u64::from(u32::MAX)) as u32,
-                ports: Vec::new(),
-                pids: Vec::new(),
-                evidence: ev,
-                explanation,
-                remediation,
-                sockets: Vec::new(),
-            });
+            let text = advice::fd_host(used, max, &pct(r));
+            out.push(host_finding(Kind::FdExhaustion, severity, used, ev, text));
         }
     }
 }
@@ -186,22 +176,33 @@ fn table(
     ev.insert(sysctl.rsplit('.').next().unwrap_or(sysctl), max.into());
     ev.insert("ratio", round2(r));
     let fin_timeout = h.sysctl_u64("net.ipv4.tcp_fin_timeout");
-    let (explanation, remediation) = if kind == Kind::TimeWaitPressure {
+    let text = if kind == Kind::TimeWaitPressure {
         advice::time_wait_pressure(n, max, &pct(r))
     } else {
         advice::orphan_pressure(n, max, &pct(r), fin_timeout)
     };
-    out.push(Finding {
+    out.push(host_finding(kind, severity, n, ev, text));
+}
+
+/// A host-wide finding: no port, no pid, no socket of its own.
+fn host_finding(
+    kind: Kind,
+    severity: Severity,
+    count: u64,
+    evidence: BTreeMap<&'static str, Value>,
+    (explanation, remediation): (String, String),
+) -> Finding {
+    Finding {
         kind,
         severity,
-        count: n.min(u64::from(u32::MAX)) as u32,
+        count: count.min(u64::from(u32::MAX)) as u32,
         ports: Vec::new(),
         pids: Vec::new(),
-        evidence: ev,
+        evidence,
         explanation,
         remediation,
         sockets: Vec::new(),
-    });
+    }
 }
 
 pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
