@@ -65,6 +65,15 @@ pub struct Report<'a> {
 }
 
 impl<'a> Report<'a> {
+    /// The states that occur in the report, in kernel order: the columns a
+    /// table shows.
+    pub fn states_present(&self) -> Vec<TcpState> {
+        TcpState::ALL
+            .into_iter()
+            .filter(|&s| self.summary.by_state.get(s) > 0)
+            .collect()
+    }
+
     /// The sockets listed in full: the flagged ones, or all with
     /// `--sockets`, each with the kinds of finding it is part of.
     pub fn sockets(&self) -> impl Iterator<Item = (&'a Socket, KindSet)> + '_ {

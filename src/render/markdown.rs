@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use crate::model::TcpState;
 use crate::render::sanitize::terminal;
 use crate::render::{filter_text, pids_text, rfc3339};
 use crate::report::Report;
@@ -56,13 +55,6 @@ fn table(head: &[String], rows: &[Vec<String>], right_from: usize) -> String {
         s.push_str(&row(r));
     }
     s
-}
-
-fn states_shown(r: &Report) -> Vec<TcpState> {
-    TcpState::ALL
-        .into_iter()
-        .filter(|&s| r.summary.by_state.get(s) > 0)
-        .collect()
 }
 
 /// Writes one Markdown document for the reports: one per network
@@ -123,7 +115,7 @@ fn body(md: &mut String, r: &Report, h: &str) {
         let _ = writeln!(md, "**Hint:** {}\n", escape(hint.as_bytes()));
     }
     let _ = writeln!(md, "{h} Summary\n");
-    let states = states_shown(r);
+    let states = r.states_present();
     let _ = writeln!(
         md,
         "{} sockets (IPv4 {}, IPv6 {}).\n",

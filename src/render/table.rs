@@ -7,7 +7,7 @@ use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 
 use crate::classify::{Severity, human};
-use crate::model::{StateCounts, TcpState};
+use crate::model::TcpState;
 use crate::render::sanitize::terminal;
 use crate::render::{filter_text, pids_text, rfc3339};
 use crate::report::Report;
@@ -55,15 +55,6 @@ fn state_cell(s: TcpState, n: u32, color: bool) -> Cell {
     } else {
         c
     }
-}
-
-/// The states that appear anywhere in the report, so that empty columns are
-/// left out.
-fn shown_states(total: &StateCounts) -> Vec<TcpState> {
-    TcpState::ALL
-        .into_iter()
-        .filter(|&s| total.get(s) > 0)
-        .collect()
 }
 
 fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
@@ -405,7 +396,7 @@ pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "hint: {}", terminal(h.as_bytes()))?;
     }
     write_findings(r, color, out)?;
-    let states = shown_states(&r.summary.by_state);
+    let states = r.states_present();
     write_ports(r, &states, color, out)?;
     write_processes(r, &states, color, out)?;
     write_sockets(r, color, out)?;
