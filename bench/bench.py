@@ -16,7 +16,16 @@ all through `ip netns exec` into that namespace, and reports the median wall
 time, its ratio to `ss -tanpi`, and the peak RSS of each. The namespace and
 every process in it are removed at the end, even on failure or Ctrl-C.
 
+With --recorder, measures instead the CPU a recorder costs: N connections
+whose server ends are in one namespace and client ends in a second, joined
+by a veth pair (a server host with N connections: N sockets), and a
+`zombiescan --watch 5s --record FILE` in the server's namespace for
+--seconds (default 300: one period of the recorder's full /proc walk);
+CPU time (user + system, /usr/bin/time) over wall time is its share of one
+core.
+
 Usage (as root): python3 bench/bench.py [--rounds R] [--bin PATH] [N ...]
+                 python3 bench/bench.py --recorder [--seconds S] [N ...]
 """
 import argparse
 import json
@@ -48,6 +57,15 @@ class Namespace:
         # Room for the connections: local ports, accept queues.
         for k, v in [("net.ipv4.ip_local_port_range", "10000 65000"), ("net.core.somaxconn", "8192")]:
             self.exec("sysctl", "-qw", f"{k}={v}")
+
+    def link(self, other, here, there):
+        """A veth pair to `other`: HERE/24 on this side, THERE/24 on its."""
+        a, b = f"zsv{os.getpid() % 100000}a", f"zsv{os.getpid() % 100000}b"
+        sh("ip", "link", "add", a, "netns", self.name, "type", "veth", "peer", b, "netns", other.name)
+        sh("ip", "-n", self.name, "addr", "add", f"{here}/24", "dev", a)
+        sh("ip", "-n", other.name, "addr", "add", f"{there}/24", "dev", b)
+        sh("ip", "-n", self.name, "link", "set", a, "up")
+        sh("ip", "-n", other.name, "link", "set", b, "up")
 
     def exec(self, *cmd):
         return sh("ip", "netns", "exec", self.name, *cmd)
@@ -113,6 +131,36 @@ def build(ns, n):
         time.sleep(0.5)
 
 
+SERVER_IP, CLIENT_IP = "10.77.0.1", "10.77.0.2"
+
+
+def build_split(srv, cli, n):
+    """N connections: servers in SRV, clients in CLI (1 in 5 closed by the
+    client: CLOSE_WAIT in SRV)."""
+    srv.link(cli, SERVER_IP, CLIENT_IP)
+    ports = (n + PER_PORT - 1) // PER_PORT
+    for i in range(ports):
+        srv.spawn("listen", "--host", SERVER_IP, "--port", str(FIRST_PORT + i), "--backlog", "8192", "--quiet")
+    left = n
+    for i in range(ports):
+        k = min(PER_PORT, left)
+        left -= k
+        closed = k // 5
+        port = str(FIRST_PORT + i)
+        cli.spawn("connect", "--host", SERVER_IP, "--port", port, "--count", str(k - closed))
+        if closed:
+            cli.spawn("connect", "--host", SERVER_IP, "--port", port, "--count", str(closed), "--then", "close")
+    want_cw = sum(min(PER_PORT, n - i * PER_PORT) // 5 for i in range(ports))
+    deadline = time.time() + 120
+    while True:
+        est, cw, total = srv.count()
+        if est >= n - want_cw and cw >= want_cw:
+            return est, cw, total
+        if time.time() > deadline:
+            raise RuntimeError(f"built only {est} ESTABLISHED, {cw} CLOSE_WAIT of {n - want_cw}, {want_cw}")
+        time.sleep(0.5)
+
+
 def run_once(ns, cmd):
     """Wall time (s) and peak RSS (KiB) of one run; output discarded.
 
@@ -154,11 +202,11 @@ def measure(ns, binary, rounds):
     return rows
 
 
-def recorder_overhead(ns, binary, seconds=60, interval=5):
+def recorder_overhead(ns, binary, seconds, interval=5):
     """CPU used by a recorder sampling every INTERVAL s, as a share of one core."""
     out = os.path.join("/tmp", f"zombiescan-bench-{os.getpid()}.ndjson")
     rows = []
-    for name, extra in [("--watch 5s --record", []), ("--watch 5s --record --port 30020", ["--port", str(FIRST_PORT)])]:
+    for extra in [[], ["--port", str(FIRST_PORT)]]:
         count = str(seconds // interval + 1)
         cmd = [binary, "--watch", f"{interval}s", "--count", count, "--record", out, *extra]
         full = ["ip", "netns", "exec", ns.name, "/usr/bin/time", "-f", "%U %S %e %M", *cmd]
@@ -167,11 +215,11 @@ def recorder_overhead(ns, binary, seconds=60, interval=5):
             raise RuntimeError(f"recorder exited {p.returncode}: {p.stderr}")
         user, system, wall, rss = p.stderr.strip().splitlines()[-1].split()
         cpu = float(user) + float(system)
-        rows.append((name, cpu, float(wall), int(rss)))
-        try:
-            os.remove(out)
-        except FileNotFoundError:
-            pass
+        with open(out) as f:
+            samples = sum(1 for _ in f)
+        os.remove(out)
+        name = " ".join(["--watch", f"{interval}s", "--record", *extra])
+        rows.append((name, samples, cpu, float(wall), int(rss)))
     return rows
 
 
@@ -181,7 +229,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "zombiescan"))
     ap.add_argument("--recorder", action="store_true",
-                    help="instead: the CPU share of a recorder sampling every 5 s for 60 s")
+                    help="instead: the CPU share of a recorder sampling every 5 s")
+    ap.add_argument("--seconds", type=int, default=300, help="how long the recorder runs")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py: run as root (it creates a network namespace)")
@@ -190,29 +239,34 @@ def main():
     if not os.access(args.bin, os.X_OK):
         sys.exit(f"bench.py: {args.bin} missing: cargo build --release first")
     procs = len([d for d in os.listdir("/proc") if d.isdigit()])
-    print(f"# zombiescan vs ss, {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
-          f"{os.cpu_count()} cores, {procs} processes on the host, median of {args.rounds} alternating runs\n")
+    what = (f"a recorder for {args.seconds} s" if args.recorder
+            else f"zombiescan vs ss, median of {args.rounds} alternating runs")
+    print(f"# {what}, {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
+          f"{os.cpu_count()} cores, {procs} processes on the host\n")
     if args.recorder:
-        print("| connections | sockets | recorder | CPU | wall | share of one core | peak RSS |")
-        print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+        print("| connections | sockets | recorder | samples | CPU | wall | share of one core | peak RSS |")
+        print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     else:
         print("| connections | sockets | command | median | × ss -tanpi | peak RSS | × ss -tanpi |")
         print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for n in args.sizes:
         ns = Namespace(f"zs-bench-{os.getpid()}")
+        peer = Namespace(f"zs-bench-{os.getpid()}-c") if args.recorder else None
         try:
-            est, cw, total = build(ns, n)
             if args.recorder:
-                for name, cpu, wall, rss in recorder_overhead(ns, args.bin):
-                    print(f"| {n} | {total} | `{name}` | {cpu:.2f} s | {wall:.1f} s | "
-                          f"{100 * cpu / wall:.1f}% | {rss / 1024:.1f} MiB |", flush=True)
+                _, _, total = build_split(ns, peer, n)
+                for name, samples, cpu, wall, rss in recorder_overhead(ns, args.bin, args.seconds):
+                    print(f"| {n} | {total} | `{name}` | {samples} | {cpu:.2f} s | {wall:.1f} s | "
+                          f"{100 * cpu / wall:.2f}% | {rss / 1024:.1f} MiB |", flush=True)
                 continue
+            est, cw, total = build(ns, n)
             for name, med, ratio, rss, rss_ratio in measure(ns, args.bin, args.rounds):
                 print(f"| {n} | {total} | `{name}` | {med * 1000:.1f} ms | {ratio:.2f} | "
                       f"{rss / 1024:.1f} MiB | {rss_ratio:.2f} |", flush=True)
         finally:
             ns.close()
-
+            if peer:
+                peer.close()
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))

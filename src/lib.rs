@@ -54,10 +54,10 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     }
     let mut notice = None;
     let snaps = match &cfg.command {
-        None | Some(Command::Report { .. }) => scan(cfg)?,
+        None | Some(Command::Report { .. }) => scan(cfg, &mut Default::default())?,
         // The capture, and the report of the very same snapshot.
         Some(Command::Capture { output }) => {
-            let snaps = scan(cfg)?;
+            let snaps = scan(cfg, &mut Default::default())?;
             collect::capture::write(output, &snaps)?;
             let sockets: usize = snaps.iter().map(|s| s.sockets.len()).sum();
             notice = Some(format!(
@@ -95,11 +95,15 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
 /// Set by SIGINT/SIGTERM: a watch ends after the current sample.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-fn scan(cfg: &Config) -> Result<Vec<model::Snapshot>, error::Error> {
+/// One scan; a watch passes the same `memory` to each of its scans.
+fn scan(
+    cfg: &Config,
+    memory: &mut collect::procs::Memory,
+) -> Result<Vec<model::Snapshot>, error::Error> {
     if cfg.all_netns {
-        collect::scan_all(&cfg.scan)
+        collect::scan_all(&cfg.scan, memory)
     } else {
-        Ok(vec![collect::scan(&cfg.scan)?])
+        Ok(vec![collect::scan(&cfg.scan, memory)?])
     }
 }
 
@@ -159,18 +163,22 @@ fn record(path: &Path, max: Option<u64>, r: &Report) -> Result<(), RunError> {
 /// `--watch` and `--record`: sample until `--count` or a signal.
 fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let mut w = watch::Watch::default();
+    let mut memory = collect::procs::Memory::default();
     let mut failed_any = false;
     let mut n = 0u32;
     let redraw = cfg.tty && cfg.format == Format::Table;
     let quiet = cfg.record.is_some() && !cfg.tty;
     loop {
         let started = Instant::now();
-        let snaps = scan(cfg)?;
+        let snaps = scan(cfg, &mut memory)?;
         let mut reports: Vec<Report> = snaps.iter().map(|snap| report(cfg, snap)).collect();
         for r in &mut reports {
-            r.watch = cfg
-                .watch
-                .map(|_| w.observe(r.snapshot, &r.summary.by_state));
+            // The ages and rates are shown, never recorded.
+            if !quiet {
+                r.watch = cfg
+                    .watch
+                    .map(|_| w.observe(r.snapshot, &r.summary.by_state));
+            }
             if let Some(path) = &cfg.record {
                 record(path, cfg.record_max, r)?;
             }

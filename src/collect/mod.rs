@@ -173,8 +173,9 @@ fn label(
     }
 }
 
-/// Scans one network namespace: zombiescan's own, or `--netns`.
-pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
+/// Scans one network namespace: zombiescan's own, or `--netns`. `memory`
+/// carries what the last scan of a watch learnt of the owners.
+pub fn scan(opts: &ScanOptions, memory: &mut procs::Memory) -> Result<Snapshot> {
     let captured_at = SystemTime::now();
     let names = netns::names();
     let (path, netns) = match &opts.netns {
@@ -191,7 +192,7 @@ pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
         }
     };
     let ins = inside(path.as_deref(), opts)?;
-    let mut snaps = attribute(opts, captured_at, vec![(netns, ins)]);
+    let mut snaps = attribute(opts, captured_at, vec![(netns, ins)], memory);
     let mut snap = snaps
         .pop()
         .ok_or_else(|| Error::malformed("scan", "no snapshot"))?;
@@ -203,7 +204,7 @@ pub fn scan(opts: &ScanOptions) -> Result<Snapshot> {
 
 /// Scans every network namespace in use on the host (`--all-netns`), with
 /// one walk of /proc for the owners of all.
-pub fn scan_all(opts: &ScanOptions) -> Result<Vec<Snapshot>> {
+pub fn scan_all(opts: &ScanOptions, memory: &mut procs::Memory) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
     let names = netns::names();
     let own = own_netns();
@@ -223,7 +224,7 @@ pub fn scan_all(opts: &ScanOptions) -> Result<Vec<Snapshot>> {
             reason: format!("no namespace could be scanned: {}", skipped.join("; ")),
         });
     }
-    let mut snaps = attribute(opts, captured_at, parts);
+    let mut snaps = attribute(opts, captured_at, parts, memory);
     if let Some(first) = snaps.first_mut() {
         first
             .gaps
@@ -239,6 +240,7 @@ fn attribute(
     opts: &ScanOptions,
     captured_at: SystemTime,
     parts: Vec<(Netns, Inside)>,
+    memory: &mut procs::Memory,
 ) -> Vec<Snapshot> {
     let filter = &opts.filter;
     let as_root = nix::unistd::geteuid().is_root();
@@ -282,7 +284,7 @@ fn attribute(
         pids: &filter.pids,
         names: &filter.processes,
     };
-    let walk = procs::walk(Path::new(PROC), &wanted, &select);
+    let walk = procs::walk_with(Path::new(PROC), &wanted, &select, memory);
     for (global, pid) in walk.hits {
         let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
         let snap = &mut snaps[k];
@@ -360,17 +362,13 @@ fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
             continue;
         }
         let listen = crate::model::TcpState::Listen.mask_bit();
-        let found = netns::run_in(&path, || {
-            let mut d = netlink::Dumper::open()?;
-            let mut out = Vec::new();
-            for fam in [Family::Ipv4, Family::Ipv6] {
-                d.dump_raw(fam, listen, &ports, |dg| {
-                    Ok(netlink::parse_datagram(dg, &mut out)?.done)
-                })?;
-            }
-            Ok(out)
-        });
-        let Ok(listeners) = found else { continue };
+        let found = netns::run_in(&path, || netlink::dump_sockets(listen, &ports));
+        let Ok(netlink::Dump {
+            sockets: listeners, ..
+        }) = found
+        else {
+            continue;
+        };
         let mut lports: Vec<u16> = listeners.iter().map(|s| s.local.port()).collect();
         lports.sort_unstable();
         lports.dedup();

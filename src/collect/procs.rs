@@ -10,18 +10,19 @@
 //! A process that exits during the walk, or whose fds cannot be read (not
 //! root), is counted, never fatal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, OsStr};
 use std::fs;
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::dir::Dir;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, fstat, stat};
 
 use crate::model::{InodeMap, Process, name_matches};
 
@@ -42,6 +43,8 @@ pub struct Walk {
     /// Process directories found under the proc root: 0 means /proc is not
     /// mounted or shows no process.
     pub seen: u32,
+    /// What this walk learnt of each process read (`None`: unchanged).
+    known: Vec<(u32, Option<Known>)>,
 }
 
 impl Walk {
@@ -50,7 +53,57 @@ impl Walk {
         self.processes.extend(other.processes);
         self.vanished += other.vanished;
         self.unreadable += other.unreadable;
+        self.known.extend(other.known);
     }
+}
+
+/// How often a watch reads every fd again, whatever it remembers.
+pub const FULL_WALK_EVERY: Duration = Duration::from_secs(300);
+
+/// What the walks of a watch remember between samples, so that the next
+/// walk reads only what changed: a process whose fd directory has the same
+/// inode (the same process) and the same size (Linux 6.2 and later: its
+/// number of open fds) as at the last walk, and whose sockets are all still
+/// in the table, is not listed again; in a process that is, an fd that held
+/// a socket still in the table, or no socket at all, is not read again.
+///
+/// What this can miss, a fd that now holds something else while the socket
+/// it held lives on in another process, is caught by the full walk every
+/// [`FULL_WALK_EVERY`]. A socket no process is found holding sends the walk
+/// back over every fd that held no live socket.
+#[derive(Debug, Default)]
+pub struct Memory {
+    procs: HashMap<u32, Known>,
+    last_full: Option<Instant>,
+    /// Wanted sockets that no process held at the last walk (their owners
+    /// are unreadable, or they were closing): not a reason to look again.
+    unowned: InodeMap<()>,
+}
+
+/// One process's fd table at the last walk.
+#[derive(Debug)]
+struct Known {
+    dir_ino: u64,
+    /// The size of the fd directory, taken before it was listed; `None` (a
+    /// kernel that does not count) means list it again next time.
+    count: Option<u64>,
+    /// (fd, socket inode), in fd order; inode 0 for anything that was not
+    /// a wanted socket.
+    fds: Vec<(u32, u64)>,
+    /// Some link could not be read, even as root.
+    denied: bool,
+}
+
+/// How much of a [`Memory`] a walk may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reuse {
+    /// Read every fd of every process.
+    Nothing,
+    /// List every process; do not read an fd that held a live socket.
+    Sockets,
+    /// Skip an unchanged process; do not read an fd that held a live socket
+    /// or no wanted socket.
+    All,
 }
 
 /// The inode of a `socket:[N]` link target.
@@ -134,23 +187,65 @@ fn readlink_at<'b>(dir: RawFd, name: &CStr, buf: &'b mut [u8; 64]) -> std::io::R
     }
 }
 
+/// Where a process is in the fd walk: its `/proc/PID` and what is asked.
+struct Visit<'a> {
+    proc_root: &'a Path,
+    wanted: &'a InodeMap<u32>,
+    select: &'a Select<'a>,
+    reuse: Reuse,
+}
+
 /// Looks at one process: its fds, and its details when it holds a wanted
-/// socket.
-fn walk_one(w: &mut Walk, proc_root: &Path, pid: u32, wanted: &InodeMap<u32>, select: &Select) {
-    let dir = proc_root.join(pid.to_string());
+/// socket. `known` is what the last walk saw of it.
+fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
+    let dir = v.proc_root.join(pid.to_string());
     let mut comm = None;
-    if !select.names.is_empty() {
+    if !v.select.names.is_empty() {
         let c = fs::read(dir.join("comm"))
             .map(trim_newline)
             .unwrap_or_default();
         let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
-        if !select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
+        if !v.select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
             return;
         }
         comm = Some(c);
     }
+    let fd_dir = dir.join("fd");
+    if v.reuse == Reuse::All
+        && let Some(k) = known
+    {
+        match stat(&fd_dir) {
+            Ok(st)
+                if st.st_ino == k.dir_ino
+                    && k.count == u64::try_from(st.st_size).ok()
+                    && k.fds
+                        .iter()
+                        .all(|(_, i)| *i == 0 || v.wanted.contains_key(i)) =>
+            {
+                let mut owns = false;
+                for (_, i) in &k.fds {
+                    if let Some(index) = v.wanted.get(i) {
+                        w.hits.push((*index, pid));
+                        owns = true;
+                    }
+                }
+                w.unreadable += u32::from(k.denied);
+                w.known.push((pid, None));
+                if owns {
+                    let open = k.fds.len() as u32;
+                    w.processes.insert(pid, read_details(&dir, pid, open, comm));
+                }
+                return;
+            }
+            Err(Errno::ENOENT | Errno::ESRCH) => {
+                w.vanished += 1;
+                return;
+            }
+            _ => {}
+        }
+    }
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let mut fds = match Dir::open(&dir.join("fd"), flags, Mode::empty()) {
+    let mut fds = match Dir::open(&fd_dir, flags, Mode::empty()) {
         Ok(d) => d,
         Err(Errno::ENOENT | Errno::ESRCH) => {
             w.vanished += 1;
@@ -162,51 +257,135 @@ fn walk_one(w: &mut Walk, proc_root: &Path, pid: u32, wanted: &InodeMap<u32>, se
         }
     };
     let dirfd = fds.as_raw_fd();
+    // Before the listing: a table that changes meanwhile then differs next
+    // time, and is listed again.
+    let size = fstat(&fds).ok();
     let mut buf = [0u8; 64];
-    let mut fds_open = 0u32;
+    let mut seen = Vec::new();
     let mut owns = false;
-    let mut denied = false;
+    // A link denied before, not read again.
+    let mut denied = v.reuse == Reuse::All && known.is_some_and(|k| k.denied);
     for entry in fds.iter() {
         // An error mid-listing: the process is exiting.
         let Ok(entry) = entry else { break };
         let name = entry.file_name();
-        if name.to_bytes().first() == Some(&b'.') {
+        let Some(fd) = std::str::from_utf8(name.to_bytes())
+            .ok()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
-        }
-        fds_open += 1;
-        let target = match readlink_at(dirfd, name, &mut buf) {
-            Ok(t) => t,
-            // A fd closed between readdir and readlink is simply gone.
-            Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            // A security module may deny the link even to root.
-            Err(_) => {
-                denied = true;
-                continue;
-            }
         };
-        if let Some(index) = socket_inode(target).and_then(|i| wanted.get(&i)) {
+        let before = known.and_then(|k| {
+            k.fds
+                .binary_search_by_key(&fd, |(f, _)| *f)
+                .ok()
+                .map(|at| k.fds[at].1)
+        });
+        let inode = match (v.reuse, before) {
+            (Reuse::All, Some(0)) => 0,
+            (Reuse::All | Reuse::Sockets, Some(i)) if i != 0 && v.wanted.contains_key(&i) => i,
+            _ => match readlink_at(dirfd, name, &mut buf) {
+                Ok(target) => socket_inode(target)
+                    .filter(|i| v.wanted.contains_key(i))
+                    .unwrap_or(0),
+                // A fd closed between readdir and readlink is simply gone.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                // A security module may deny the link even to root.
+                Err(_) => {
+                    denied = true;
+                    0
+                }
+            },
+        };
+        if let Some(index) = v.wanted.get(&inode) {
             w.hits.push((*index, pid));
             owns = true;
         }
+        seen.push((fd, inode));
     }
     if denied {
         w.unreadable += 1;
     }
+    // Listed in fd order, but a binary search needs it for sure.
+    seen.sort_unstable_by_key(|(fd, _)| *fd);
+    let open = seen.len() as u32;
     if owns {
-        w.processes
-            .insert(pid, read_details(&dir, pid, fds_open, comm));
+        w.processes.insert(pid, read_details(&dir, pid, open, comm));
     }
+    // A size of 0 with fds listed: a kernel older than 6.2. (A size one
+    // more than listed is a server blocked in accept(2): the fd is taken
+    // but holds nothing yet.)
+    let count = size
+        .and_then(|st| u64::try_from(st.st_size).ok())
+        .filter(|&n| n > 0 || open == 0);
+    w.known.push((
+        pid,
+        size.map(|st| Known {
+            dir_ino: st.st_ino,
+            count,
+            fds: seen,
+            denied,
+        }),
+    ));
 }
 
 /// Walks `proc_root` (normally `/proc`) once and finds the pids holding
-/// every inode in `wanted` (inode → index of the socket). The processes are shared out over the
+/// every inode in `wanted` (inode → index of the socket).
+pub fn walk(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Walk {
+    walk_with(proc_root, wanted, select, &mut Memory::default())
+}
+
+/// [`walk`], using and updating what earlier walks of a watch learnt.
+pub fn walk_with(
+    proc_root: &Path,
+    wanted: &InodeMap<u32>,
+    select: &Select,
+    memory: &mut Memory,
+) -> Walk {
+    if wanted.is_empty() {
+        return Walk::default();
+    }
+    let full = memory
+        .last_full
+        .is_none_or(|t| t.elapsed() >= FULL_WALK_EVERY);
+    let reuse = if full { Reuse::Nothing } else { Reuse::All };
+    let mut w = walk_pass(proc_root, wanted, select, memory, reuse);
+    let mut unowned = unowned(&w, wanted);
+    if reuse == Reuse::All && unowned.keys().any(|i| !memory.unowned.contains_key(i)) {
+        w = walk_pass(proc_root, wanted, select, memory, Reuse::Sockets);
+        unowned = self::unowned(&w, wanted);
+    }
+    if full {
+        memory.last_full = Some(Instant::now());
+    }
+    memory.unowned = unowned;
+    w
+}
+
+/// The wanted inodes that no process of the walk holds.
+fn unowned(w: &Walk, wanted: &InodeMap<u32>) -> InodeMap<()> {
+    let mut held = vec![false; wanted.values().max().map_or(0, |&m| m as usize + 1)];
+    for &(index, _) in &w.hits {
+        held[index as usize] = true;
+    }
+    wanted
+        .iter()
+        .filter(|(_, index)| !held[**index as usize])
+        .map(|(i, _)| (*i, ()))
+        .collect()
+}
+
+/// One pass over the processes. The processes are shared out over the
 /// cores: the kernel's work per fd (the readlink) dominates and runs in
 /// parallel.
-pub fn walk(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Walk {
+fn walk_pass(
+    proc_root: &Path,
+    wanted: &InodeMap<u32>,
+    select: &Select,
+    memory: &mut Memory,
+    reuse: Reuse,
+) -> Walk {
     let mut w = Walk::default();
-    if wanted.is_empty() {
-        return w;
-    }
     let Ok(entries) = fs::read_dir(proc_root) else {
         w.unreadable += 1;
         return w;
@@ -219,37 +398,48 @@ pub fn walk(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Walk {
     if !select.pids.is_empty() {
         pids.retain(|p| select.pids.contains(p));
     }
+    let v = Visit {
+        proc_root,
+        wanted,
+        select,
+        reuse,
+    };
+    let known = &memory.procs;
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(pids.len() / 16 + 1);
     if threads <= 1 {
         for &pid in &pids {
-            walk_one(&mut w, proc_root, pid, wanted, select);
+            walk_one(&mut w, &v, pid, known.get(&pid));
         }
-        return w;
-    }
-    // Interleaved, so that the processes with many fds (often numbered
-    // close together) are spread over the threads.
-    let parts: Vec<Walk> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let pids = &pids;
-                scope.spawn(move || {
-                    let mut part = Walk::default();
-                    for &pid in pids.iter().skip(t).step_by(threads) {
-                        walk_one(&mut part, proc_root, pid, wanted, select);
-                    }
-                    part
+    } else {
+        // Interleaved, so that the processes with many fds (often numbered
+        // close together) are spread over the threads.
+        let parts: Vec<Walk> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (pids, v) = (&pids, &v);
+                    scope.spawn(move || {
+                        let mut part = Walk::default();
+                        for &pid in pids.iter().skip(t).step_by(threads) {
+                            walk_one(&mut part, v, pid, known.get(&pid));
+                        }
+                        part
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
-    });
-    let seen = w.seen;
-    for part in parts {
-        w.merge(part);
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for part in parts {
+            w.merge(part);
+        }
     }
-    w.seen = seen;
+    // What was learnt replaces what was known; a process gone is forgotten.
+    let mut old = std::mem::take(&mut memory.procs);
+    memory.procs = std::mem::take(&mut w.known)
+        .into_iter()
+        .filter_map(|(pid, k)| Some((pid, k.or_else(|| old.remove(&pid))?)))
+        .collect();
     w
 }
 
@@ -265,6 +455,172 @@ fn pid_of(name: &OsStr) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
+    use std::path::PathBuf;
+
+    /// A directory laid out as /proc: PID/fd/N symlinks whose targets read
+    /// like the kernel's, removed on drop.
+    struct FakeProc(PathBuf);
+
+    impl FakeProc {
+        fn new(name: &str) -> FakeProc {
+            let dir = std::env::temp_dir().join(format!("zs-proc-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            FakeProc(dir)
+        }
+
+        fn process(&self, pid: u32, comm: &str) {
+            let d = self.0.join(pid.to_string());
+            fs::create_dir_all(d.join("fd")).unwrap();
+            fs::write(d.join("comm"), format!("{comm}\n")).unwrap();
+            fs::write(d.join("cmdline"), format!("{comm}\0")).unwrap();
+        }
+
+        /// Points fd `fd` of `pid` at `target`, replacing what it held.
+        fn fd(&self, pid: u32, fd: u32, target: &str) {
+            let link = self.0.join(pid.to_string()).join("fd").join(fd.to_string());
+            let _ = fs::remove_file(&link);
+            symlink(target, link).unwrap();
+        }
+
+        fn close(&self, pid: u32, fd: u32) {
+            fs::remove_file(self.0.join(pid.to_string()).join("fd").join(fd.to_string())).unwrap();
+        }
+
+        /// (inode, pid) of every hit, sorted, with `wanted` inodes 1..=n.
+        fn owners(&self, inodes: &[u64], memory: &mut Memory) -> Vec<(u64, u32)> {
+            let wanted: InodeMap<u32> = inodes
+                .iter()
+                .enumerate()
+                .map(|(i, &ino)| (ino, i as u32))
+                .collect();
+            let w = walk_with(&self.0, &wanted, &Select::default(), memory);
+            let mut out: Vec<(u64, u32)> = w
+                .hits
+                .iter()
+                .map(|&(index, pid)| (inodes[index as usize], pid))
+                .collect();
+            out.sort_unstable();
+            out
+        }
+    }
+
+    impl Drop for FakeProc {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_remembered_walk_sees_what_changed() {
+        let p = FakeProc::new("changes");
+        p.process(100, "server");
+        p.process(200, "client");
+        p.fd(100, 0, "/dev/null");
+        p.fd(100, 3, "socket:[1001]");
+        p.fd(100, 4, "socket:[1002]");
+        p.fd(200, 3, "socket:[1003]");
+        p.fd(200, 4, "pipe:[77]");
+        let mut memory = Memory::default();
+        let live = [1001, 1002, 1003];
+        let first = p.owners(&live, &mut memory);
+        assert_eq!(first, [(1001, 100), (1002, 100), (1003, 200)]);
+        assert!(memory.last_full.is_some());
+        // Nothing changed: the same answer from what was remembered.
+        assert_eq!(p.owners(&live, &mut memory), first);
+
+        // A new socket in a new fd, and one in a new process.
+        p.fd(200, 5, "socket:[1004]");
+        p.process(300, "worker");
+        p.fd(300, 7, "socket:[1001]");
+        let live = [1001, 1002, 1003, 1004];
+        assert_eq!(
+            p.owners(&live, &mut memory),
+            [
+                (1001, 100),
+                (1001, 300),
+                (1002, 100),
+                (1003, 200),
+                (1004, 200)
+            ]
+        );
+
+        // A socket in the fd that held /dev/null, the fd count unchanged:
+        // no process is found holding it, so every fd is looked at again.
+        p.fd(100, 0, "socket:[1005]");
+        let live = [1001, 1002, 1003, 1004, 1005];
+        assert_eq!(
+            p.owners(&live, &mut memory),
+            [
+                (1001, 100),
+                (1001, 300),
+                (1002, 100),
+                (1003, 200),
+                (1004, 200),
+                (1005, 100)
+            ]
+        );
+
+        // A socket closed (gone from the table) and its fd reused.
+        p.fd(200, 3, "socket:[1006]");
+        let live = [1001, 1002, 1004, 1005, 1006];
+        assert_eq!(
+            p.owners(&live, &mut memory),
+            [
+                (1001, 100),
+                (1001, 300),
+                (1002, 100),
+                (1004, 200),
+                (1005, 100),
+                (1006, 200)
+            ]
+        );
+
+        // A process gone is forgotten.
+        fs::remove_dir_all(p.0.join("300")).unwrap();
+        let w = p.owners(&live, &mut memory);
+        assert!(w.iter().all(|&(_, pid)| pid != 300));
+        assert!(!memory.procs.contains_key(&300));
+    }
+
+    #[test]
+    fn what_a_remembered_walk_cannot_see_the_full_walk_corrects() {
+        let p = FakeProc::new("stale");
+        p.process(100, "master");
+        p.process(200, "worker");
+        p.fd(100, 3, "socket:[2001]");
+        p.fd(100, 4, "/dev/null");
+        p.fd(200, 3, "socket:[2001]");
+        let mut memory = Memory::default();
+        let live = [2001];
+        assert_eq!(p.owners(&live, &mut memory), [(2001, 100), (2001, 200)]);
+        // The master closes its copy and reopens the fd number on a file;
+        // the socket lives on in the worker. Same count, socket alive:
+        // nothing tells a remembered walk.
+        p.close(100, 3);
+        p.fd(100, 3, "/var/log/x");
+        assert_eq!(p.owners(&live, &mut memory), [(2001, 100), (2001, 200)]);
+        // The full walk, due every FULL_WALK_EVERY, reads every fd again.
+        memory.last_full = Instant::now().checked_sub(FULL_WALK_EVERY);
+        assert_eq!(p.owners(&live, &mut memory), [(2001, 200)]);
+    }
+
+    #[test]
+    fn an_owner_that_cannot_be_found_does_not_send_every_walk_back() {
+        let p = FakeProc::new("unowned");
+        p.process(100, "server");
+        p.fd(100, 3, "socket:[3001]");
+        let mut memory = Memory::default();
+        // 3002's owner is unreadable: unowned after the full walk, and
+        // after each remembered walk, which does not fall back for it.
+        let live = [3001, 3002];
+        assert_eq!(p.owners(&live, &mut memory), [(3001, 100)]);
+        assert!(memory.unowned.contains_key(&3002));
+        p.fd(100, 4, "/dev/null");
+        assert_eq!(p.owners(&live, &mut memory), [(3001, 100)]);
+        assert_eq!(memory.unowned.len(), 1);
+    }
 
     #[test]
     fn socket_link_targets() {

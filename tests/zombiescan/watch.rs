@@ -220,3 +220,66 @@ fn the_timeline_of_a_recorded_incident() {
 /// holds: CLOSE_WAIT on port 30020 from 2 to its peak, then down when the
 /// server exited.
 const EXPECTED_CLOSE_WAIT: [&str; 6] = ["CLOSE\\_WAIT", "2", "03:57:18", "7", "03:57:19", "0"];
+
+/// Every socket's owners, by inode (0: none found).
+fn owners(snap: &zombiescan::model::Snapshot) -> std::collections::BTreeMap<u64, Vec<u32>> {
+    snap.sockets
+        .iter()
+        .filter(|s| s.inode != 0)
+        .map(|s| (s.inode, snap.owners_of(s).to_vec()))
+        .collect()
+}
+
+#[test]
+fn the_owners_a_watch_remembers_follow_the_processes() {
+    use zombiescan::collect::{self, ScanOptions, SourceChoice, procs::Memory};
+    if !live_or_skip("the_owners_a_watch_remembers_follow_the_processes") {
+        return;
+    }
+    let mut ns = Netns::new("memory");
+    let server = ns.spawn(&["listen", "--port", "30020"])[0];
+    let c1 = ns.spawn(&["connect", "--port", "30020", "--count", "3"])[0];
+    ns.wait_accepted(3);
+    let opts = ScanOptions {
+        source: SourceChoice::Netlink,
+        filter: Default::default(),
+        owners: true,
+        netns: Some(ns.path()),
+    };
+    let mut memory = Memory::default();
+    let scan = |memory: &mut Memory| collect::scan(&opts, memory).expect("scan");
+    let held = |o: &std::collections::BTreeMap<u64, Vec<u32>>, pid: u32| {
+        o.values().filter(|p| p.contains(&pid)).count()
+    };
+    let first = owners(&scan(&mut memory));
+    assert_eq!(first, owners(&scan(&mut Memory::default())));
+    assert_eq!((held(&first, server), held(&first, c1)), (4, 3));
+
+    // A new client process, new sockets in the server: found, and the
+    // same as a scan that remembers nothing.
+    let c2 = ns.spawn(&["connect", "--port", "30020", "--count", "2"])[0];
+    ns.wait_accepted(5);
+    let second = owners(&scan(&mut memory));
+    assert_eq!(second, owners(&scan(&mut Memory::default())));
+    assert_eq!(
+        (held(&second, server), held(&second, c1), held(&second, c2)),
+        (6, 3, 2)
+    );
+
+    // The first client killed: its sockets are gone, the server's ends of
+    // them wait in CLOSE_WAIT, still the server's.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c1 as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    ns.wait_ss("3 CLOSE_WAIT", |out| {
+        out.lines().filter(|l| l.starts_with("CLOSE-WAIT")).count() == 3
+    });
+    let third = owners(&scan(&mut memory));
+    assert_eq!(third, owners(&scan(&mut Memory::default())));
+    assert_eq!(
+        (held(&third, server), held(&third, c1), held(&third, c2)),
+        (6, 0, 2)
+    );
+}
