@@ -283,3 +283,96 @@ fn the_owners_a_watch_remembers_follow_the_processes() {
         (6, 0, 2)
     );
 }
+
+/// The pixels of a PNG as RGB.
+fn rgb_pixels(png_bytes: Vec<u8>) -> (u32, Vec<[u8; 3]>) {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let step = info.color_type.samples();
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    let px = buf[..info.buffer_size()]
+        .chunks_exact(step)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect();
+    (info.width, px)
+}
+
+fn hex_rgb(color: &str) -> [u8; 3] {
+    let v = u32::from_str_radix(color.trim_start_matches('#'), 16).expect("hex color");
+    [(v >> 16) as u8, (v >> 8) as u8, v as u8]
+}
+
+#[test]
+fn the_timeline_page_renders_in_a_browser() {
+    if !live_or_skip("the_timeline_page_renders_in_a_browser") {
+        return;
+    }
+    if Command::new("chromium").arg("--version").output().is_err() {
+        let why = "needs Debian's chromium (.ci/run installs it)";
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        eprintln!("\n!!! SKIPPED the_timeline_page_renders_in_a_browser: {why}\n");
+        return;
+    }
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/recording/closewait.ndjson");
+    let page = temp("timeline.html");
+    let shot = temp("timeline.png");
+    let profile = temp("chromium-profile");
+    std::fs::write(&page, report(&[&file], "html").stdout).expect("write page");
+    // In a namespace of its own: the browser reaches no network at all.
+    let ns = Netns::new("browser");
+    let browse = |extra: &[&str]| {
+        let url = format!("file://{}", page.display());
+        let profile = format!("--user-data-dir={}", profile.display());
+        let args = [
+            &["chromium", "--headless", "--no-sandbox", "--disable-gpu"][..],
+            &["--hide-scrollbars", "--window-size=1000,800", &profile],
+            extra,
+            &[&url],
+        ]
+        .concat();
+        let out = ns.exec(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    // What the browser made of the page: the chart and a line per state.
+    let dom = String::from_utf8(browse(&["--dump-dom"])).expect("utf-8");
+    assert_eq!(dom.matches("<svg").count(), 1, "{dom}");
+    let states = ["FIN_WAIT2", "TIME_WAIT", "CLOSE_WAIT", "LISTEN"];
+    for s in states {
+        assert!(dom.contains(&format!("data-state=\"{s}\"")), "{s}");
+    }
+    assert_eq!(dom.matches("<polyline").count(), states.len());
+
+    // What it drew: each state's colour, in the legend at the right of
+    // the plot and along the lines inside it.
+    let arg = format!("--screenshot={}", shot.display());
+    browse(&[&arg]);
+    let (width, px) = rgb_pixels(std::fs::read(&shot).expect("screenshot"));
+    let _ = std::fs::remove_dir_all(&profile);
+    let _ = std::fs::remove_file(&page);
+    let _ = std::fs::remove_file(&shot);
+    let (plot_end, legend_end) = (760, 1000);
+    let count = |color: [u8; 3], xs: std::ops::Range<u32>| {
+        px.iter()
+            .enumerate()
+            .filter(|(i, p)| **p == color && xs.contains(&(*i as u32 % width)))
+            .count()
+    };
+    let colors = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e"];
+    for (s, c) in states.iter().zip(colors) {
+        assert!(
+            count(hex_rgb(c), plot_end..legend_end) >= 30,
+            "legend swatch of {s} ({c})"
+        );
+    }
+    // FIN_WAIT2 runs under CLOSE_WAIT, drawn over it.
+    for (s, c) in states.iter().zip(colors).skip(1) {
+        assert!(count(hex_rgb(c), 0..plot_end) >= 100, "line of {s} ({c})");
+    }
+}
