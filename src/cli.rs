@@ -85,7 +85,8 @@ pub struct Cli {
 
     /// Repeat the scan every DURATION and show what changed: counts against
     /// the previous sample and the first, rates, how long sockets have been
-    /// seen in their state. Ctrl-C ends it.
+    /// seen in their state. On a terminal, redrawn in place and cut to the
+    /// screen. Ctrl-C ends it.
     #[arg(global = true, long, value_name = "DURATION")]
     pub watch: Option<String>,
 

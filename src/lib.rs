@@ -160,6 +160,19 @@ fn record(path: &Path, max: Option<u64>, r: &Report) -> Result<(), RunError> {
     Ok(())
 }
 
+/// The rows and columns of the terminal on stdout.
+fn terminal_size() -> Option<(usize, usize)> {
+    let mut ws = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize` to the pointer given.
+    let r = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then(|| (ws.ws_row.into(), ws.ws_col.into()))
+}
+
 /// `--watch` and `--record`: sample until `--count` or a signal.
 fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let mut w = watch::Watch::default();
@@ -184,11 +197,20 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
             }
         }
         failed_any |= failed(cfg, &reports);
-        if !quiet {
-            if redraw {
-                // Home and clear, as top does.
-                out.write_all(b"\x1b[H\x1b[2J")?;
-            } else if n > 0 {
+        if redraw {
+            let mut page = Vec::new();
+            render(cfg, &reports, snaps.len() > 1, &mut page)?;
+            let page = String::from_utf8_lossy(&page);
+            let page = match terminal_size() {
+                Some((rows, cols)) => render::table::fit_screen(&page, rows, cols),
+                None => page.into_owned(),
+            };
+            // Home and clear, as top does.
+            out.write_all(b"\x1b[H\x1b[2J")?;
+            out.write_all(page.as_bytes())?;
+            out.flush()?;
+        } else if !quiet {
+            if n > 0 {
                 out.write_all(b"\n")?;
             }
             render(cfg, &reports, snaps.len() > 1, out)?;

@@ -313,6 +313,60 @@ fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
     Ok(())
 }
 
+/// Columns a line takes on a terminal: its characters, without the colour
+/// escapes (`ESC [ ... m`).
+fn visible_width(line: &str) -> usize {
+    let mut n = 0;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // A CSI sequence ends with a byte in @..~.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The lines of `text` that fit a screen of `rows` × `cols`, as `top`
+/// shows what fits: a line wider than the screen takes more than one row.
+/// The last row says how many lines did not fit.
+pub fn fit_screen(text: &str, rows: usize, cols: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let cols = cols.max(1);
+    let height = |l: &str| visible_width(l).div_ceil(cols).max(1);
+    if lines.iter().map(|l| height(l)).sum::<usize>() <= rows {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    let mut shown = 0;
+    for l in &lines {
+        let h = height(l);
+        if used + h > rows.saturating_sub(1) {
+            break;
+        }
+        out.push_str(l);
+        out.push('\n');
+        used += h;
+        shown += 1;
+    }
+    let more = format!(
+        "… {} more lines: a taller terminal, or --json, shows them",
+        lines.len() - shown
+    );
+    out.push_str(&more.chars().take(cols).collect::<String>());
+    out.push('\n');
+    out
+}
+
 /// `--all-netns`: one report per namespace, each under its label.
 pub fn write_all(reports: &[Report], color: bool, out: &mut dyn Write) -> io::Result<()> {
     for (i, r) in reports.iter().enumerate() {
@@ -407,4 +461,34 @@ pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_escapes_take_no_columns() {
+        assert_eq!(visible_width("\x1b[1m\x1b[33mCLOSE_WAIT\x1b[0m 412"), 14);
+        assert_eq!(visible_width("Δ PREVIOUS ━━"), 13);
+        assert_eq!(visible_width(""), 0);
+    }
+
+    #[test]
+    fn a_page_is_cut_to_the_screen_and_says_what_is_left() {
+        let page: String = (1..=10).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(fit_screen(&page, 10, 80), page, "fits as it is");
+        let cut = fit_screen(&page, 5, 80);
+        let lines: Vec<&str> = cut.lines().collect();
+        assert_eq!(lines.len(), 5);
+        assert_eq!(lines[..4], ["line 1", "line 2", "line 3", "line 4"]);
+        assert!(lines[4].starts_with("… 6 more lines"), "{}", lines[4]);
+        // A line of 100 columns takes 3 rows of 40; the note is cut to 40.
+        let wide = format!("{}\nshort\nshort\n", "x".repeat(100));
+        let cut = fit_screen(&wide, 4, 40);
+        let lines: Vec<&str> = cut.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[1].starts_with("… 2 more lines"));
+        assert_eq!(lines[1].chars().count(), 40);
+    }
 }

@@ -376,3 +376,51 @@ fn the_timeline_page_renders_in_a_browser() {
         assert!(count(hex_rgb(c), 0..plot_end) >= 100, "line of {s} ({c})");
     }
 }
+
+/// What a watch shows last on a terminal of `rows` rows: the page after
+/// its last clear-screen, run under `script` for a pseudo-terminal.
+fn last_page_on_a_terminal(ns: &Netns, rows: u32) -> Vec<String> {
+    let cmd = format!(
+        "stty rows {rows} cols 100; NO_COLOR=1 exec {BIN} --watch 0.3s --count 2 --port 30020"
+    );
+    let out = ns.exec(&["script", "-qec", &cmd, "/dev/null"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let pages: Vec<&str> = text.split("\x1b[H\x1b[2J").collect();
+    assert_eq!(pages.len(), 3, "one clear per sample: {text:?}");
+    let mut lines: Vec<String> = pages[2].split("\r\n").map(String::from).collect();
+    if lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    lines
+}
+
+#[test]
+fn a_watch_on_a_terminal_shows_what_fits() {
+    if !live_or_skip("a_watch_on_a_terminal_shows_what_fits") {
+        return;
+    }
+    let mut ns = Netns::new("screen");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "4", "--then", "close",
+    ]);
+    ns.wait_accepted(4);
+    let tall = last_page_on_a_terminal(&ns, 200);
+    assert!(tall.len() > 12, "the whole report: {tall:#?}");
+    assert!(!tall.iter().any(|l| l.contains("more lines")));
+    let short = last_page_on_a_terminal(&ns, 12);
+    assert_eq!(short.len(), 12, "{short:#?}");
+    // The top of the same report (its times and ages aside).
+    assert!(short[0].starts_with("zombiescan · ") && tall[0].starts_with("zombiescan · "));
+    assert!(short.iter().all(|l| l.chars().count() <= 100));
+    assert!(
+        short[11].starts_with(&format!("… {} more lines", tall.len() - 11)),
+        "{}",
+        short[11]
+    );
+}
