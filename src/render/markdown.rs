@@ -129,25 +129,9 @@ fn body(md: &mut String, r: &Report, h: &str) {
             .collect();
         let _ = writeln!(md, "{}\n", table(&head, &[counts], 0));
     }
-    if let Some(tcp) = host.sockstat.get("TCP") {
-        let get = |k: &str| tcp.get(k).copied().unwrap_or(0);
-        let _ = write!(
-            md,
-            "Host: TCP inuse {}, orphan {}, tw {}, alloc {}",
-            get("inuse"),
-            get("orphan"),
-            get("tw"),
-            get("alloc")
-        );
-        if let (Some(a), Some(m)) = (host.files_allocated, host.files_max) {
-            let _ = write!(md, "; file handles {a} of {m}");
-        }
-        for k in ["ListenOverflows", "ListenDrops", "TCPAbortOnTimeout"] {
-            if let Some(v) = host.tcp_ext.get(k) {
-                let _ = write!(md, "; {k} {v}");
-            }
-        }
-        md.push_str(".\n\n");
+    let facts = super::host_facts(host);
+    if !facts.is_empty() {
+        let _ = writeln!(md, "Host: {}.\n", escape(facts.join("; ").as_bytes()));
     }
 
     let _ = writeln!(md, "{h} Findings\n");

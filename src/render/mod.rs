@@ -9,7 +9,7 @@ pub mod timeline;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::model::Snapshot;
+use crate::model::{Host, Snapshot};
 use sanitize::terminal;
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T03:04:05.123Z`.
@@ -44,6 +44,32 @@ pub fn pids_text(pids: &[u32]) -> String {
         s.push(format!("+{}", pids.len() - MAX));
     }
     s.join(",")
+}
+
+/// The host-wide facts under the counts, the same in every rendering: the
+/// TCP socket totals, the file handles, and the counters of dropped or
+/// aborted connections that are not zero.
+pub fn host_facts(h: &Host) -> Vec<String> {
+    let mut facts = Vec::new();
+    if let Some(tcp) = h.sockstat.get("TCP") {
+        let get = |k: &str| tcp.get(k).copied().unwrap_or(0);
+        facts.push(format!(
+            "TCP inuse {}, orphan {}, tw {}, alloc {}",
+            get("inuse"),
+            get("orphan"),
+            get("tw"),
+            get("alloc")
+        ));
+    }
+    if let (Some(a), Some(m)) = (h.files_allocated, h.files_max) {
+        facts.push(format!("file handles {a} of {m}"));
+    }
+    for k in ["ListenOverflows", "ListenDrops", "TCPAbortOnTimeout"] {
+        if let Some(v) = h.tcp_ext.get(k).filter(|v| **v != 0) {
+            facts.push(format!("{k} {v}"));
+        }
+    }
+    facts
 }
 
 /// The filter in words, or `None` when nothing was filtered.

@@ -94,25 +94,7 @@ fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
         if by_state.is_empty() { "" } else { ": " },
         by_state.join(", ")
     )?;
-    let mut host = Vec::new();
-    if let Some(tcp) = h.sockstat.get("TCP") {
-        let get = |k: &str| tcp.get(k).copied().unwrap_or(0);
-        host.push(format!(
-            "inuse {}, orphan {}, tw {}, alloc {}",
-            get("inuse"),
-            get("orphan"),
-            get("tw"),
-            get("alloc")
-        ));
-    }
-    if let (Some(a), Some(m)) = (h.files_allocated, h.files_max) {
-        host.push(format!("files {a} of {m}"));
-    }
-    for k in ["ListenOverflows", "ListenDrops", "TCPAbortOnTimeout"] {
-        if let Some(v) = h.tcp_ext.get(k).filter(|v| **v > 0) {
-            host.push(format!("{k} {v}"));
-        }
-    }
+    let host = super::host_facts(h);
     if !host.is_empty() {
         writeln!(out, "host: {}", host.join(" · "))?;
     }
