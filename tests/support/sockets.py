@@ -129,36 +129,39 @@ def chat(s):
         time.sleep(0.1)
 
 
+def open_one(args):
+    """One client connection as ARGS asks; None when --then close closed it."""
+    s = socket.socket(family_of(args.host), socket.SOCK_STREAM)
+    if args.keepalive:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if args.rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
+    if args.nonblocking:
+        s.setblocking(False)
+        try:
+            s.connect((args.host, args.port))
+        except BlockingIOError:
+            pass
+    else:
+        s.connect((args.host, args.port))
+    if args.send:
+        s.sendall(b"y" * args.send)
+    if args.then == "close":
+        s.close()
+        return None
+    if args.read or args.chat:
+        target = chat if args.chat else reader
+        threading.Thread(target=target, args=(s,), daemon=True).start()
+    return s
+
+
 def connect(args):
     if args.every:
         # One connection now, the others one every EVERY seconds.
         threading.Thread(target=connect_slowly, args=(args,), daemon=True).start()
         say(ready="connect", pids=[os.getpid()])
         wait()
-    held = []
-    for _ in range(args.count):
-        s = socket.socket(family_of(args.host), socket.SOCK_STREAM)
-        if args.keepalive:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if args.rcvbuf:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
-        if args.nonblocking:
-            s.setblocking(False)
-            try:
-                s.connect((args.host, args.port))
-            except BlockingIOError:
-                pass
-        else:
-            s.connect((args.host, args.port))
-        if args.send:
-            s.sendall(b"y" * args.send)
-        if args.then == "close":
-            s.close()
-        else:
-            if args.read or args.chat:
-                target = chat if args.chat else reader
-                threading.Thread(target=target, args=(s,), daemon=True).start()
-            held.append(s)
+    held = [s for s in (open_one(args) for _ in range(args.count)) if s]
     if args.then == "close-after-peer":
         # Wait for the peer's FIN (recv returns b""), then close: TIME_WAIT here
         # only if we closed first, so this leaves TIME_WAIT on the peer.
@@ -173,14 +176,11 @@ def connect(args):
 def connect_slowly(args):
     held = []
     for _ in range(args.count):
-        s = socket.socket(family_of(args.host), socket.SOCK_STREAM)
         try:
-            s.connect((args.host, args.port))
+            s = open_one(args)
         except OSError:
             return
-        if args.then == "close":
-            s.close()
-        else:
+        if s:
             held.append(s)
         time.sleep(args.every)
     while True:
