@@ -410,6 +410,11 @@ fn a_watch_on_a_terminal_shows_what_fits() {
         "connect", "--port", "30020", "--count", "4", "--then", "close",
     ]);
     ns.wait_accepted(4);
+    // Settled, so that both runs show the same report.
+    ns.wait_ss("4 CLOSE_WAIT, 4 FIN_WAIT2", |out| {
+        let n = |s: &str| out.lines().filter(|l| l.starts_with(s)).count();
+        n("CLOSE-WAIT") == 4 && n("FIN-WAIT-2") == 4
+    });
     let tall = last_page_on_a_terminal(&ns, 200);
     assert!(tall.len() > 12, "the whole report: {tall:#?}");
     assert!(!tall.iter().any(|l| l.contains("more lines")));
@@ -420,7 +425,6 @@ fn a_watch_on_a_terminal_shows_what_fits() {
     assert!(short.iter().all(|l| l.chars().count() <= 100));
     assert!(
         short[11].starts_with(&format!("… {} more lines", tall.len() - 11)),
-        "{}",
-        short[11]
+        "{short:#?}\n{tall:#?}"
     );
 }
