@@ -54,10 +54,10 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     }
     let mut notice = None;
     let snaps = match &cfg.command {
-        None | Some(Command::Report { .. }) => scan(cfg, &mut Default::default())?,
+        None | Some(Command::Report { .. }) => scan(cfg, None)?,
         // The capture, and the report of the very same snapshot.
         Some(Command::Capture { output }) => {
-            let snaps = scan(cfg, &mut Default::default())?;
+            let snaps = scan(cfg, None)?;
             collect::capture::write(output, &snaps)?;
             let sockets: usize = snaps.iter().map(|s| s.sockets.len()).sum();
             notice = Some(format!(
@@ -98,7 +98,7 @@ pub static STOP: AtomicBool = AtomicBool::new(false);
 /// One scan; a watch passes the same `memory` to each of its scans.
 fn scan(
     cfg: &Config,
-    memory: &mut collect::procs::Memory,
+    memory: Option<&mut collect::procs::Memory>,
 ) -> Result<Vec<model::Snapshot>, error::Error> {
     if cfg.all_netns {
         collect::scan_all(&cfg.scan, memory)
@@ -183,7 +183,7 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let quiet = cfg.record.is_some() && !cfg.tty;
     loop {
         let started = Instant::now();
-        let snaps = scan(cfg, &mut memory)?;
+        let snaps = scan(cfg, Some(&mut memory))?;
         let mut reports: Vec<Report> = snaps.iter().map(|snap| report(cfg, snap)).collect();
         for r in &mut reports {
             // The ages and rates are shown, never recorded.

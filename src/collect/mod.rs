@@ -173,9 +173,9 @@ fn label(
     }
 }
 
-/// Scans one network namespace: zombiescan's own, or `--netns`. `memory`
-/// carries what the last scan of a watch learnt of the owners.
-pub fn scan(opts: &ScanOptions, memory: &mut procs::Memory) -> Result<Snapshot> {
+/// Scans one network namespace: zombiescan's own, or `--netns`. A watch
+/// passes its `memory` of the owners (see [`procs::Memory`]).
+pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Snapshot> {
     let captured_at = SystemTime::now();
     let names = netns::names();
     let (path, netns) = match &opts.netns {
@@ -204,7 +204,7 @@ pub fn scan(opts: &ScanOptions, memory: &mut procs::Memory) -> Result<Snapshot> 
 
 /// Scans every network namespace in use on the host (`--all-netns`), with
 /// one walk of /proc for the owners of all.
-pub fn scan_all(opts: &ScanOptions, memory: &mut procs::Memory) -> Result<Vec<Snapshot>> {
+pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
     let names = netns::names();
     let own = own_netns();
@@ -240,7 +240,7 @@ fn attribute(
     opts: &ScanOptions,
     captured_at: SystemTime,
     parts: Vec<(Netns, Inside)>,
-    memory: &mut procs::Memory,
+    memory: Option<&mut procs::Memory>,
 ) -> Vec<Snapshot> {
     let filter = &opts.filter;
     let as_root = nix::unistd::geteuid().is_root();
@@ -284,7 +284,7 @@ fn attribute(
         pids: &filter.pids,
         names: &filter.processes,
     };
-    let walk = procs::walk_with(Path::new(PROC), &wanted, &select, memory);
+    let walk = procs::walk(Path::new(PROC), &wanted, &select, memory);
     for (global, pid) in walk.hits {
         let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
         let snap = &mut snaps[k];

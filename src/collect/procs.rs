@@ -8,7 +8,8 @@
 //! per component.
 //!
 //! A process that exits during the walk, or whose fds cannot be read (not
-//! root), is counted, never fatal.
+//! root), is counted, never fatal. The samples of a watch share a
+//! [`Memory`], so that each reads only the fd tables that changed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{CStr, OsStr};
@@ -43,7 +44,8 @@ pub struct Walk {
     /// Process directories found under the proc root: 0 means /proc is not
     /// mounted or shows no process.
     pub seen: u32,
-    /// What this walk learnt of each process read (`None`: unchanged).
+    /// What this walk learnt of each process read (`None`: unchanged, as
+    /// remembered); a process not in it is forgotten.
     known: Vec<(u32, Option<Known>)>,
 }
 
@@ -193,6 +195,8 @@ struct Visit<'a> {
     wanted: &'a InodeMap<u32>,
     select: &'a Select<'a>,
     reuse: Reuse,
+    /// Keep what each fd held, for the next walk of a watch.
+    remember: bool,
 }
 
 /// Looks at one process: its fds, and its details when it holds a wanted
@@ -262,6 +266,7 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
     let size = fstat(&fds).ok();
     let mut buf = [0u8; 64];
     let mut seen = Vec::new();
+    let mut open = 0u32;
     let mut owns = false;
     // A link denied before, not read again.
     let mut denied = v.reuse == Reuse::All && known.is_some_and(|k| k.denied);
@@ -301,14 +306,14 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
             w.hits.push((*index, pid));
             owns = true;
         }
-        seen.push((fd, inode));
+        open += 1;
+        if v.remember {
+            seen.push((fd, inode));
+        }
     }
     if denied {
         w.unreadable += 1;
     }
-    // Listed in fd order, but a binary search needs it for sure.
-    seen.sort_unstable_by_key(|(fd, _)| *fd);
-    let open = seen.len() as u32;
     if owns {
         w.processes.insert(pid, read_details(&dir, pid, open, comm));
     }
@@ -318,41 +323,43 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
     let count = size
         .and_then(|st| u64::try_from(st.st_size).ok())
         .filter(|&n| n > 0 || open == 0);
-    w.known.push((
-        pid,
-        size.map(|st| Known {
+    // Without its size the next walk cannot tell it unchanged: forgotten.
+    if let Some(st) = size.filter(|_| v.remember) {
+        // Listed in fd order, but a binary search needs it for sure.
+        seen.sort_unstable_by_key(|(fd, _)| *fd);
+        let known = Known {
             dir_ino: st.st_ino,
             count,
             fds: seen,
             denied,
-        }),
-    ));
+        };
+        w.known.push((pid, Some(known)));
+    }
 }
 
 /// Walks `proc_root` (normally `/proc`) once and finds the pids holding
-/// every inode in `wanted` (inode → index of the socket).
-pub fn walk(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Walk {
-    walk_with(proc_root, wanted, select, &mut Memory::default())
-}
-
-/// [`walk`], using and updating what earlier walks of a watch learnt.
-pub fn walk_with(
+/// every inode in `wanted` (inode → index of the socket). A watch passes
+/// its `memory`, which the walk uses and updates; a single scan, `None`.
+pub fn walk(
     proc_root: &Path,
     wanted: &InodeMap<u32>,
     select: &Select,
-    memory: &mut Memory,
+    memory: Option<&mut Memory>,
 ) -> Walk {
     if wanted.is_empty() {
         return Walk::default();
     }
+    let Some(memory) = memory else {
+        return walk_pass(proc_root, wanted, select, None, Reuse::Nothing);
+    };
     let full = memory
         .last_full
         .is_none_or(|t| t.elapsed() >= FULL_WALK_EVERY);
     let reuse = if full { Reuse::Nothing } else { Reuse::All };
-    let mut w = walk_pass(proc_root, wanted, select, memory, reuse);
+    let mut w = walk_pass(proc_root, wanted, select, Some(memory), reuse);
     let mut unowned = unowned(&w, wanted);
     if reuse == Reuse::All && unowned.keys().any(|i| !memory.unowned.contains_key(i)) {
-        w = walk_pass(proc_root, wanted, select, memory, Reuse::Sockets);
+        w = walk_pass(proc_root, wanted, select, Some(memory), Reuse::Sockets);
         unowned = self::unowned(&w, wanted);
     }
     if full {
@@ -382,7 +389,7 @@ fn walk_pass(
     proc_root: &Path,
     wanted: &InodeMap<u32>,
     select: &Select,
-    memory: &mut Memory,
+    memory: Option<&mut Memory>,
     reuse: Reuse,
 ) -> Walk {
     let mut w = Walk::default();
@@ -403,8 +410,10 @@ fn walk_pass(
         wanted,
         select,
         reuse,
+        remember: memory.is_some(),
     };
-    let known = &memory.procs;
+    let none = HashMap::new();
+    let known = memory.as_deref().map_or(&none, |m| &m.procs);
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(pids.len() / 16 + 1);
@@ -435,11 +444,13 @@ fn walk_pass(
         }
     }
     // What was learnt replaces what was known; a process gone is forgotten.
-    let mut old = std::mem::take(&mut memory.procs);
-    memory.procs = std::mem::take(&mut w.known)
-        .into_iter()
-        .filter_map(|(pid, k)| Some((pid, k.or_else(|| old.remove(&pid))?)))
-        .collect();
+    if let Some(memory) = memory {
+        let mut old = std::mem::take(&mut memory.procs);
+        memory.procs = std::mem::take(&mut w.known)
+            .into_iter()
+            .filter_map(|(pid, k)| Some((pid, k.or_else(|| old.remove(&pid))?)))
+            .collect();
+    }
     w
 }
 
@@ -495,7 +506,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &ino)| (ino, i as u32))
                 .collect();
-            let w = walk_with(&self.0, &wanted, &Select::default(), memory);
+            let w = walk(&self.0, &wanted, &Select::default(), Some(memory));
             let mut out: Vec<(u64, u32)> = w
                 .hits
                 .iter()

@@ -247,20 +247,20 @@ fn the_owners_a_watch_remembers_follow_the_processes() {
         netns: Some(ns.path()),
     };
     let mut memory = Memory::default();
-    let scan = |memory: &mut Memory| collect::scan(&opts, memory).expect("scan");
+    let scan = |memory: Option<&mut Memory>| collect::scan(&opts, memory).expect("scan");
     let held = |o: &std::collections::BTreeMap<u64, Vec<u32>>, pid: u32| {
         o.values().filter(|p| p.contains(&pid)).count()
     };
-    let first = owners(&scan(&mut memory));
-    assert_eq!(first, owners(&scan(&mut Memory::default())));
+    let first = owners(&scan(Some(&mut memory)));
+    assert_eq!(first, owners(&scan(None)));
     assert_eq!((held(&first, server), held(&first, c1)), (4, 3));
 
     // A new client process, new sockets in the server: found, and the
     // same as a scan that remembers nothing.
     let c2 = ns.spawn(&["connect", "--port", "30020", "--count", "2"])[0];
     ns.wait_accepted(5);
-    let second = owners(&scan(&mut memory));
-    assert_eq!(second, owners(&scan(&mut Memory::default())));
+    let second = owners(&scan(Some(&mut memory)));
+    assert_eq!(second, owners(&scan(None)));
     assert_eq!(
         (held(&second, server), held(&second, c1), held(&second, c2)),
         (6, 3, 2)
@@ -276,8 +276,8 @@ fn the_owners_a_watch_remembers_follow_the_processes() {
     ns.wait_ss("3 CLOSE_WAIT", |out| {
         out.lines().filter(|l| l.starts_with("CLOSE-WAIT")).count() == 3
     });
-    let third = owners(&scan(&mut memory));
-    assert_eq!(third, owners(&scan(&mut Memory::default())));
+    let third = owners(&scan(Some(&mut memory)));
+    assert_eq!(third, owners(&scan(None)));
     assert_eq!(
         (held(&third, server), held(&third, c1), held(&third, c2)),
         (6, 0, 2)
