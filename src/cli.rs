@@ -16,6 +16,7 @@ Examples:
   zombiescan --all-netns --json        every network namespace on the host
   zombiescan capture -o incident.zsc   freeze everything for later
   zombiescan analyze incident.zsc --port 30020   ...and report on it anywhere
+  zombiescan --from incident.zsc --format markdown   (the same as analyze)
   zombiescan --watch 2s --port 30020   what changes, live
   zombiescan --watch 5s --record night.ndjson --record-max 200M
   zombiescan report night.ndjson --format html > night.html
@@ -78,6 +79,12 @@ pub struct Cli {
     /// with its namespace and container.
     #[arg(global = true, long, conflicts_with = "netns")]
     pub all_netns: bool,
+
+    /// Report on a capture file instead of scanning: the same as
+    /// `zombiescan analyze FILE`.
+    #[arg(global = true, long, value_name = "FILE",
+          conflicts_with_all = ["netns", "all_netns", "watch", "record"])]
+    pub from: Option<PathBuf>,
 
     /// Do not look up the processes owning the sockets.
     #[arg(global = true, long, conflicts_with_all = ["pids", "processes"])]

@@ -123,7 +123,25 @@ impl Config {
             })?),
             None => None,
         };
-        let reporting = matches!(cli.command, Some(Command::Report { .. }));
+        let command = match (cli.from, cli.command) {
+            (Some(file), None) => Some(Command::Analyze { file }),
+            (Some(_), Some(_)) => {
+                return Err(UsageError(
+                    "--from FILE is `zombiescan analyze FILE`: not with a subcommand".into(),
+                ));
+            }
+            (None, command) => command,
+        };
+        if matches!(command, Some(Command::Analyze { .. }))
+            && (cli.netns.is_some() || cli.all_netns)
+        {
+            return Err(UsageError(
+                "a capture holds the namespaces it was taken in: --netns and --all-netns go \
+                 with `zombiescan capture`"
+                    .into(),
+            ));
+        }
+        let reporting = matches!(command, Some(Command::Report { .. }));
         if cli.format == Format::Html && !reporting {
             return Err(UsageError(
                 "--format html is for `zombiescan report`".into(),
@@ -134,7 +152,7 @@ impl Config {
                 "`zombiescan report` writes table, markdown or html".into(),
             ));
         }
-        if (watch.is_some() || cli.record.is_some()) && cli.command.is_some() {
+        if (watch.is_some() || cli.record.is_some()) && command.is_some() {
             return Err(UsageError(
                 "--watch and --record go with a scan, not a subcommand".into(),
             ));
@@ -192,7 +210,7 @@ impl Config {
                 netns: cli.netns,
             },
             all_netns: cli.all_netns,
-            command: cli.command,
+            command,
             watch,
             count: cli.count,
             record: cli.record,
@@ -259,6 +277,19 @@ mod tests {
         assert!(cfg(&["--format", "html"]).is_err());
         assert!(cfg(&["report", "x.ndjson", "--format", "html"]).is_ok());
         assert!(cfg(&["report", "x.ndjson", "--json"]).is_err());
+        // --from FILE is analyze FILE; a capture carries its namespaces.
+        assert_eq!(
+            cfg(&["--from", "x.zsc", "--port", "30020"])
+                .expect("valid")
+                .command,
+            Some(Command::Analyze {
+                file: PathBuf::from("x.zsc")
+            })
+        );
+        assert!(cfg(&["--from", "x.zsc", "report", "y.ndjson"]).is_err());
+        assert!(cfg(&["--from", "x.zsc", "--watch", "1s"]).is_err());
+        assert!(cfg(&["analyze", "x.zsc", "--netns", "web1"]).is_err());
+        assert!(cfg(&["analyze", "x.zsc", "--all-netns"]).is_err());
         assert_eq!(parse_size("200M"), Some(200 << 20));
         assert_eq!(parse_size("1g"), Some(1 << 30));
         assert_eq!(parse_size("1000"), Some(1000));

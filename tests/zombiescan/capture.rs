@@ -79,6 +79,18 @@ fn analysing_a_capture_reproduces_the_scan() {
         (doc.summary.total, doc.filter.ports.clone()),
         (5, vec![30021])
     );
+    // --from FILE says the same as analyze FILE.
+    let from = Command::new(BIN)
+        .args(["--from", f, "--port", "30021", "--json"])
+        .output()
+        .expect("--from");
+    let from_doc: Document = serde_json::from_slice(&from.stdout).expect("json");
+    assert_eq!(
+        serde_json::to_value(&from_doc.sockets).expect("json"),
+        serde_json::to_value(&doc.sockets).expect("json")
+    );
+    assert_eq!(from_doc.summary.total, doc.summary.total);
+    assert_eq!(from_doc.source, doc.source);
     assert!(
         doc.processes.iter().all(|p| !server.contains(&p.pid)),
         "30020's server holds nothing on 30021"
