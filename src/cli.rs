@@ -21,6 +21,7 @@ Examples:
   zombiescan --watch 5s --record night.ndjson --record-max 200M
   zombiescan report night.ndjson --format html > night.html
   zombiescan --port 30020 --format markdown > incident.md
+  zombiescan --port 30020 --format prometheus > /var/lib/node_exporter/textfile/zombiescan.prom
   zombiescan --fail-on critical        exit 1 when something is critical (cron, CI)
 
 Exit status: 0 scanned; 1 a finding reached --fail-on; 2 usage error; 3 could
@@ -244,6 +245,8 @@ pub enum Format {
     Json,
     /// A report to paste into a ticket (GitHub, Jira).
     Markdown,
+    /// Prometheus text exposition, for node_exporter's textfile collector.
+    Prometheus,
     /// `report` only: one self-contained page with a chart.
     Html,
 }

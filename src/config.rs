@@ -147,7 +147,7 @@ impl Config {
                 "--format html is for `zombiescan report`".into(),
             ));
         }
-        if reporting && (cli.json || cli.format == Format::Json) {
+        if reporting && (cli.json || matches!(cli.format, Format::Json | Format::Prometheus)) {
             return Err(UsageError(
                 "`zombiescan report` writes table, markdown or html".into(),
             ));
@@ -277,6 +277,8 @@ mod tests {
         assert!(cfg(&["--format", "html"]).is_err());
         assert!(cfg(&["report", "x.ndjson", "--format", "html"]).is_ok());
         assert!(cfg(&["report", "x.ndjson", "--json"]).is_err());
+        assert!(cfg(&["report", "x.ndjson", "--format", "prometheus"]).is_err());
+        assert!(cfg(&["--format", "prometheus"]).is_ok());
         // --from FILE is analyze FILE; a capture carries its namespaces.
         assert_eq!(
             cfg(&["--from", "x.zsc", "--port", "30020"])

@@ -130,6 +130,7 @@ fn render(
         (Format::Table, all) => render::table::write_all(all, cfg.color, out),
         (Format::Json, [one]) if !many => render::json::write(one, out),
         (Format::Json, all) => render::json::write_all(all, out),
+        (Format::Prometheus, all) => render::prometheus::write(all, out),
         (Format::Markdown | Format::Html, all) => {
             render::markdown::write(all, &cfg.command_line, out)
         }

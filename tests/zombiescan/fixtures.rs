@@ -377,4 +377,93 @@ fn table_and_markdown_renderings_of_the_captured_namespace() {
         .expect("client row");
     assert!(row.contains("a\\|b\\\\x0ac"), "{row}");
     assert!(!txt.contains(&0x1b), "no colour when not asked");
+
+    let mut prom = Vec::new();
+    zombiescan::render::prometheus::write(std::slice::from_ref(&report), &mut prom)
+        .expect("prometheus");
+    golden("report.prom", &prom);
+    let series = assert_exposition(&String::from_utf8(prom).expect("utf-8"));
+    let value = |name: &str, labels: &str| {
+        series
+            .iter()
+            .find(|(k, _)| k.starts_with(&format!("{name}{{")) && k.contains(labels))
+            .map(|(_, v)| *v)
+    };
+    assert_eq!(
+        value("zombiescan_sockets", "state=\"CLOSE_WAIT\""),
+        Some(2.0)
+    );
+    assert_eq!(value("zombiescan_sockets", "state=\"CLOSING\""), Some(0.0));
+    assert_eq!(
+        value("zombiescan_finding_severity", "kind=\"close_wait\""),
+        Some(2.0)
+    );
+    assert_eq!(
+        value("zombiescan_finding_sockets", "kind=\"half_open\""),
+        Some(0.0),
+        "every kind, zeros included"
+    );
+}
+
+/// Checks a Prometheus text exposition (format 0.0.4) line by line: each
+/// family has one HELP and one TYPE before its samples, each sample is
+/// `NAME{LABELS} VALUE` of the family announced, labels well formed and
+/// escaped, the value a number, no series twice. Returns series → value.
+pub fn assert_exposition(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut series = std::collections::BTreeMap::new();
+    let mut families = std::collections::BTreeSet::new();
+    let mut current = String::new();
+    let mut typed = false;
+    let is_name = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().expect("name");
+            assert!(is_name(name), "{line}");
+            assert!(families.insert(name.to_string()), "family twice: {line}");
+            current = name.to_string();
+            typed = false;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("type");
+            assert_eq!(name, current, "TYPE after its HELP: {line}");
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            typed = true;
+            continue;
+        }
+        assert!(typed, "a sample before its family's HELP and TYPE: {line}");
+        let (key, value) = line.rsplit_once(' ').expect("NAME{LABELS} VALUE");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value: {line}"));
+        let (name, labels) = key.split_once('{').expect("labels");
+        assert_eq!(name, current, "{line}");
+        let mut rest = labels.strip_suffix('}').expect("closing brace");
+        while !rest.is_empty() {
+            let (label, after) = rest.split_once("=\"").expect("label=\"");
+            assert!(is_name(label), "label name {label:?}: {line}");
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next().expect("closing quote") {
+                    (_, '\\') => {
+                        let (_, c) = chars.next().expect("escape");
+                        assert!(['\\', '"', 'n'].contains(&c), "escape \\{c}: {line}");
+                    }
+                    (_, '\n') => panic!("raw line feed: {line}"),
+                    (i, '"') => break i,
+                    _ => {}
+                }
+            };
+            rest = &after[end + 1..];
+            rest = rest.strip_prefix(',').unwrap_or(rest);
+        }
+        assert!(
+            series.insert(key.to_string(), value).is_none(),
+            "twice: {line}"
+        );
+    }
+    series
 }

@@ -360,3 +360,72 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
         doc.limitations
     );
 }
+
+#[test]
+fn prometheus_exposition_of_a_live_namespace() {
+    if !live_or_skip("prometheus_exposition_of_a_live_namespace") {
+        return;
+    }
+    let mut ns = Netns::new("prom");
+    let server = ns.spawn(&["listen", "--port", "30020"])[0];
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "3", "--then", "close",
+    ]);
+    ns.spawn(&["connect", "--port", "30020", "--count", "2"]);
+    ns.wait_accepted(5);
+    ns.wait_ss("3 CLOSE_WAIT", |out| {
+        out.lines().filter(|l| l.starts_with("CLOSE-WAIT")).count() == 3
+    });
+    let out = ns.zombiescan(&["--port", "30020", "--stall", "0s", "--format", "prometheus"]);
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let series = crate::fixtures::assert_exposition(&text);
+    let value = |name: &str, labels: &[&str]| -> f64 {
+        let hits: Vec<f64> = series
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{name}{{")))
+            .filter(|(k, _)| labels.iter().all(|l| k.contains(l)))
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(hits.len(), 1, "{name} {labels:?}:\n{text}");
+        hits[0]
+    };
+    // Every socket of the namespace is on port 30020.
+    let ss = ss_counts(&ns.ss(&["-tanH"]));
+    for (state, n) in &ss {
+        assert_eq!(
+            value("zombiescan_sockets", &[&format!("state=\"{state}\"")]),
+            f64::from(*n),
+            "{state}"
+        );
+    }
+    assert_eq!(
+        value("zombiescan_sockets", &["state=\"SYN_SENT\""]),
+        0.0,
+        "absent states are 0"
+    );
+    let pid = format!("pid=\"{server}\"");
+    assert_eq!(
+        value(
+            "zombiescan_process_sockets",
+            &[&pid, "state=\"CLOSE_WAIT\""]
+        ),
+        3.0
+    );
+    assert!(value("zombiescan_process_fd_limit", &[&pid]) >= 1024.0);
+    assert_eq!(
+        value("zombiescan_finding_sockets", &["kind=\"close_wait\""]),
+        3.0
+    );
+    assert_eq!(
+        value("zombiescan_finding_severity", &["kind=\"close_wait\""]),
+        2.0,
+        "warning"
+    );
+    let netns = format!("netns=\"netns {}", ns_inode(&ns));
+    assert!(series.keys().all(|k| k.contains(&netns)), "{text}");
+}
+
+fn ns_inode(ns: &Netns) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(ns.path()).expect("netns").ino()
+}
