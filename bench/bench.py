@@ -106,58 +106,40 @@ class Namespace:
         sh("ip", "netns", "del", self.name, check=False)
 
 
-def build(ns, n):
+SERVER_IP, CLIENT_IP = "10.77.0.1", "10.77.0.2"
+
+
+def build(srv, n, cli=None):
+    """N connections, 1 in 5 closed by its client (CLOSE_WAIT at the server).
+    Servers in SRV; clients on SRV's loopback, or in CLI over a veth pair
+    (then SRV holds only the server ends, as a server host does)."""
+    host = "127.0.0.1"
+    if cli:
+        srv.link(cli, SERVER_IP, CLIENT_IP)
+        host = SERVER_IP
+    clients = cli or srv
     ports = (n + PER_PORT - 1) // PER_PORT
     for i in range(ports):
-        ns.spawn("listen", "--port", str(FIRST_PORT + i), "--backlog", "8192", "--quiet")
+        srv.spawn("listen", "--host", host, "--port", str(FIRST_PORT + i), "--backlog", "8192", "--quiet")
     left = n
     for i in range(ports):
         k = min(PER_PORT, left)
         left -= k
         closed = k // 5
         port = str(FIRST_PORT + i)
-        ns.spawn("connect", "--port", port, "--count", str(k - closed))
+        clients.spawn("connect", "--host", host, "--port", port, "--count", str(k - closed))
         if closed:
-            ns.spawn("connect", "--port", port, "--count", str(closed), "--then", "close")
+            clients.spawn("connect", "--host", host, "--port", port, "--count", str(closed), "--then", "close")
     want_cw = sum(min(PER_PORT, n - i * PER_PORT) // 5 for i in range(ports))
-    want_est = 2 * (n - want_cw)
+    # Both ends of an open connection are ESTABLISHED where SRV holds both.
+    want_est = (n - want_cw) * (1 if cli else 2)
     deadline = time.time() + 120
     while True:
-        est, cw, total = ns.count()
+        est, cw, total = srv.count()
         if est >= want_est and cw >= want_cw:
             return est, cw, total
         if time.time() > deadline:
             raise RuntimeError(f"built only {est} ESTABLISHED, {cw} CLOSE_WAIT of {want_est}, {want_cw}")
-        time.sleep(0.5)
-
-
-SERVER_IP, CLIENT_IP = "10.77.0.1", "10.77.0.2"
-
-
-def build_split(srv, cli, n):
-    """N connections: servers in SRV, clients in CLI (1 in 5 closed by the
-    client: CLOSE_WAIT in SRV)."""
-    srv.link(cli, SERVER_IP, CLIENT_IP)
-    ports = (n + PER_PORT - 1) // PER_PORT
-    for i in range(ports):
-        srv.spawn("listen", "--host", SERVER_IP, "--port", str(FIRST_PORT + i), "--backlog", "8192", "--quiet")
-    left = n
-    for i in range(ports):
-        k = min(PER_PORT, left)
-        left -= k
-        closed = k // 5
-        port = str(FIRST_PORT + i)
-        cli.spawn("connect", "--host", SERVER_IP, "--port", port, "--count", str(k - closed))
-        if closed:
-            cli.spawn("connect", "--host", SERVER_IP, "--port", port, "--count", str(closed), "--then", "close")
-    want_cw = sum(min(PER_PORT, n - i * PER_PORT) // 5 for i in range(ports))
-    deadline = time.time() + 120
-    while True:
-        est, cw, total = srv.count()
-        if est >= n - want_cw and cw >= want_cw:
-            return est, cw, total
-        if time.time() > deadline:
-            raise RuntimeError(f"built only {est} ESTABLISHED, {cw} CLOSE_WAIT of {n - want_cw}, {want_cw}")
         time.sleep(0.5)
 
 
@@ -254,7 +236,7 @@ def main():
         peer = Namespace(f"zs-bench-{os.getpid()}-c") if args.recorder else None
         try:
             if args.recorder:
-                _, _, total = build_split(ns, peer, n)
+                _, _, total = build(ns, n, peer)
                 for name, samples, cpu, wall, rss in recorder_overhead(ns, args.bin, args.seconds):
                     print(f"| {n} | {total} | `{name}` | {samples} | {cpu:.2f} s | {wall:.1f} s | "
                           f"{100 * cpu / wall:.2f}% | {rss / 1024:.1f} MiB |", flush=True)
