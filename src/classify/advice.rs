@@ -330,8 +330,8 @@ pub fn idle_no_keepalive(
              request in progress is a stuck handler.",
         ),
         (Direction::Inbound, Some(Server::Gunicorn)) => fix.push_str(
-            " gunicorn: --keep-alive (default 2 s) closes idle keep-alive connections; behind a load balancer keep it \
-             longer than the balancer's idle timeout.",
+            " gunicorn: --keep-alive (default 2 s) closes idle keep-alive connections (the sync worker keeps none \
+             alive); behind a load balancer keep it longer than the balancer's idle timeout.",
         ),
         _ => {}
     }
