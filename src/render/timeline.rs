@@ -247,9 +247,17 @@ fn chart(tl: &Timeline) -> String {
             .enumerate()
             .map(|(i, &v)| format!("{:.1},{:.1}", x(i), y(v)))
             .collect();
+        // Every line after the first is dashed, each with its own offset:
+        // a state whose counts equal an earlier one's (FIN_WAIT2 on one
+        // side, CLOSE_WAIT on the other) shows through the gaps.
+        let dash = if k == 0 {
+            String::new()
+        } else {
+            format!(" stroke-dasharray=\"8 4\" stroke-dashoffset=\"{}\"", 4 * k)
+        };
         let _ = writeln!(
             svg,
-            "<polyline class=\"state\" data-state=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>",
+            "<polyline class=\"state\" data-state=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
             html_escape(&s.name),
             points.join(" ")
         );
