@@ -112,11 +112,6 @@ impl Config {
         if cli.count == Some(0) {
             return Err(UsageError("--count 0: give at least 1".into()));
         }
-        if watch.is_some() && cli.all_netns {
-            return Err(UsageError(
-                "--watch follows one namespace: use --netns, not --all-netns".into(),
-            ));
-        }
         let record_max = match cli.record_max.as_deref() {
             Some(v) => Some(parse_size(v).ok_or_else(|| {
                 UsageError(format!("--record-max {v}: not a size; write e.g. 200M, 1G"))
@@ -273,7 +268,7 @@ mod tests {
         );
         assert!(cfg(&["--count", "3"]).is_err(), "--count needs --watch");
         assert!(cfg(&["--watch", "1ms"]).is_err());
-        assert!(cfg(&["--watch", "1s", "--all-netns"]).is_err());
+        assert!(cfg(&["--watch", "1s", "--all-netns"]).is_ok());
         assert!(cfg(&["--format", "html"]).is_err());
         assert!(cfg(&["report", "x.ndjson", "--format", "html"]).is_ok());
         assert!(cfg(&["report", "x.ndjson", "--json"]).is_err());

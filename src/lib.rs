@@ -176,7 +176,9 @@ fn terminal_size() -> Option<(usize, usize)> {
 
 /// `--watch` and `--record`: sample until `--count` or a signal.
 fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
-    let mut w = watch::Watch::default();
+    // One per network namespace: --all-netns follows each on its own.
+    let mut watches: std::collections::HashMap<Option<u64>, watch::Watch> =
+        std::collections::HashMap::new();
     let mut memory = collect::procs::Memory::default();
     let mut failed_any = false;
     let mut n = 0u32;
@@ -189,6 +191,7 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         for r in &mut reports {
             // The ages and rates are shown, never recorded.
             if !quiet {
+                let w = watches.entry(r.snapshot.netns.inode).or_default();
                 r.watch = cfg
                     .watch
                     .map(|_| w.observe(r.snapshot, &r.summary.by_state));
@@ -200,7 +203,7 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         failed_any |= failed(cfg, &reports);
         if redraw {
             let mut page = Vec::new();
-            render(cfg, &reports, snaps.len() > 1, &mut page)?;
+            render(cfg, &reports, snaps.len() > 1 || cfg.all_netns, &mut page)?;
             let page = String::from_utf8_lossy(&page);
             let page = match terminal_size() {
                 Some((rows, cols)) => render::table::fit_screen(&page, rows, cols),
@@ -214,7 +217,7 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
             if n > 0 {
                 out.write_all(b"\n")?;
             }
-            render(cfg, &reports, snaps.len() > 1, out)?;
+            render(cfg, &reports, snaps.len() > 1 || cfg.all_netns, out)?;
             out.flush()?;
         }
         n += 1;

@@ -216,12 +216,22 @@ pub struct Timeline {
     pub bad_lines: u32,
 }
 
-/// Builds series of `key -> value` per sample, absent meaning 0.
-fn series_of(samples: &[Sample], f: impl Fn(&Sample) -> Vec<(String, u32)>) -> Vec<Series> {
+/// The samples taken at one moment: one per network namespace, with
+/// `--all-netns`.
+type Round<'a> = &'a [Sample];
+
+/// Consecutive lines of the same time make a round.
+fn rounds(samples: &[Sample]) -> Vec<Round<'_>> {
+    samples.chunk_by(|a, b| a.t_ms == b.t_ms).collect()
+}
+
+/// Builds series of `key -> value` per round, absent meaning 0; `f` gives
+/// the pairs of one sample and the round adds them up.
+fn series_of(rounds: &[Round], f: impl Fn(&Sample) -> Vec<(String, u32)>) -> Vec<Series> {
     let mut by_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for (i, s) in samples.iter().enumerate() {
-        for (k, v) in f(s) {
-            let vals = by_key.entry(k).or_insert_with(|| vec![0; samples.len()]);
+    for (i, round) in rounds.iter().enumerate() {
+        for (k, v) in round.iter().flat_map(&f) {
+            let vals = by_key.entry(k).or_insert_with(|| vec![0; rounds.len()]);
             vals[i] += v;
         }
     }
@@ -245,6 +255,18 @@ fn watched(state: &str) -> bool {
 impl Timeline {
     pub fn new(rec: &Recording) -> Timeline {
         let samples = &rec.samples;
+        let rounds = rounds(samples);
+        // With more than one namespace (--all-netns), the states add up
+        // over the host and every other series says which namespace.
+        let many = samples.iter().any(|s| s.netns != samples[0].netns);
+        let place = |s: &Sample, what: String| {
+            if many {
+                format!("{}: {what}", s.netns)
+            } else {
+                what
+            }
+        };
+        let samples = &rounds[..];
         let states = series_of(samples, |s| {
             s.by_state.iter().map(|(k, v)| (k.clone(), *v)).collect()
         });
@@ -260,7 +282,7 @@ impl Timeline {
                     } else {
                         format!("{} port {}", f.kind, ports.join(","))
                     };
-                    (name, f.count)
+                    (place(s, name), f.count)
                 })
                 .collect()
         });
@@ -274,14 +296,17 @@ impl Timeline {
             s.ports
                 .iter()
                 .flat_map(|p| {
-                    let place = match &p.remote {
-                        Some(r) => format!("{} {}:{}", p.direction, r, p.port),
-                        None => format!("{} port {}", p.direction, p.port),
-                    };
+                    let at = place(
+                        s,
+                        match &p.remote {
+                            Some(r) => format!("{} {}:{}", p.direction, r, p.port),
+                            None => format!("{} port {}", p.direction, p.port),
+                        },
+                    );
                     p.by_state
                         .iter()
                         .filter(|(st, _)| watched(st))
-                        .map(move |(st, n)| (format!("{place} {st}"), *n))
+                        .map(move |(st, n)| (format!("{at} {st}"), *n))
                 })
                 .collect()
         }));
@@ -289,7 +314,7 @@ impl Timeline {
             s.processes
                 .iter()
                 .flat_map(|p| {
-                    let who = format!("{} ({})", p.pid, p.comm);
+                    let who = place(s, format!("{} ({})", p.pid, p.comm));
                     let fds = (format!("{who} fds"), p.fds_open);
                     p.by_state
                         .iter()
@@ -300,7 +325,7 @@ impl Timeline {
                 .collect()
         }));
         Timeline {
-            times: samples.iter().map(|s| s.t.clone()).collect(),
+            times: rounds.iter().map(|r| r[0].t.clone()).collect(),
             states,
             findings,
             ports,
@@ -330,6 +355,36 @@ mod tests {
             Some(1)
         );
         assert_eq!(Series::new("empty".into(), vec![]).onset_at, None);
+    }
+
+    #[test]
+    fn a_recording_of_every_namespace_is_read_round_by_round() {
+        // Two rounds of two namespaces: CLOSE_WAIT rises in "b" only.
+        let line = |t: u64, ns: &str, cw: u32| {
+            format!(
+                r#"{{"t":"2026-11-25T03:00:0{t}.000Z","t_ms":{t},"host":"h","netns":"{ns}","total":{cw},"by_state":{{"CLOSE_WAIT":{cw}}},"ports":[{{"port":8000,"direction":"inbound","remote":null,"by_state":{{"CLOSE_WAIT":{cw}}}}}],"processes":[],"findings":[],"counters":{{}}}}"#
+            )
+        };
+        let text = [
+            line(1, "a", 1),
+            line(1, "b", 2),
+            line(2, "a", 1),
+            line(2, "b", 6),
+        ]
+        .join("\n");
+        let mut rec = Recording::default();
+        parse(text.as_bytes(), &mut rec);
+        let tl = Timeline::new(&rec);
+        assert_eq!(tl.times.len(), 2, "two rounds, not four samples");
+        let cw = tl
+            .states
+            .iter()
+            .find(|s| s.name == "CLOSE_WAIT")
+            .expect("state");
+        assert_eq!(cw.values, [3, 7], "the states add up over the namespaces");
+        let names: Vec<&str> = tl.ports.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["b: inbound port 8000 CLOSE_WAIT"], "only b's rose");
+        assert_eq!(tl.ports[0].values, [2, 6]);
     }
 
     #[test]

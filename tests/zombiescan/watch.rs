@@ -428,3 +428,71 @@ fn a_watch_on_a_terminal_shows_what_fits() {
         "{short:#?}\n{tall:#?}"
     );
 }
+
+#[test]
+fn a_watch_of_every_namespace_follows_each_on_its_own() {
+    if !live_or_skip("a_watch_of_every_namespace_follows_each_on_its_own") {
+        return;
+    }
+    let mut ns = Netns::new("allwatch");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "2", "--then", "close",
+    ]);
+    ns.wait_accepted(2);
+    ns.wait_ss("2 CLOSE_WAIT", |out| {
+        out.lines().filter(|l| l.starts_with("CLOSE-WAIT")).count() == 2
+    });
+    // From the host's namespace: this one and at least the host's own.
+    let file = temp("allnetns.ndjson");
+    let _ = std::fs::remove_file(&file);
+    let out = Command::new(BIN)
+        .args(["--all-netns", "--watch", "0.3s", "--count", "2", "--json"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rounds: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("one JSON document per sample");
+    assert_eq!(rounds.len(), 2);
+    for (i, round) in rounds.iter().enumerate() {
+        crate::cli::assert_valid(serde_json::to_vec(round).expect("json").as_slice());
+        let docs = round["namespaces"].as_array().expect("namespaces");
+        assert!(docs.len() >= 2);
+        // Every namespace is at its own sample i + 1.
+        for d in docs {
+            assert_eq!(d["watch"]["sample"], i + 1, "{}", d["netns"]);
+        }
+        let ours = docs
+            .iter()
+            .find(|d| d["netns"]["name"] == ns.name.as_str())
+            .expect("the test's namespace");
+        let cw = &ours["watch"]["states"]["CLOSE_WAIT"];
+        assert_eq!(cw["now"], 2);
+        assert_eq!(cw["since_start"], 0, "against its own first sample");
+    }
+    // Recorded, a line per namespace and round; its timeline has two
+    // rounds.
+    let rec = Command::new(BIN)
+        .args(["--all-netns", "--watch", "0.3s", "--count", "2", "--record"])
+        .arg(&file)
+        .output()
+        .expect("record");
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    let lines = std::fs::read_to_string(&file).expect("recording");
+    let n = rounds[0]["namespaces"].as_array().map_or(0, Vec::len);
+    assert!(lines.lines().count() >= 2 * n);
+    let md = report(&[&file], "markdown");
+    let md = String::from_utf8_lossy(&md.stdout);
+    assert!(md.contains("2 samples"), "{md}");
+    let _ = std::fs::remove_file(&file);
+}
