@@ -423,6 +423,27 @@ fn prometheus_exposition_of_a_live_namespace() {
     );
     let netns = format!("netns=\"netns {}", ns_inode(&ns));
     assert!(series.keys().all(|k| k.contains(&netns)), "{text}");
+
+    // Every namespace of the host in one exposition: one set of series
+    // each, told apart by the netns label.
+    let all = std::process::Command::new(crate::netns::BIN)
+        .args(["--all-netns", "--format", "prometheus"])
+        .output()
+        .expect("run");
+    assert!(all.status.success());
+    let all = crate::fixtures::assert_exposition(&String::from_utf8(all.stdout).expect("utf-8"));
+    let states_of = |ns: &str| {
+        all.keys()
+            .filter(|k| k.starts_with("zombiescan_sockets{") && k.contains(ns))
+            .count()
+    };
+    assert_eq!(states_of(&netns), 11, "the test's namespace, every state");
+    assert!(
+        all.keys()
+            .filter(|k| k.starts_with("zombiescan_sockets{"))
+            .count()
+            >= 22
+    );
 }
 
 fn ns_inode(ns: &Netns) -> u64 {
