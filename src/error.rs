@@ -25,6 +25,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("capture {file}: {detail}")]
     Capture { file: String, detail: String },
     #[error("malformed {what}: {detail}")]
@@ -34,6 +40,13 @@ pub enum Error {
 impl Error {
     pub fn read(path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Read {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn write(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Write {
             path: path.into(),
             source,
         }

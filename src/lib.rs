@@ -141,6 +141,7 @@ fn render(
 /// limit. One write of a whole line, then fsync: a recorder killed at any
 /// moment leaves complete lines, and at most a torn last one.
 fn record(path: &Path, max: Option<u64>, r: &Report) -> Result<(), RunError> {
+    let failed = |e| error::Error::write(path, e);
     let mut line = serde_json::to_vec(&timeline::sample(r)).map_err(std::io::Error::other)?;
     line.push(b'\n');
     if let Some(max) = max {
@@ -148,16 +149,16 @@ fn record(path: &Path, max: Option<u64>, r: &Report) -> Result<(), RunError> {
         if size > 0 && size + line.len() as u64 > max {
             let mut old = path.as_os_str().to_owned();
             old.push(".1");
-            std::fs::rename(path, &old).map_err(|e| error::Error::read(path, e))?;
+            std::fs::rename(path, &old).map_err(failed)?;
         }
     }
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| error::Error::read(path, e))?;
-    f.write_all(&line)?;
-    f.sync_data()?;
+        .map_err(failed)?;
+    f.write_all(&line).map_err(failed)?;
+    f.sync_data().map_err(failed)?;
     Ok(())
 }
 

@@ -230,3 +230,22 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
         "a pipe gets none"
     );
 }
+
+#[test]
+fn a_recording_that_cannot_be_written_exits_3_naming_it() {
+    let out = Command::new(BIN)
+        .args([
+            "--no-processes",
+            "--record",
+            "/nonexistent-dir/night.ndjson",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot write /nonexistent-dir/night.ndjson"),
+        "{err}"
+    );
+}
