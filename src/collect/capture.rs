@@ -41,7 +41,7 @@ pub fn write(path: &Path, snapshots: &[Snapshot]) -> Result<()> {
         zombiescan: &'a str,
         snapshots: &'a [Snapshot],
     }
-    let file = File::create(path).map_err(|e| Error::read(path, e))?;
+    let file = File::create(path).map_err(|e| Error::write(path, e))?;
     let mut gz = GzEncoder::new(BufWriter::new(file), Compression::fast());
     serde_json::to_writer(
         &mut gz,
@@ -52,10 +52,10 @@ pub fn write(path: &Path, snapshots: &[Snapshot]) -> Result<()> {
             snapshots,
         },
     )
-    .map_err(|e| Error::malformed(path.display().to_string(), e.to_string()))?;
+    .map_err(|e| Error::write(path, e.into()))?;
     gz.finish()
         .and_then(|mut w| w.flush())
-        .map_err(|e| Error::read(path, e))
+        .map_err(|e| Error::write(path, e))
 }
 
 /// Parses a capture from its bytes (gzip or plain JSON).

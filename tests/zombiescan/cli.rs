@@ -232,7 +232,15 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
 }
 
 #[test]
-fn a_recording_that_cannot_be_written_exits_3_naming_it() {
+fn a_recording_or_capture_that_cannot_be_written_exits_3_naming_it() {
+    let out = Command::new(BIN)
+        .args(["capture", "-o", "/nonexistent-dir/x.zsc", "--no-processes"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot write /nonexistent-dir/x.zsc"), "{err}");
+
     let out = Command::new(BIN)
         .args([
             "--no-processes",
