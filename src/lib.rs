@@ -210,9 +210,19 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
                 Some((rows, cols)) => render::table::fit_screen(&page, rows, cols),
                 None => page.into_owned(),
             };
-            // Home and clear, as top does.
-            out.write_all(b"\x1b[H\x1b[2J")?;
-            out.write_all(page.as_bytes())?;
+            // As top does: home, each line over the last sample's and the
+            // rest of it cleared, then the rest of the screen (clearing the
+            // whole screen first would flicker). No line feed after the last
+            // line: on the bottom row it would scroll the top line away.
+            out.write_all(b"\x1b[H")?;
+            for (i, line) in page.lines().enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n")?;
+                }
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\x1b[K")?;
+            }
+            out.write_all(b"\x1b[J")?;
             out.flush()?;
         } else if !quiet {
             if n > 0 {

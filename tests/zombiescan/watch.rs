@@ -390,13 +390,24 @@ fn last_page_on_a_terminal(ns: &Netns, rows: u32) -> Vec<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let pages: Vec<&str> = text.split("\x1b[H\x1b[2J").collect();
-    assert_eq!(pages.len(), 3, "one clear per sample: {text:?}");
-    let mut lines: Vec<String> = pages[2].split("\r\n").map(String::from).collect();
-    if lines.last().is_some_and(String::is_empty) {
-        lines.pop();
-    }
-    lines
+    // Each page: home, lines each cleared to their end, the rest of the
+    // screen cleared; no line feed after the last line (it would scroll).
+    let pages: Vec<&str> = text.split("\x1b[H").collect();
+    assert_eq!(pages.len(), 3, "one page per sample: {text:?}");
+    let page = pages[2]
+        .strip_suffix("\x1b[J")
+        .expect("rest of screen cleared");
+    assert!(
+        !page.ends_with('\n'),
+        "a line feed on the bottom row scrolls"
+    );
+    page.split_terminator("\r\n")
+        .map(|l| {
+            l.strip_suffix("\x1b[K")
+                .expect("line cleared to its end")
+                .to_string()
+        })
+        .collect()
 }
 
 #[test]
