@@ -236,13 +236,7 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         if cfg.count.is_some_and(|c| n >= c) {
             break;
         }
-        while started.elapsed() < interval {
-            if STOP.load(Ordering::Relaxed) {
-                return Ok(Outcome {
-                    failed: failed_any,
-                    notice: None,
-                });
-            }
+        while started.elapsed() < interval && !STOP.load(Ordering::Relaxed) {
             std::thread::sleep(
                 Duration::from_millis(50).min(interval.saturating_sub(started.elapsed())),
             );
@@ -250,6 +244,11 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         if STOP.load(Ordering::Relaxed) {
             break;
         }
+    }
+    if redraw {
+        // The prompt goes below the last page, not after its last line.
+        out.write_all(b"\n")?;
+        out.flush()?;
     }
     Ok(Outcome {
         failed: failed_any,

@@ -394,9 +394,10 @@ fn last_page_on_a_terminal(ns: &Netns, rows: u32) -> Vec<String> {
     // screen cleared; no line feed after the last line (it would scroll).
     let pages: Vec<&str> = text.split("\x1b[H").collect();
     assert_eq!(pages.len(), 3, "one page per sample: {text:?}");
+    // After the last page, a line feed puts the prompt below it.
     let page = pages[2]
-        .strip_suffix("\x1b[J")
-        .expect("rest of screen cleared");
+        .strip_suffix("\x1b[J\r\n")
+        .expect("rest of screen cleared, then the line feed at the end");
     assert!(
         !page.ends_with('\n'),
         "a line feed on the bottom row scrolls"
