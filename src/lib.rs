@@ -262,12 +262,14 @@ fn timeline_report(
     files: &[PathBuf],
     out: &mut dyn Write,
 ) -> Result<Outcome, RunError> {
-    let mut rec = timeline::Recording::default();
+    let mut timeline = timeline::Builder::default();
     for f in files {
-        let bytes = std::fs::read(f).map_err(|e| error::Error::read(f, e))?;
-        timeline::parse(&bytes, &mut rec);
+        let file = std::fs::File::open(f).map_err(|e| error::Error::read(f, e))?;
+        timeline
+            .read(std::io::BufReader::with_capacity(1 << 16, file))
+            .map_err(|e| error::Error::read(f, e))?;
     }
-    if rec.samples.is_empty() {
+    if timeline.rounds() == 0 {
         return Err(error::Error::malformed(
             files
                 .iter()
@@ -278,7 +280,7 @@ fn timeline_report(
         )
         .into());
     }
-    let tl = timeline::Timeline::new(&rec);
+    let tl = timeline.finish();
     let what = files
         .iter()
         .map(|f| f.display().to_string())

@@ -140,27 +140,6 @@ pub fn sample(r: &Report) -> Sample {
     }
 }
 
-/// A recording read back.
-#[derive(Debug, Default)]
-pub struct Recording {
-    pub samples: Vec<Sample>,
-    /// Lines that did not read (a torn last line, garbage).
-    pub bad_lines: u32,
-}
-
-/// Parses NDJSON samples; a line that does not parse is counted.
-pub fn parse(bytes: &[u8], rec: &mut Recording) {
-    for line in bytes.split(|&b| b == b'\n') {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<Sample>(line) {
-            Ok(s) => rec.samples.push(s),
-            Err(_) => rec.bad_lines += 1,
-        }
-    }
-}
-
 /// One value over time and what it did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
@@ -216,28 +195,6 @@ pub struct Timeline {
     pub bad_lines: u32,
 }
 
-/// The samples taken at one moment: one per network namespace, with
-/// `--all-netns`.
-type Round<'a> = &'a [Sample];
-
-/// Consecutive lines of the same time make a round.
-fn rounds(samples: &[Sample]) -> Vec<Round<'_>> {
-    samples.chunk_by(|a, b| a.t_ms == b.t_ms).collect()
-}
-
-/// Builds series of `key -> value` per round, absent meaning 0; `f` gives
-/// the pairs of one sample and the round adds them up.
-fn series_of(rounds: &[Round], f: impl Fn(&Sample) -> Vec<(String, u32)>) -> Vec<Series> {
-    let mut by_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for (i, round) in rounds.iter().enumerate() {
-        for (k, v) in round.iter().flat_map(&f) {
-            let vals = by_key.entry(k).or_insert_with(|| vec![0; rounds.len()]);
-            vals[i] += v;
-        }
-    }
-    by_key.into_iter().map(|(k, v)| Series::new(k, v)).collect()
-}
-
 /// Pathological states worth a series per port and process.
 fn watched(state: &str) -> bool {
     [
@@ -252,85 +209,144 @@ fn watched(state: &str) -> bool {
     .contains(&state)
 }
 
-impl Timeline {
-    pub fn new(rec: &Recording) -> Timeline {
-        let samples = &rec.samples;
-        let rounds = rounds(samples);
-        // With more than one namespace (--all-netns), the states add up
-        // over the host and every other series says which namespace.
-        let many = samples.iter().any(|s| s.netns != samples[0].netns);
-        let place = |s: &Sample, what: String| {
-            if many {
-                format!("{}: {what}", s.netns)
-            } else {
-                what
+/// Series by name, each one number per round so far.
+type Columns = BTreeMap<String, Vec<u32>>;
+
+/// Adds `v` to series `key` at round `round` (earlier rounds it missed are
+/// 0).
+fn bump(m: &mut Columns, key: &str, round: usize, v: u32) {
+    let vals = match m.get_mut(key) {
+        Some(vals) => vals,
+        None => m.entry(key.to_string()).or_default(),
+    };
+    if vals.len() <= round {
+        vals.resize(round + 1, 0);
+    }
+    vals[round] += v;
+}
+
+/// The series of one namespace that are named after what they concern.
+#[derive(Debug, Default)]
+struct Named {
+    findings: Columns,
+    ports: Columns,
+    processes: Columns,
+}
+
+/// Reads a recording one sample at a time into its series, so that a night
+/// of samples is never held whole: memory grows by one number per series
+/// and round. Lines of the same time (one per namespace, with
+/// `--all-netns`) make one round; the states add up over the namespaces,
+/// and with more than one, the other series are named with theirs.
+#[derive(Debug, Default)]
+pub struct Builder {
+    times: Vec<String>,
+    last_t_ms: Option<u64>,
+    states: Columns,
+    by_netns: BTreeMap<String, Named>,
+    /// Lines that did not read (a torn last line, garbage).
+    pub bad_lines: u32,
+}
+
+impl Builder {
+    /// Reads NDJSON samples from `input`; a line that does not parse is
+    /// counted, never fatal.
+    pub fn read(&mut self, mut input: impl std::io::BufRead) -> std::io::Result<()> {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if input.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
             }
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Sample>(&line) {
+                Ok(s) => self.add(&s),
+                Err(_) => self.bad_lines += 1,
+            }
+        }
+    }
+
+    /// Samples read so far.
+    pub fn rounds(&self) -> usize {
+        self.times.len()
+    }
+
+    pub fn add(&mut self, s: &Sample) {
+        if self.last_t_ms != Some(s.t_ms) {
+            self.times.push(s.t.clone());
+            self.last_t_ms = Some(s.t_ms);
+        }
+        let round = self.times.len() - 1;
+        for (k, v) in &s.by_state {
+            bump(&mut self.states, k, round, *v);
+        }
+        let named = match self.by_netns.get_mut(&s.netns) {
+            Some(n) => n,
+            None => self.by_netns.entry(s.netns.clone()).or_default(),
         };
-        let samples = &rounds[..];
-        let states = series_of(samples, |s| {
-            s.by_state.iter().map(|(k, v)| (k.clone(), *v)).collect()
-        });
-        let mut states: Vec<Series> = states;
+        for f in &s.findings {
+            let name = if f.ports.is_empty() {
+                f.kind.clone()
+            } else {
+                let ports: Vec<String> = f.ports.iter().map(u16::to_string).collect();
+                format!("{} port {}", f.kind, ports.join(","))
+            };
+            bump(&mut named.findings, &name, round, f.count);
+        }
+        for p in &s.ports {
+            let at = match &p.remote {
+                Some(r) => format!("{} {}:{}", p.direction, r, p.port),
+                None => format!("{} port {}", p.direction, p.port),
+            };
+            for (st, n) in p.by_state.iter().filter(|(st, _)| watched(st)) {
+                bump(&mut named.ports, &format!("{at} {st}"), round, *n);
+            }
+        }
+        for p in &s.processes {
+            let who = format!("{} ({})", p.pid, p.comm);
+            for (st, n) in p.by_state.iter().filter(|(st, _)| watched(st)) {
+                bump(&mut named.processes, &format!("{who} {st}"), round, *n);
+            }
+            bump(
+                &mut named.processes,
+                &format!("{who} fds"),
+                round,
+                p.fds_open,
+            );
+        }
+    }
+
+    pub fn finish(self) -> Timeline {
+        let n = self.times.len();
+        let series = |name: String, mut values: Vec<u32>| {
+            values.resize(n, 0);
+            Series::new(name, values)
+        };
+        let mut states: Vec<Series> = self.states.into_iter().map(|(k, v)| series(k, v)).collect();
         states.sort_by_key(|s| TcpState::from_name(&s.name).map_or(usize::MAX, TcpState::index));
-        let findings = series_of(samples, |s| {
-            s.findings
-                .iter()
-                .map(|f| {
-                    let ports: Vec<String> = f.ports.iter().map(u16::to_string).collect();
-                    let name = if ports.is_empty() {
-                        f.kind.clone()
-                    } else {
-                        format!("{} port {}", f.kind, ports.join(","))
-                    };
-                    (place(s, name), f.count)
-                })
-                .collect()
-        });
+        let many = self.by_netns.len() > 1;
+        let (mut findings, mut ports, mut processes) = (Vec::new(), Vec::new(), Vec::new());
+        for (netns, named) in self.by_netns {
+            let name = |k: String| if many { format!("{netns}: {k}") } else { k };
+            findings.extend(named.findings.into_iter().map(|(k, v)| series(name(k), v)));
+            ports.extend(named.ports.into_iter().map(|(k, v)| series(name(k), v)));
+            processes.extend(named.processes.into_iter().map(|(k, v)| series(name(k), v)));
+        }
         let rising = |v: Vec<Series>| -> Vec<Series> {
             let mut v: Vec<Series> = v.into_iter().filter(|s| s.onset_at.is_some()).collect();
             v.sort_by(|a, b| b.peak.cmp(&a.peak).then(a.name.cmp(&b.name)));
             v.truncate(20);
             v
         };
-        let ports = rising(series_of(samples, |s| {
-            s.ports
-                .iter()
-                .flat_map(|p| {
-                    let at = place(
-                        s,
-                        match &p.remote {
-                            Some(r) => format!("{} {}:{}", p.direction, r, p.port),
-                            None => format!("{} port {}", p.direction, p.port),
-                        },
-                    );
-                    p.by_state
-                        .iter()
-                        .filter(|(st, _)| watched(st))
-                        .map(move |(st, n)| (format!("{at} {st}"), *n))
-                })
-                .collect()
-        }));
-        let processes = rising(series_of(samples, |s| {
-            s.processes
-                .iter()
-                .flat_map(|p| {
-                    let who = place(s, format!("{} ({})", p.pid, p.comm));
-                    let fds = (format!("{who} fds"), p.fds_open);
-                    p.by_state
-                        .iter()
-                        .filter(|(st, _)| watched(st))
-                        .map(move |(st, n)| (format!("{who} {st}"), *n))
-                        .chain(std::iter::once(fds))
-                })
-                .collect()
-        }));
         Timeline {
-            times: rounds.iter().map(|r| r[0].t.clone()).collect(),
+            times: self.times,
             states,
             findings,
-            ports,
-            processes,
-            bad_lines: rec.bad_lines,
+            ports: rising(ports),
+            processes: rising(processes),
+            bad_lines: self.bad_lines,
         }
     }
 }
@@ -372,9 +388,9 @@ mod tests {
             line(2, "b", 6),
         ]
         .join("\n");
-        let mut rec = Recording::default();
-        parse(text.as_bytes(), &mut rec);
-        let tl = Timeline::new(&rec);
+        let mut b = Builder::default();
+        b.read(text.as_bytes()).expect("read");
+        let tl = b.finish();
         assert_eq!(tl.times.len(), 2, "two rounds, not four samples");
         let cw = tl
             .states
@@ -390,9 +406,12 @@ mod tests {
     #[test]
     fn torn_and_garbage_lines_are_counted() {
         let good = r#"{"t":"2026-11-25T03:00:00.000Z","t_ms":1,"host":"h","netns":"n","total":1,"by_state":{"LISTEN":1},"ports":[],"processes":[],"findings":[],"counters":{}}"#;
-        let text = format!("{good}\n{good}\ngarbage\n{}", &good[..40]);
-        let mut rec = Recording::default();
-        parse(text.as_bytes(), &mut rec);
-        assert_eq!((rec.samples.len(), rec.bad_lines), (2, 2));
+        let later = good.replace(r#""t_ms":1"#, r#""t_ms":2"#);
+        let text = format!("{good}\n{later}\ngarbage\n{}", &good[..40]);
+        let mut b = Builder::default();
+        b.read(text.as_bytes()).expect("read");
+        assert_eq!((b.rounds(), b.bad_lines), (2, 2));
+        let tl = b.finish();
+        assert_eq!(tl.states[0].values, [1, 1]);
     }
 }
