@@ -318,6 +318,18 @@ pub struct Host {
 }
 
 impl Host {
+    /// The `/proc/net/sockstat` TCP line's counts that reports show.
+    pub const TCP_COUNTS: [&'static str; 4] = ["inuse", "orphan", "tw", "alloc"];
+
+    /// The TcpExt counters of refused, dropped and timed-out connections
+    /// that reports and recordings carry.
+    pub const DROP_COUNTERS: [&'static str; 4] = [
+        "ListenOverflows",
+        "ListenDrops",
+        "TCPAbortOnTimeout",
+        "TCPTimeouts",
+    ];
+
     /// A sysctl whose value is one number.
     pub fn sysctl_u64(&self, name: &str) -> Option<u64> {
         self.sysctls.get(name)?.trim().parse().ok()

@@ -10,7 +10,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{StateCounts, TcpState};
+use crate::model::{Host, StateCounts, TcpState};
 use crate::render::rfc3339;
 use crate::report::Report;
 
@@ -81,12 +81,7 @@ pub fn sample(r: &Report) -> Sample {
     if let Some(n) = snap.host.files_allocated {
         counters.insert("files_allocated".into(), n as i64);
     }
-    for k in [
-        "ListenOverflows",
-        "ListenDrops",
-        "TCPAbortOnTimeout",
-        "TCPTimeouts",
-    ] {
+    for k in Host::DROP_COUNTERS {
         if let Some(v) = snap.host.tcp_ext.get(k) {
             counters.insert(k.to_string(), *v);
         }

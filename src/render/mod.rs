@@ -53,20 +53,19 @@ pub fn pids_text(pids: &[u32]) -> String {
 pub fn host_facts(h: &Host) -> Vec<String> {
     let mut facts = Vec::new();
     if let Some(tcp) = h.sockstat.get("TCP") {
-        let get = |k: &str| tcp.get(k).copied().unwrap_or(0);
-        facts.push(format!(
-            "TCP inuse {}, orphan {}, tw {}, alloc {}",
-            get("inuse"),
-            get("orphan"),
-            get("tw"),
-            get("alloc")
-        ));
+        let counts: Vec<String> = Host::TCP_COUNTS
+            .iter()
+            .map(|k| format!("{k} {}", tcp.get(*k).copied().unwrap_or(0)))
+            .collect();
+        facts.push(format!("TCP {}", counts.join(", ")));
     }
     if let (Some(a), Some(m)) = (h.files_allocated, h.files_max) {
         facts.push(format!("file handles {a} of {m}"));
     }
-    for k in ["ListenOverflows", "ListenDrops", "TCPAbortOnTimeout"] {
-        if let Some(v) = h.tcp_ext.get(k).filter(|v| **v != 0) {
+    // TCPTimeouts counts every retransmission timeout, rarely 0: left to
+    // the recording and Prometheus, out of the one-line summary.
+    for k in Host::DROP_COUNTERS.iter().filter(|k| **k != "TCPTimeouts") {
+        if let Some(v) = h.tcp_ext.get(*k).filter(|v| **v != 0) {
             facts.push(format!("{k} {v}"));
         }
     }

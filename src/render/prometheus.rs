@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::time::UNIX_EPOCH;
 
 use crate::classify::{Kind, Severity};
-use crate::model::TcpState;
+use crate::model::{Host, TcpState};
 use crate::report::Report;
 
 /// One metric family: its samples are gathered from every report, then
@@ -173,7 +173,7 @@ pub fn write(reports: &[Report], out: &mut dyn Write) -> io::Result<()> {
         unowned.add(&[ns], r.unowned);
         let h = &snap.host;
         if let Some(tcp) = h.sockstat.get("TCP") {
-            for k in ["inuse", "orphan", "tw", "alloc"] {
+            for k in Host::TCP_COUNTS {
                 host_tcp.add(&[ns, ("kind", k)], tcp.get(k).copied().unwrap_or(0));
             }
         }
@@ -183,12 +183,7 @@ pub fn write(reports: &[Report], out: &mut dyn Write) -> io::Result<()> {
         if let Some(m) = h.files_max {
             host_files.add(&[ns, ("kind", "max")], m);
         }
-        for k in [
-            "ListenOverflows",
-            "ListenDrops",
-            "TCPAbortOnTimeout",
-            "TCPTimeouts",
-        ] {
+        for k in Host::DROP_COUNTERS {
             if let Some(v) = h.tcp_ext.get(k) {
                 host_ext.add(&[ns, ("counter", k)], v);
             }
