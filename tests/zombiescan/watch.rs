@@ -377,11 +377,14 @@ fn the_timeline_page_renders_in_a_browser() {
     }
 }
 
-/// What a watch shows last on a terminal of `rows` rows: the page after
-/// its last clear-screen, run under `script` for a pseudo-terminal.
-fn last_page_on_a_terminal(ns: &Netns, rows: u32) -> Vec<String> {
+/// The two pages a watch of two samples draws on a pseudo-terminal (under
+/// `script`) of 100 columns: the first on 200 rows, the second after the
+/// terminal shrank to 12 (stty on /dev/tty: a background job's stdin is
+/// /dev/null), so both show the same report, two seconds apart.
+fn pages_on_a_shrinking_terminal(ns: &Netns) -> [Vec<String>; 2] {
     let cmd = format!(
-        "stty rows {rows} cols 100; NO_COLOR=1 exec {BIN} --watch 0.3s --count 2 --port 30020"
+        "stty rows 200 cols 100; (sleep 1; stty rows 12 cols 100 </dev/tty) & \
+         NO_COLOR=1 exec {BIN} --watch 2s --count 2 --port 30020"
     );
     let out = ns.exec(&["script", "-qec", &cmd, "/dev/null"]);
     assert!(
@@ -394,21 +397,27 @@ fn last_page_on_a_terminal(ns: &Netns, rows: u32) -> Vec<String> {
     // screen cleared; no line feed after the last line (it would scroll).
     let pages: Vec<&str> = text.split("\x1b[H").collect();
     assert_eq!(pages.len(), 3, "one page per sample: {text:?}");
+    let lines = |page: &str| -> Vec<String> {
+        assert!(
+            !page.ends_with('\n'),
+            "a line feed on the bottom row scrolls"
+        );
+        page.split_terminator("\r\n")
+            .map(|l| {
+                l.strip_suffix("\x1b[K")
+                    .expect("line cleared to its end")
+                    .to_string()
+            })
+            .collect()
+    };
+    let first = pages[1]
+        .strip_suffix("\x1b[J")
+        .expect("rest of screen cleared");
     // After the last page, a line feed puts the prompt below it.
-    let page = pages[2]
+    let last = pages[2]
         .strip_suffix("\x1b[J\r\n")
         .expect("rest of screen cleared, then the line feed at the end");
-    assert!(
-        !page.ends_with('\n'),
-        "a line feed on the bottom row scrolls"
-    );
-    page.split_terminator("\r\n")
-        .map(|l| {
-            l.strip_suffix("\x1b[K")
-                .expect("line cleared to its end")
-                .to_string()
-        })
-        .collect()
+    [lines(first), lines(last)]
 }
 
 #[test]
@@ -422,15 +431,14 @@ fn a_watch_on_a_terminal_shows_what_fits() {
         "connect", "--port", "30020", "--count", "4", "--then", "close",
     ]);
     ns.wait_accepted(4);
-    // Settled, so that both runs show the same report.
+    // Settled, so that both samples show the same report.
     ns.wait_ss("4 CLOSE_WAIT, 4 FIN_WAIT2", |out| {
         let n = |s: &str| out.lines().filter(|l| l.starts_with(s)).count();
         n("CLOSE-WAIT") == 4 && n("FIN-WAIT-2") == 4
     });
-    let tall = last_page_on_a_terminal(&ns, 200);
+    let [tall, short] = pages_on_a_shrinking_terminal(&ns);
     assert!(tall.len() > 12, "the whole report: {tall:#?}");
     assert!(!tall.iter().any(|l| l.contains("more lines")));
-    let short = last_page_on_a_terminal(&ns, 12);
     assert_eq!(short.len(), 12, "{short:#?}");
     // The top of the same report (its times and ages aside).
     assert!(short[0].starts_with("zombiescan · ") && tall[0].starts_with("zombiescan · "));
