@@ -84,7 +84,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         }
     };
     let reports: Vec<Report> = snaps.iter().map(|snap| report(cfg, snap)).collect();
-    render(cfg, &reports, snaps.len() > 1 || cfg.all_netns, out)?;
+    render(cfg, &reports, out)?;
     out.flush()?;
     Ok(Outcome {
         failed: failed(cfg, &reports),
@@ -119,12 +119,9 @@ fn failed(cfg: &Config, reports: &[Report]) -> bool {
     })
 }
 
-fn render(
-    cfg: &Config,
-    reports: &[Report],
-    many: bool,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+fn render(cfg: &Config, reports: &[Report], out: &mut dyn Write) -> std::io::Result<()> {
+    // --all-netns labels each namespace, even when there is only one.
+    let many = reports.len() > 1 || cfg.all_netns;
     match (cfg.format, reports) {
         (Format::Table, [one]) if !many => render::table::write(one, cfg.color, out),
         (Format::Table, all) => render::table::write_all(all, cfg.color, out),
@@ -204,7 +201,7 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         failed_any |= failed(cfg, &reports);
         if redraw {
             let mut page = Vec::new();
-            render(cfg, &reports, snaps.len() > 1 || cfg.all_netns, &mut page)?;
+            render(cfg, &reports, &mut page)?;
             let page = String::from_utf8_lossy(&page);
             let page = match terminal_size() {
                 Some((rows, cols)) => render::table::fit_screen(&page, rows, cols),
@@ -228,7 +225,7 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
             if n > 0 {
                 out.write_all(b"\n")?;
             }
-            render(cfg, &reports, snaps.len() > 1 || cfg.all_netns, out)?;
+            render(cfg, &reports, out)?;
             out.flush()?;
         }
         n += 1;
