@@ -219,27 +219,26 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
         && let Some(k) = known
     {
         match stat(&fd_dir) {
-            Ok(st)
-                if st.st_ino == k.dir_ino
-                    && k.count == u64::try_from(st.st_size).ok()
-                    && k.fds
-                        .iter()
-                        .all(|(_, i)| *i == 0 || v.wanted.contains_key(i)) =>
-            {
-                let mut owns = false;
-                for (_, i) in &k.fds {
-                    if let Some(index) = v.wanted.get(i) {
-                        w.hits.push((*index, pid));
-                        owns = true;
+            Ok(st) if st.st_ino == k.dir_ino && k.count == u64::try_from(st.st_size).ok() => {
+                // Its sockets as remembered, if all are still in the table.
+                let before = w.hits.len();
+                let alive = k.fds.iter().all(|&(_, i)| {
+                    i == 0
+                        || v.wanted.get(&i).is_some_and(|&index| {
+                            w.hits.push((index, pid));
+                            true
+                        })
+                });
+                if alive {
+                    w.unreadable += u32::from(k.denied);
+                    w.known.push((pid, None));
+                    if w.hits.len() > before {
+                        let open = k.fds.len() as u32;
+                        w.processes.insert(pid, read_details(&dir, pid, open, comm));
                     }
+                    return;
                 }
-                w.unreadable += u32::from(k.denied);
-                w.known.push((pid, None));
-                if owns {
-                    let open = k.fds.len() as u32;
-                    w.processes.insert(pid, read_details(&dir, pid, open, comm));
-                }
-                return;
+                w.hits.truncate(before);
             }
             Err(Errno::ENOENT | Errno::ESRCH) => {
                 w.vanished += 1;
@@ -585,6 +584,22 @@ mod tests {
                 (1004, 200),
                 (1005, 100),
                 (1006, 200)
+            ]
+        );
+
+        // The last of a process's sockets closed and its fd reused, after
+        // live ones: what was found of it before is not counted twice.
+        p.fd(100, 4, "socket:[1007]");
+        let live = [1001, 1004, 1005, 1006, 1007];
+        assert_eq!(
+            p.owners(&live, &mut memory),
+            [
+                (1001, 100),
+                (1001, 300),
+                (1004, 200),
+                (1005, 100),
+                (1006, 200),
+                (1007, 100)
             ]
         );
 
