@@ -373,9 +373,7 @@ fn prometheus_exposition_of_a_live_namespace() {
     ]);
     ns.spawn(&["connect", "--port", "30020", "--count", "2"]);
     ns.wait_accepted(5);
-    ns.wait_ss("3 CLOSE_WAIT", |out| {
-        out.lines().filter(|l| l.starts_with("CLOSE-WAIT")).count() == 3
-    });
+    ns.wait_states(&[("CLOSE_WAIT", 3)]);
     let out = ns.zombiescan(&["--port", "30020", "--stall", "0s", "--format", "prometheus"]);
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let series = crate::fixtures::assert_exposition(&text);

@@ -211,6 +211,15 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Waits until `ss` shows exactly `want`: (kernel state name, count).
+    pub fn wait_states(&self, want: &[(&str, u32)]) {
+        self.wait_ss(&format!("{want:?}"), |out| {
+            let counts = ss_counts(out);
+            want.iter()
+                .all(|(st, n)| counts.get(*st).copied().unwrap_or(0) == *n)
+        });
+    }
+
     /// Polls until `ready` holds for this namespace's `ss -tanH` output.
     pub fn wait_ss(&self, what: &str, ready: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -273,9 +273,7 @@ fn the_owners_a_watch_remembers_follow_the_processes() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
-    ns.wait_ss("3 CLOSE_WAIT", |out| {
-        out.lines().filter(|l| l.starts_with("CLOSE-WAIT")).count() == 3
-    });
+    ns.wait_states(&[("CLOSE_WAIT", 3)]);
     let third = owners(&scan(Some(&mut memory)));
     assert_eq!(third, owners(&scan(None)));
     assert_eq!(
@@ -432,10 +430,7 @@ fn a_watch_on_a_terminal_shows_what_fits() {
     ]);
     ns.wait_accepted(4);
     // Settled, so that both samples show the same report.
-    ns.wait_ss("4 CLOSE_WAIT, 4 FIN_WAIT2", |out| {
-        let n = |s: &str| out.lines().filter(|l| l.starts_with(s)).count();
-        n("CLOSE-WAIT") == 4 && n("FIN-WAIT-2") == 4
-    });
+    ns.wait_states(&[("CLOSE_WAIT", 4), ("FIN_WAIT2", 4)]);
     let [tall, short] = pages_on_a_shrinking_terminal(&ns);
     assert!(tall.len() > 12, "the whole report: {tall:#?}");
     assert!(!tall.iter().any(|l| l.contains("more lines")));
@@ -460,9 +455,7 @@ fn a_watch_of_every_namespace_follows_each_on_its_own() {
         "connect", "--port", "30020", "--count", "2", "--then", "close",
     ]);
     ns.wait_accepted(2);
-    ns.wait_ss("2 CLOSE_WAIT", |out| {
-        out.lines().filter(|l| l.starts_with("CLOSE-WAIT")).count() == 2
-    });
+    ns.wait_states(&[("CLOSE_WAIT", 2)]);
     // From the host's namespace: this one and at least the host's own.
     let file = temp("allnetns.ndjson");
     let _ = std::fs::remove_file(&file);
