@@ -203,34 +203,103 @@ fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
     if !snap.owners_walked {
         out.push("--no-processes: socket owners were not looked up".to_string());
     }
-    let why = if g.as_root {
-        "denied even to root, by a security module or a user namespace"
+    let n = |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    // A process that exited during the walk matters only when a socket
+    // went without an owner: it may have been that socket's owner.
+    let exited = if g.processes_vanished > 0 {
+        format!(
+            "; {} during the walk",
+            n(g.processes_vanished, "process exited", "processes exited")
+        )
     } else {
-        "run as root to see every owner"
+        String::new()
     };
-    if unowned > 0 && g.processes_unreadable > 0 {
+    let unreadable = n(
+        g.processes_unreadable,
+        "process could not be read",
+        "processes could not be read",
+    );
+    if unowned > 0 && g.processes_unreadable > 0 && !g.as_root {
         out.push(format!(
-            "{unowned} sockets unowned: {} processes unreadable ({why})",
-            g.processes_unreadable
+            "{}: {unreadable} (run as root to see every owner){exited}",
+            n(
+                unowned,
+                "socket has no known owner",
+                "sockets have no known owner"
+            )
+        ));
+    } else if unowned > 0 && g.processes_unreadable > 0 {
+        out.push(format!(
+            "{}: closed between the socket dump and the process walk, or held by one of {} \
+             (denied even to root, by a security module or a user namespace){exited}",
+            n(
+                unowned,
+                "socket has no known owner",
+                "sockets have no known owner"
+            ),
+            n(
+                g.processes_unreadable,
+                "process that could not be read",
+                "processes that could not be read"
+            )
         ));
     } else if unowned > 0 {
         out.push(format!(
-            "{unowned} sockets have no owning process (closed between the dump and the walk, or held by the kernel)"
+            "{}: closed between the socket dump and the process walk{exited}",
+            n(
+                unowned,
+                "socket has no known owner",
+                "sockets have no known owner"
+            )
         ));
     } else if g.processes_unreadable > 0
         && !(snap.filter.pids.is_empty() && snap.filter.processes.is_empty())
     {
+        let why = if g.as_root {
+            "denied even to root, by a security module or a user namespace"
+        } else {
+            "run as root to see every owner"
+        };
         out.push(format!(
-            "{} processes unreadable ({why}): sockets they hold are not listed",
-            g.processes_unreadable
-        ));
-    }
-    if g.processes_vanished > 0 {
-        out.push(format!(
-            "{} processes exited during the scan",
-            g.processes_vanished
+            "{unreadable} ({why}): sockets they hold are not listed"
         ));
     }
     out.extend(g.notes.iter().cloned());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::testing::{snapshot, sock};
+
+    fn notes(snap: &Snapshot) -> Vec<String> {
+        Report::new(snap, Vec::new(), &Options::default()).limitations
+    }
+
+    #[test]
+    fn a_process_that_exited_matters_only_when_a_socket_lost_its_owner() {
+        let owned = sock(TcpState::Established, "10.0.0.1:30020", "10.0.0.9:4000", 7);
+        let mut snap = snapshot(vec![owned.clone()]);
+        snap.gaps.processes_vanished = 1;
+        snap.gaps.as_root = true;
+        assert!(notes(&snap).is_empty(), "{:?}", notes(&snap));
+
+        let mut lost = owned;
+        lost.inode = 8;
+        let mut snap = snapshot(vec![lost]);
+        snap.sockets[0].owner = 0;
+        snap.gaps.processes_vanished = 1;
+        snap.gaps.as_root = true;
+        assert_eq!(
+            notes(&snap),
+            vec![
+                "1 socket has no known owner: closed between the socket dump and the process walk; \
+                 1 process exited during the walk"
+            ]
+        );
+        snap.gaps.as_root = false;
+        snap.gaps.processes_unreadable = 3;
+        assert!(notes(&snap)[0].contains("3 processes could not be read (run as root"));
+    }
 }

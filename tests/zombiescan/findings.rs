@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use zombiescan::render::json::{Document, Finding};
 
-use crate::netns::{Netns, live_or_skip};
+use crate::netns::{Netns, live_or_skip, ss_counts};
 
 fn of_kind<'a>(doc: &'a Document, kind: &str) -> Vec<&'a Finding> {
     doc.findings.iter().filter(|f| f.kind == kind).collect()
@@ -60,8 +60,13 @@ fn close_wait_when_the_server_never_closes() {
         "connect", "--port", "30020", "--count", "4", "--then", "close",
     ]);
     ns.wait_accepted(4);
-    let doc = scan_until(&ns, &["--stall", "1s"], "close_wait", |d| {
-        !of_kind(d, "close_wait").is_empty()
+    ns.wait_states(&[("CLOSE_WAIT", 4)]);
+    // The four reach CLOSE_WAIT, then the 1 s stall, one by one: a scan
+    // between two of them flags fewer. Wait until every one is old enough.
+    let doc = scan_until(&ns, &["--stall", "1s"], "4 close_wait", |d| {
+        of_kind(d, "close_wait")
+            .first()
+            .is_some_and(|f| f.count == 4)
     });
     let f = one(&doc, "close_wait", 30020);
     assert_eq!((f.count, f.severity.as_str()), (4, "warning"));
@@ -397,6 +402,11 @@ fn ephemeral_ports_and_time_wait_near_their_limits() {
         "close-after-peer",
     ]);
     ns.wait_accepted(9);
+    // The three client-closed connections reach TIME_WAIT one by one: wait
+    // for all three (a scan between two of them sees 2 of 4 buckets).
+    ns.wait_ss("3 TIME_WAIT", |out| {
+        ss_counts(out).get("TIME_WAIT").copied().unwrap_or(0) >= 3
+    });
     let doc = scan_until(&ns, &[], "time_wait_pressure", |d| {
         !of_kind(d, "time_wait_pressure").is_empty()
     });

@@ -355,7 +355,7 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
     assert!(
         doc.limitations
             .iter()
-            .any(|l| l.starts_with("9 sockets unowned:") && l.contains("run as root")),
+            .any(|l| l.starts_with("9 sockets have no known owner:") && l.contains("run as root")),
         "{:?}",
         doc.limitations
     );
