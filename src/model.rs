@@ -315,6 +315,10 @@ pub struct Host {
     pub tcp: BTreeMap<String, i64>,
     /// Dotted sysctl name → value as the kernel prints it.
     pub sysctls: BTreeMap<String, String>,
+    /// Time since boot (`/proc/uptime`): tcp_info ages of events that never
+    /// happened count from boot, and this tells them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_ms: Option<u64>,
 }
 
 impl Host {

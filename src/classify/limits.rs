@@ -16,13 +16,14 @@ fn round2(r: f64) -> Value {
 
 fn fds(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
     let mut close_wait: BTreeMap<u32, u32> = BTreeMap::new();
-    for s in snap
-        .sockets
-        .iter()
-        .filter(|s| s.state == TcpState::CloseWait)
-    {
-        for pid in snap.owners_of(s) {
-            *close_wait.entry(*pid).or_insert(0) += 1;
+    let mut waiting: BTreeMap<u16, u32> = BTreeMap::new();
+    for s in &snap.sockets {
+        if super::queued(s) {
+            *waiting.entry(s.local.port()).or_insert(0) += 1;
+        } else if s.state == TcpState::CloseWait {
+            for pid in snap.owners_of(s) {
+                *close_wait.entry(*pid).or_insert(0) += 1;
+            }
         }
     }
     for p in snap.processes.values() {
@@ -53,7 +54,11 @@ fn fds(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             v.dedup();
             v
         };
-        let (explanation, remediation) = advice::fd_process(p, server, limit, &pct(r), cw);
+        let queued: u32 = ports.iter().filter_map(|p| waiting.get(p)).sum();
+        if queued > 0 {
+            ev.insert("in_accept_queue", queued.into());
+        }
+        let (explanation, remediation) = advice::fd_process(p, limit, &pct(r), cw, queued);
         out.push(Finding {
             kind: Kind::FdExhaustion,
             severity,
@@ -63,6 +68,8 @@ fn fds(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             evidence: ev,
             explanation,
             remediation,
+            advice_source: advice::pick(Kind::FdExhaustion, Direction::Inbound, server, None)
+                .source(server),
             sockets: Vec::new(),
         });
     }
@@ -150,6 +157,7 @@ fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             evidence: ev,
             explanation,
             remediation,
+            advice_source: String::new(),
             sockets,
         });
     }
@@ -201,6 +209,7 @@ fn host_finding(
         evidence,
         explanation,
         remediation,
+        advice_source: String::new(),
         sockets: Vec::new(),
     }
 }

@@ -1,11 +1,17 @@
-//! Listeners: a full accept queue, a growing SYN backlog.
+//! Listeners: a full accept queue, a queue nobody drains, a growing SYN
+//! backlog. Connections waiting in an accept queue are in the socket dump
+//! (ESTABLISHED or CLOSE_WAIT, no inode) with their tcp_info: the time since
+//! the kernel created one (its last_data_sent, as nothing was sent on it
+//! yet) is how long it has waited to be accepted.
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::advice::{self, Ctx};
-use super::{Finding, Kind, Severity, Thresholds, ratio, severity_by_ratio};
+use super::advice::{self, Ctx, Holders};
+use super::{
+    Finding, Kind, Severity, Thresholds, human, known, queued, ratio, secs, severity_by_ratio,
+};
 use crate::model::{Direction, Snapshot, Source, TcpState};
 
 #[derive(Default)]
@@ -15,6 +21,9 @@ struct Port {
     backlog: u64,
     syn_recv: Vec<u32>,
     pids: Vec<u32>,
+    /// Connections waiting to be accepted, and the longest wait (ms).
+    waiting: u32,
+    oldest_wait: Option<u32>,
 }
 
 fn counter(snap: &Snapshot, name: &str) -> i64 {
@@ -41,6 +50,17 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                 .or_default()
                 .syn_recv
                 .push(i as u32),
+            _ if queued(s) => {
+                let p = ports.entry(s.local.port()).or_default();
+                p.waiting += 1;
+                let wait = s
+                    .tcp_info
+                    .as_ref()
+                    .and_then(|ti| known(ti.last_data_sent(), snap.host.uptime_ms));
+                if let Some(w) = wait {
+                    p.oldest_wait = Some(p.oldest_wait.map_or(w, |o| o.max(w)));
+                }
+            }
             _ => {}
         }
     }
@@ -53,7 +73,11 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         }
         let mut pids = p.pids.clone();
         pids.sort_unstable();
-        let ctx = Ctx::new(snap, &pids, Direction::Inbound, None, port);
+        let holders = Holders {
+            pids: pids.clone(),
+            ..Holders::default()
+        };
+        let ctx = Ctx::new(snap, holders, Direction::Inbound, None, port);
         let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
         if let Some(s) = ctx.server {
             ev.insert("server", s.name().into());
@@ -66,7 +90,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
 
         // Netlink shows the backlog limit; /proc does not.
         let known_limit = snap.source == Source::Netlink && p.backlog > 0;
-        let severity = if known_limit {
+        let by_fill = if known_limit {
             if p.queue >= p.backlog {
                 Some(Severity::Critical)
             } else {
@@ -79,18 +103,34 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         } else {
             None
         };
-        if let Some(severity) = severity {
+        // A queue that does not move, however short: the application
+        // stopped accepting.
+        let stalled = p
+            .oldest_wait
+            .filter(|w| *w >= t.stall.as_millis() as u32)
+            .map(|_| Severity::Warning);
+        if let Some(severity) = by_fill.max(stalled) {
             let mut ev = ev.clone();
             ev.insert("accept_queue", p.queue.into());
             if known_limit {
                 ev.insert("backlog", p.backlog.into());
             }
+            if let Some(w) = p.oldest_wait {
+                ev.insert("oldest_wait_s", secs(w));
+            }
+            let since = if snap.netns.own {
+                "since boot"
+            } else {
+                "since this network namespace was created"
+            };
+            let wait = p.oldest_wait.map(|w| human(u64::from(w)));
             let (explanation, remediation) = advice::accept_queue_full(
                 &ctx,
                 p.queue,
                 known_limit.then_some(p.backlog),
-                overflows,
+                (overflows, since),
                 somaxconn,
+                wait.as_deref(),
             );
             out.push(Finding {
                 kind: Kind::AcceptQueueFull,
@@ -101,6 +141,13 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                 evidence: ev,
                 explanation,
                 remediation,
+                advice_source: advice::pick(
+                    Kind::AcceptQueueFull,
+                    Direction::Inbound,
+                    ctx.server,
+                    None,
+                )
+                .source(ctx.server),
                 sockets: p.listeners.clone(),
             });
         }
@@ -134,6 +181,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                 evidence: ev,
                 explanation,
                 remediation,
+                advice_source: String::new(),
                 sockets: p.syn_recv,
             });
         }
@@ -216,5 +264,56 @@ mod tests {
             syn[0].evidence["limit"], 1024,
             "tcp_max_syn_backlog is the smaller"
         );
+    }
+
+    /// Connections that waited in the queue longer than --stall: the
+    /// server stopped accepting, whatever the fill ratio.
+    #[test]
+    fn a_queue_that_does_not_move_below_half_its_backlog() {
+        let mut l = sock(TcpState::Listen, "0.0.0.0:30020", "0.0.0.0:0", 1);
+        l.recv_q = 2;
+        l.send_q = 2048;
+        let child = |port: u16, waited: u32| {
+            let mut c = sock(
+                TcpState::Established,
+                "10.0.0.1:30020",
+                &format!("10.0.0.9:{port}"),
+                0,
+            );
+            c.tcp_info.as_mut().expect("ti").last_data_sent = waited;
+            c
+        };
+        let t = Thresholds::default();
+        let young = snapshot(vec![l.clone(), child(4000, 500), child(4001, 9_000)]);
+        assert!(classify(&young, &t).is_empty());
+        let mut snap = snapshot(vec![l, child(4000, 500), child(4001, 52_000)]);
+        snap.processes.insert(
+            100,
+            crate::classify::testing::process(
+                100,
+                "python3",
+                "/venv/bin/python3 /venv/bin/gunicorn -w 2 --backlog 2048 app:app",
+                10,
+                Some(1024),
+            ),
+        );
+        snap.netns.own = false;
+        let f = classify(&snap, &t);
+        assert_eq!(
+            (f[0].kind, f[0].severity, f[0].count),
+            (Kind::AcceptQueueFull, Severity::Warning, 2)
+        );
+        assert_eq!(f[0].evidence["oldest_wait_s"], 52.0);
+        assert!(f[0].explanation.contains("the oldest has waited 52 s"));
+        assert!(
+            f[0].explanation
+                .contains("since this network namespace was created")
+        );
+        assert!(
+            f[0].remediation.contains("--workers 2 (its command line)"),
+            "{}",
+            f[0].remediation
+        );
+        assert!(f[0].explanation.contains("--threads (default 1)"));
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::model::{Snapshot, Socket, Source};
+use crate::model::{Snapshot, Socket, Source, TcpState};
 
 pub use advice::Server;
 
@@ -154,6 +154,9 @@ pub struct Finding {
     pub evidence: BTreeMap<&'static str, Value>,
     pub explanation: String,
     pub remediation: String,
+    /// Where the server-specific advice was checked (a doc or source
+    /// line); empty when the finding has none.
+    pub advice_source: String,
     /// Indices into `Snapshot::sockets` of the sockets concerned.
     pub sockets: Vec<u32>,
 }
@@ -164,6 +167,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     sockets::classify(snap, t, &mut out);
     listen::classify(snap, t, &mut out);
     limits::classify(snap, t, &mut out);
+    link(snap, &mut out);
     // A finding from another namespace says which.
     if !snap.netns.own {
         let label = snap.netns.label();
@@ -179,6 +183,46 @@ pub fn classify(snap: &Snapshot, t: &Thresholds) -> Vec<Finding> {
             .then(a.ports.cmp(&b.ports))
     });
     out
+}
+
+/// Findings whose cause is another finding of this report say so: the
+/// orphaned FIN_WAIT2 toward a server of this scan that leaves its side in
+/// CLOSE_WAIT.
+fn link(snap: &Snapshot, out: &mut [Finding]) {
+    let close_wait: Vec<(u16, Vec<u32>)> = out
+        .iter()
+        .filter(|f| f.kind == Kind::CloseWait && f.evidence["direction"] == "inbound")
+        .map(|f| (f.ports[0], f.pids.clone()))
+        .collect();
+    let listening = snap.listening_ports();
+    for f in out.iter_mut().filter(|f| {
+        f.kind == Kind::FinWait2 && f.evidence.get("orphaned").is_some_and(|o| *o == f.count)
+    }) {
+        let Some(port) = f.ports.first().copied() else {
+            continue;
+        };
+        let fin_timeout = snap
+            .host
+            .sysctl_u64("net.ipv4.tcp_fin_timeout")
+            .map_or("net.ipv4.tcp_fin_timeout".to_string(), |v| {
+                format!("net.ipv4.tcp_fin_timeout = {v} s")
+            });
+        let pids = |p: &[u32]| p.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        if let Some((_, p)) = close_wait.iter().find(|(cp, _)| *cp == port) {
+            f.remediation = format!(
+                "Nothing leaks on this side: the peer is the server on port {port} in this scan (pids {}), whose \
+                 close_wait finding in this report is the cause. Lowering {fin_timeout} frees these sooner.",
+                pids(p)
+            );
+            f.evidence.insert("peer_finding", "close_wait".into());
+        } else if listening.contains(&port) {
+            f.remediation = format!(
+                "Nothing leaks on this side: the peer is the server on port {port} in this scan; its side of \
+                 these connections is still open (CLOSE_WAIT younger than --stall, or a request in progress). \
+                 Lowering {fin_timeout} frees these sooner."
+            );
+        }
+    }
 }
 
 /// What the /proc source keeps these rules from checking, for the report.
@@ -224,10 +268,47 @@ fn severity_by_ratio(r: f64, warn: f64, critical: f64) -> Option<Severity> {
     }
 }
 
-/// The sockets' time since the peer last sent anything (data or ACK).
-fn since_peer(s: &Socket) -> Option<u32> {
+/// A `tcp_info` age (ms since an event), or `None` when the event never
+/// happened. The kernel keeps each event as a jiffies stamp, 0 until it
+/// first happens, and jiffies start 5 minutes before zero
+/// (`INITIAL_JIFFIES` in include/linux/jiffies.h): the age of an event
+/// that never happened is the uptime less 300 s, or wraps to more than the
+/// uptime in the first 5 minutes. Neither is an age a socket can have.
+fn known(ms: Option<u32>, uptime_ms: Option<u64>) -> Option<u32> {
+    let ms = ms?;
+    let Some(up) = uptime_ms else {
+        return Some(ms);
+    };
+    let never = up.saturating_sub(300_000);
+    let m = u64::from(ms);
+    (m <= up && m.abs_diff(never) > 1_500).then_some(ms)
+}
+
+/// The socket's time since the peer last sent anything (data or ACK).
+fn since_peer(s: &Socket, uptime_ms: Option<u64>) -> Option<u32> {
     let ti = s.tcp_info.as_ref()?;
-    Some(ti.last_data_recv()?.min(ti.last_ack_recv()?))
+    let data = known(ti.last_data_recv(), uptime_ms);
+    let ack = known(ti.last_ack_recv(), uptime_ms);
+    match (data, ack) {
+        (Some(d), Some(a)) => Some(d.min(a)),
+        (d, a) => d.or(a),
+    }
+}
+
+/// The least time a SYN_SENT socket has existed: its SYN was sent
+/// `retries` + 1 times, each after twice the last wait, from 1 s
+/// (`TCP_TIMEOUT_INIT`) up to 120 s (`TCP_RTO_MAX`).
+fn syn_sent_at_least(retries: u8) -> u32 {
+    (0..u32::from(retries))
+        .map(|i| 1000u32.checked_shl(i).unwrap_or(u32::MAX).min(120_000))
+        .fold(0u32, u32::saturating_add)
+}
+
+/// An unaccepted connection: ESTABLISHED or CLOSE_WAIT with no inode is
+/// still in its listener's accept queue. (A socket closed by its process
+/// leaves those states: close() sends FIN, or RST with unread data.)
+pub(crate) fn queued(s: &Socket) -> bool {
+    s.inode == 0 && matches!(s.state, TcpState::Established | TcpState::CloseWait)
 }
 
 /// Snapshots built by hand for the rules' edge cases. The live tests in

@@ -1,13 +1,21 @@
 //! Per-connection pathologies, grouped like the report's port table:
 //! inbound by local port, outbound by remote endpoint.
+//!
+//! Who a finding blames is who holds the sockets: the processes with a
+//! descriptor for them, or, for connections still waiting in an accept
+//! queue (no descriptor yet), the listener's owners. A socket whose owner
+//! could not be read is unknown, never "orphaned": that word is for sockets
+//! the kernel holds for no process.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::advice::{self, Ctx};
-use super::{Finding, Kind, Severity, Thresholds, human, secs, since_peer};
+use super::advice::{self, Ctx, Holders};
+use super::{
+    Finding, Kind, Severity, Thresholds, human, known, queued, secs, since_peer, syn_sent_at_least,
+};
 use crate::model::{Direction, Snapshot, Socket, TcpState, TimerKind, direction};
 
 /// Why a socket counts as half-open.
@@ -22,14 +30,14 @@ enum Dead {
 }
 
 /// The socket-level rules a socket meets.
-fn rules(s: &Socket, t: &Thresholds) -> Vec<(Kind, Option<Dead>)> {
+fn rules(s: &Socket, t: &Thresholds, up: Option<u64>) -> Vec<(Kind, Option<Dead>)> {
     let mut hits = Vec::new();
     let ti = s.tcp_info.as_ref();
     let stall = t.stall.as_millis() as u32;
     let backoff = ti.and_then(|i| i.backoff()).unwrap_or(0);
     let in_flight = s.send_q > 0 || ti.and_then(|i| i.unacked()).unwrap_or(0) > 0;
     match (s.state, s.timer.kind) {
-        (TcpState::CloseWait, _) if since_peer(s).is_none_or(|a| a >= stall) => {
+        (TcpState::CloseWait, _) if since_peer(s, up).is_none_or(|a| a >= stall) => {
             hits.push((Kind::CloseWait, None));
         }
         (TcpState::SynSent, TimerKind::Retransmit) if s.timer.count >= 2 => {
@@ -53,28 +61,32 @@ fn rules(s: &Socket, t: &Thresholds) -> Vec<(Kind, Option<Dead>)> {
     }
     if hits.iter().any(|(k, _)| *k == Kind::HalfOpen) || s.state != TcpState::Established {
         if s.state == TcpState::FinWait2
-            && (s.inode == 0 || since_peer(s).is_none_or(|a| a >= stall))
+            && (s.inode == 0 || since_peer(s, up).is_none_or(|a| a >= stall))
         {
             hits.push((Kind::FinWait2, None));
         }
         return hits;
     }
+    // A connection nobody accepted yet is the listener's finding
+    // (accept_queue_full), not a reader's or an idle one.
+    if queued(s) {
+        return hits;
+    }
     let zero_window = s.timer.kind == TimerKind::Persist || ti.and_then(|i| i.snd_wnd()) == Some(0);
     if zero_window
         && s.send_q > 0
-        && ti
-            .and_then(|i| i.last_data_sent())
-            .is_none_or(|a| a >= stall)
+        && known(ti.and_then(|i| i.last_data_sent()), up).is_none_or(|a| a >= stall)
     {
         hits.push((Kind::PeerNotReading, None));
     }
     if let Some(ti) = ti {
-        let recv = ti.last_data_recv().unwrap_or(0);
-        let sent = ti.last_data_sent().unwrap_or(0);
-        if s.recv_q > 0 && s.inode != 0 && recv >= stall {
+        let recv = known(ti.last_data_recv(), up);
+        let sent = known(ti.last_data_sent(), up);
+        if s.recv_q > 0 && recv.is_some_and(|r| r >= stall) {
             hits.push((Kind::AppNotReading, None));
         }
-        if s.timer.kind == TimerKind::Off
+        if let (Some(recv), Some(sent)) = (recv, sent)
+            && s.timer.kind == TimerKind::Off
             && s.send_q == 0
             && s.recv_q == 0
             && recv.min(sent) >= t.idle.as_millis() as u32
@@ -88,7 +100,10 @@ fn rules(s: &Socket, t: &Thresholds) -> Vec<(Kind, Option<Dead>)> {
 #[derive(Default)]
 struct Group {
     sockets: Vec<u32>,
-    pids: BTreeSet<u32>,
+    holders: BTreeSet<u32>,
+    listener_pids: BTreeSet<u32>,
+    queued: u32,
+    unknown: u32,
     recv_q: u64,
     send_q: u64,
     max_recv_q: u32,
@@ -104,24 +119,65 @@ struct Group {
 
 type Key = (Kind, Direction, Option<IpAddr>, u16, bool);
 
-fn age(kind: Kind, s: &Socket) -> Option<u32> {
+/// The age a finding quotes for a socket: never older than the socket.
+fn age(kind: Kind, s: &Socket, up: Option<u64>) -> Option<u32> {
+    if kind == Kind::HalfOpen && s.state == TcpState::SynSent {
+        return Some(syn_sent_at_least(s.timer.count));
+    }
     let ti = s.tcp_info.as_ref()?;
     match kind {
-        Kind::CloseWait | Kind::FinWait2 => since_peer(s),
-        Kind::HalfOpen => ti.last_ack_recv(),
-        Kind::PeerNotReading => ti.last_data_sent(),
-        Kind::AppNotReading => ti.last_data_recv(),
-        Kind::IdleNoKeepalive => Some(ti.last_data_recv()?.min(ti.last_data_sent()?)),
+        Kind::CloseWait | Kind::FinWait2 => since_peer(s, up),
+        Kind::HalfOpen => known(ti.last_ack_recv(), up),
+        Kind::PeerNotReading => known(ti.last_data_sent(), up),
+        Kind::AppNotReading => known(ti.last_data_recv(), up),
+        Kind::IdleNoKeepalive => {
+            Some(known(ti.last_data_recv(), up)?.min(known(ti.last_data_sent(), up)?))
+        }
         _ => None,
     }
+}
+
+/// The owners of the listeners a queued connection on `s.local` waits in.
+fn listener_owners<'s>(snap: &'s Snapshot, s: &'s Socket) -> impl Iterator<Item = u32> + 's {
+    snap.sockets
+        .iter()
+        .filter(move |l| {
+            l.state == TcpState::Listen
+                && l.local.port() == s.local.port()
+                && (l.local.ip() == s.local.ip() || l.local.ip().is_unspecified())
+        })
+        .flat_map(move |l| snap.owners_of(l).iter().copied())
+}
+
+/// Whether `remote` is a listener of this snapshot whose accept queue is
+/// full: "ip:port" of it, for the words.
+fn full_listener(snap: &Snapshot, remote: std::net::SocketAddr) -> Option<String> {
+    snap.sockets
+        .iter()
+        .find(|l| {
+            l.state == TcpState::Listen
+                && l.local.port() == remote.port()
+                && (l.local.ip() == remote.ip() || l.local.ip().is_unspecified())
+                && l.send_q > 0
+                && l.recv_q >= l.send_q
+        })
+        .map(|l| {
+            format!(
+                "{} connections waiting on port {} for a backlog of {}",
+                l.recv_q,
+                remote.port(),
+                l.send_q
+            )
+        })
 }
 
 pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
     let listening = snap.listening_ports();
     let ephemeral = snap.host.ephemeral_range();
+    let up = snap.host.uptime_ms;
     let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
     for (i, s) in snap.sockets.iter().enumerate() {
-        for (kind, dead) in rules(s, t) {
+        for (kind, dead) in rules(s, t, up) {
             let dir = direction(s, &listening, ephemeral);
             let (remote, port) = match dir {
                 Direction::Inbound => (None, s.local.port()),
@@ -130,12 +186,21 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             let orphan = kind == Kind::FinWait2 && s.inode == 0;
             let g = groups.entry((kind, dir, remote, port, orphan)).or_default();
             g.sockets.push(i as u32);
-            g.pids.extend(snap.owners_of(s));
+            let owners = snap.owners_of(s);
+            g.holders.extend(owners);
+            if queued(s) {
+                g.queued += 1;
+                g.listener_pids.extend(listener_owners(snap, s));
+            } else if s.inode == 0 {
+                g.orphans += 1;
+            } else if owners.is_empty() && snap.owners_walked {
+                g.unknown += 1;
+            }
             g.recv_q += u64::from(s.recv_q);
             g.send_q += u64::from(s.send_q);
             g.max_recv_q = g.max_recv_q.max(s.recv_q);
             g.max_send_q = g.max_send_q.max(s.send_q);
-            if let Some(a) = age(kind, s) {
+            if let Some(a) = age(kind, s, up) {
                 g.oldest = Some(g.oldest.map_or(a, |o| o.max(a)));
             }
             g.max_count = g.max_count.max(s.timer.count);
@@ -151,26 +216,37 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                 };
                 *g.dead.entry(name).or_insert(0) += 1;
             }
-            if s.inode == 0 {
-                g.orphans += 1;
-            }
         }
     }
     for ((kind, dir, remote, port, orphan), g) in groups {
         let count = g.sockets.len() as u32;
-        let pids: Vec<u32> = g.pids.iter().copied().collect();
-        let ctx = Ctx::new(snap, &pids, dir, remote, port);
+        let holders = Holders {
+            pids: g.holders.iter().copied().collect(),
+            queued: g.queued,
+            listener_pids: g.listener_pids.iter().copied().collect(),
+            unknown: g.unknown,
+            orphans: g.orphans,
+        };
+        let pids = holders.all_pids();
+        let ctx = Ctx::new(snap, holders, dir, remote, port);
         let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
         ev.insert("sockets", count.into());
         ev.insert("direction", dir.name().into());
-        if let Some(ip) = remote {
-            ev.insert(
-                "remote",
-                format!("{}", std::net::SocketAddr::new(ip, port)).into(),
-            );
+        let remote_addr = remote.map(|ip| std::net::SocketAddr::new(ip, port));
+        if let Some(r) = remote_addr {
+            ev.insert("remote", r.to_string().into());
         }
         if let Some(s) = ctx.server {
             ev.insert("server", s.name().into());
+        }
+        if let Some(s) = ctx.peer {
+            ev.insert("peer_server", s.name().into());
+        }
+        if g.queued > 0 {
+            ev.insert("in_accept_queue", g.queued.into());
+        }
+        if g.unknown > 0 {
+            ev.insert("owner_unknown", g.unknown.into());
         }
         if let Some(o) = g.oldest {
             ev.insert("oldest_s", secs(o));
@@ -203,14 +279,19 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                 if let Some(r) = retries2 {
                     ev.insert("tcp_retries2", r.into());
                 }
-                advice::half_open(
-                    &ctx,
-                    count,
-                    &g.dead,
-                    g.max_count,
-                    oldest.as_deref(),
-                    retries2,
-                )
+                let syn_retries = snap.host.sysctl_u64("net.ipv4.tcp_syn_retries");
+                let queue_full = remote_addr
+                    .filter(|_| g.dead.contains_key("syn_sent_unanswered"))
+                    .and_then(|r| full_listener(snap, r));
+                if queue_full.is_some() {
+                    ev.insert("destination_accept_queue_full", true.into());
+                }
+                let dead = advice::Dead {
+                    counts: &g.dead,
+                    max_retrans: g.max_count,
+                    queue_full,
+                };
+                advice::half_open(&ctx, count, &dead, oldest.as_deref(), retries2, syn_retries)
             }
             Kind::PeerNotReading => {
                 ev.insert("send_q", g.send_q.into());
@@ -249,6 +330,10 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             evidence: ev,
             explanation: text.0,
             remediation: text.1,
+            advice_source: match kind {
+                Kind::FinWait2 => String::new(),
+                _ => advice::pick(kind, dir, ctx.server, ctx.peer).source(ctx.server),
+            },
             sockets: g.sockets,
         });
     }
@@ -295,10 +380,9 @@ mod tests {
         assert_eq!(f[0].pids, vec![100]);
         assert_eq!(f[0].ports, vec![30020]);
         assert_eq!(f[0].evidence["server"], "uvicorn");
-        assert!(
-            f[0].remediation
-                .contains("uvicorn has no per-request timeout")
-        );
+        assert!(f[0].explanation.contains("event loop is blocked"));
+        assert!(f[0].remediation.contains("py-spy dump"));
+        assert!(f[0].advice_source.contains("h11_impl.py"));
         let mut many: Vec<_> = (0..100)
             .map(|i| {
                 let mut s = server(TcpState::CloseWait, i);
@@ -406,9 +490,10 @@ mod tests {
         let f = all(&snapshot(vec![listener(), unread.clone()]), &t);
         assert_eq!(kinds(&f), vec![(Kind::AppNotReading, Severity::Warning, 1)]);
         assert!(
-            f[0].remediation.contains("event loop"),
+            f[0].explanation.contains("event loop"),
             "tailored to uvicorn"
         );
+        assert!(f[0].remediation.contains("--limit-concurrency (not set)"));
 
         let idle = |ms, kind| {
             let mut s = server(TcpState::Established, 2);
@@ -488,5 +573,135 @@ mod tests {
         assert_eq!(f[0].pids, vec![100]);
         assert!(f[1].pids.is_empty());
         assert!(f[1].explanation.contains("tcp_fin_timeout = 60 s"));
+    }
+
+    /// Connections still in the accept queue (no inode) belong to the
+    /// listener's owners; the words say they were never accepted.
+    #[test]
+    fn unaccepted_close_wait_is_the_listeners() {
+        let t = Thresholds::default();
+        let mut sockets = vec![listener()];
+        for i in 0..3 {
+            let mut s = server(TcpState::CloseWait, i);
+            s.inode = 0;
+            s.tcp_info = None;
+            sockets.push(s);
+        }
+        let mut held = server(TcpState::CloseWait, 7);
+        held.tcp_info = None;
+        sockets.push(held);
+        let f = all(&snapshot(sockets), &t);
+        assert_eq!(kinds(&f), vec![(Kind::CloseWait, Severity::Warning, 4)]);
+        assert_eq!(f[0].pids, vec![100], "the listener's owner");
+        assert_eq!(f[0].evidence["in_accept_queue"], 3);
+        let e = &f[0].explanation;
+        assert!(
+            e.contains("3 of them are still in the accept queue of port 30020"),
+            "{e}"
+        );
+        assert!(e.contains("uvicorn (pid 100) never accepted them"), "{e}");
+        assert!(e.contains("1 is held by uvicorn (pid 100)"), "{e}");
+        assert!(!e.contains("orphan"), "{e}");
+    }
+
+    /// A socket whose owner could not be read is not an orphan.
+    #[test]
+    fn an_unreadable_owner_is_unknown_not_orphaned() {
+        let t = Thresholds::default();
+        let mut s = server(TcpState::CloseWait, 1);
+        s.tcp_info = None;
+        let mut snap = snapshot(vec![listener(), s]);
+        snap.sockets[1].owner = 0;
+        snap.gaps.processes_unreadable = 2;
+        let f = all(&snap, &t);
+        assert_eq!(f[0].evidence["owner_unknown"], 1);
+        assert!(
+            f[0].explanation.contains("could not read (run as root"),
+            "{}",
+            f[0].explanation
+        );
+        assert!(!f[0].explanation.contains("orphan"));
+    }
+
+    /// The kernel counts events that never happened from its jiffies
+    /// epoch, 5 minutes before boot: such an "age" is never quoted.
+    #[test]
+    fn no_age_older_than_the_socket() {
+        let t = Thresholds::default();
+        let mut syn = sock(TcpState::SynSent, "10.0.0.1:45000", "10.0.0.1:30020", 9);
+        syn.timer = timer(TimerKind::Retransmit, 2);
+        let ti = syn.tcp_info.as_mut().expect("ti");
+        // Up 3,284 s: "never" reads as 2,984 s.
+        ti.last_ack_recv = 2_984_000;
+        ti.last_data_recv = 2_984_000;
+        let mut full = sock(TcpState::Listen, "0.0.0.0:30020", "0.0.0.0:0", 1000);
+        full.recv_q = 8;
+        full.send_q = 8;
+        let mut snap = snapshot(vec![full, syn]);
+        snap.host.uptime_ms = Some(3_284_000);
+        let f = all(&snap, &t);
+        let h = f
+            .iter()
+            .find(|f| f.kind == Kind::HalfOpen)
+            .expect("half_open");
+        assert_eq!(
+            h.evidence["oldest_s"], 3.0,
+            "two SYN retries: at least 1 + 2 s"
+        );
+        assert!(!h.explanation.contains("min"), "{}", h.explanation);
+        assert!(
+            h.explanation.contains("accept queue is full"),
+            "{}",
+            h.explanation
+        );
+        assert!(!h.explanation.contains("probably gone"));
+        assert!(!h.remediation.contains("tcp_retries2"), "{}", h.remediation);
+        assert_eq!(h.evidence["destination_accept_queue_full"], true);
+        // Without the full listener, the SYN is simply not answered.
+        snap.sockets[0].recv_q = 0;
+        let f = all(&snap, &t);
+        let h = f
+            .iter()
+            .find(|f| f.kind == Kind::HalfOpen)
+            .expect("half_open");
+        assert!(h.explanation.contains("nothing answers the SYN"));
+
+        // A CLOSE_WAIT whose ACK stamp is the epoch: aged by its data.
+        let mut cw = server(TcpState::CloseWait, 1);
+        let ti = cw.tcp_info.as_mut().expect("ti");
+        ti.last_ack_recv = 2_984_000;
+        ti.last_data_recv = 12_000;
+        let mut snap = snapshot(vec![listener(), cw]);
+        snap.host.uptime_ms = Some(3_284_000);
+        assert_eq!(all(&snap, &t)[0].evidence["oldest_s"], 12.0);
+    }
+
+    /// An orphaned FIN_WAIT2 toward a server of this scan names that
+    /// server's close_wait finding instead of sending the reader elsewhere.
+    #[test]
+    fn fin_wait2_toward_a_server_of_this_scan_names_its_finding() {
+        let t = Thresholds::default();
+        let mut cw = server(TcpState::CloseWait, 1);
+        cw.tcp_info = None;
+        let mut fw = sock(TcpState::FinWait2, "10.0.0.9:40001", "10.0.0.1:30020", 0);
+        fw.tcp_info = None;
+        let f = all(&snapshot(vec![listener(), cw.clone(), fw.clone()]), &t);
+        let fin = f
+            .iter()
+            .find(|f| f.kind == Kind::FinWait2)
+            .expect("fin_wait2");
+        assert!(
+            fin.remediation
+                .contains("close_wait finding in this report"),
+            "{}",
+            fin.remediation
+        );
+        assert!(!fin.remediation.contains("run zombiescan"));
+        assert_eq!(fin.evidence["peer_finding"], "close_wait");
+        // A peer elsewhere: look there.
+        let mut far = fw;
+        far.remote = "10.0.0.5:80".parse().expect("addr");
+        let f = all(&snapshot(vec![listener(), far]), &t);
+        assert!(f[0].remediation.contains("run zombiescan where it runs"));
     }
 }

@@ -14,8 +14,9 @@ use std::path::Path;
 use crate::model::Host;
 
 /// The sysctls the report and the findings cite, dotted names.
-pub const SYSCTLS: [&str; 13] = [
+pub const SYSCTLS: [&str; 14] = [
     "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_syn_retries",
     "net.ipv4.tcp_keepalive_time",
     "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes",
@@ -74,6 +75,13 @@ pub fn parse_counters(text: &str, section: &str) -> BTreeMap<String, i64> {
     out
 }
 
+/// `/proc/uptime`'s first field, seconds since boot with two decimals, as
+/// milliseconds (proc(5)).
+pub fn parse_uptime(text: &str) -> Option<u64> {
+    let secs: f64 = text.split_ascii_whitespace().next()?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then_some((secs * 1000.0) as u64)
+}
+
 fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
@@ -104,6 +112,9 @@ pub fn read(net_dir: &Path) -> (Host, Vec<String>) {
         }
         _ => notes.push("/proc/sys/fs/file-nr unreadable: host file-handle use unknown".into()),
     }
+    host.uptime_ms = read_trimmed("/proc/uptime")
+        .as_deref()
+        .and_then(parse_uptime);
     for name in ["sockstat", "sockstat6"] {
         match fs::read_to_string(net_dir.join(name)) {
             Ok(t) => parse_sockstat(&t, &mut host.sockstat),
@@ -142,6 +153,15 @@ mod tests {
         );
         assert_eq!(parse_file_nr("2176"), None);
         assert_eq!(parse_file_nr(""), None);
+    }
+
+    #[test]
+    fn uptime() {
+        // proc(5): seconds up, seconds idle (a 6.18 kernel's /proc/uptime).
+        assert_eq!(parse_uptime("533.45 588.54\n"), Some(533_450));
+        assert_eq!(parse_uptime("-1 0"), None);
+        assert_eq!(parse_uptime("inf 0"), None);
+        assert_eq!(parse_uptime(""), None);
     }
 
     #[test]

@@ -357,17 +357,19 @@ fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
     }
     let names = netns::names();
     let own = own_netns();
+    let mut unentered = Vec::new();
     for (ino, (path, pids)) in netns::all(Path::new(PROC)) {
         if Some(ino) == own {
             continue;
         }
         let listen = crate::model::TcpState::Listen.mask_bit();
         let found = netns::run_in(&path, || netlink::dump_sockets(listen, &ports));
-        let Ok(netlink::Dump {
-            sockets: listeners, ..
-        }) = found
-        else {
-            continue;
+        let listeners = match found {
+            Ok(netlink::Dump { sockets, .. }) => sockets,
+            Err(_) => {
+                unentered.push(label(Some(ino), None, &pids, &names).label());
+                continue;
+            }
         };
         let mut lports: Vec<u16> = listeners.iter().map(|s| s.local.port()).collect();
         lports.sort_unstable();
@@ -389,15 +391,34 @@ fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
             plist.join(" --port ")
         ));
     }
-    if hints.is_empty() {
+    let port_list = opts
+        .filter
+        .ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    if hints.is_empty() && unentered.is_empty() {
         hints.push(format!(
-            "nothing listens on port {} in this network namespace or any other",
-            opts.filter
-                .ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
+            "nothing listens on port {port_list} in this network namespace or any other"
+        ));
+    } else if hints.is_empty() {
+        let root = if nix::unistd::geteuid().is_root() {
+            ""
+        } else {
+            " (run as root to look into them)"
+        };
+        let shown: Vec<String> = unentered.iter().take(3).cloned().collect();
+        let more = match unentered.len() {
+            n if n > 3 => format!(" and {} more", n - 3),
+            _ => String::new(),
+        };
+        hints.push(format!(
+            "nothing listens on port {port_list} in this network namespace; {} other {} could not be \
+             entered{root}: {}{more}",
+            unentered.len(),
+            if unentered.len() == 1 { "namespace" } else { "namespaces" },
+            shown.join(", ")
         ));
     }
     hints

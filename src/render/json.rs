@@ -213,6 +213,9 @@ pub struct Finding {
     pub evidence: BTreeMap<String, serde_json::Value>,
     pub explanation: String,
     pub remediation: String,
+    /// Where the server-specific advice was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice_source: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -411,6 +414,7 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                     .collect(),
                 explanation: f.explanation.clone(),
                 remediation: f.remediation.clone(),
+                advice_source: (!f.advice_source.is_empty()).then(|| f.advice_source.clone()),
             })
             .collect(),
         watch: r.watch.as_ref().map(|w| WatchJson {
