@@ -873,7 +873,11 @@ pub fn half_open(
     if syn > 0 {
         why.push(format!("{syn} keep retrying a SYN that is not answered"));
     }
-    let last = age.map_or(String::new(), |a| format!(" (the oldest for {a})"));
+    let last = match (age, syn == n) {
+        (Some(a), true) => format!(" (the oldest for at least {a})"),
+        (Some(a), false) => format!(" (the oldest for {a})"),
+        (None, _) => String::new(),
+    };
     let syn_retries = syn_retries.map_or("net.ipv4.tcp_syn_retries".to_string(), |v| {
         format!("net.ipv4.tcp_syn_retries = {v}")
     });

@@ -295,13 +295,13 @@ fn since_peer(s: &Socket, uptime_ms: Option<u64>) -> Option<u32> {
     }
 }
 
-/// The least time a SYN_SENT socket has existed: its SYN was sent
-/// `retries` + 1 times, each after twice the last wait, from 1 s
-/// (`TCP_TIMEOUT_INIT`) up to 120 s (`TCP_RTO_MAX`).
+/// The least time a SYN_SENT socket has existed: it retried its SYN
+/// `retries` times, each at least 1 s (`TCP_TIMEOUT_INIT`) after the last.
+/// Not more: kernels with `net.ipv4.tcp_syn_linear_timeouts` (6.16 and
+/// later, default 4) retry the first SYNs every second, not with doubling
+/// waits, as seen on this project's test kernel.
 fn syn_sent_at_least(retries: u8) -> u32 {
-    (0..u32::from(retries))
-        .map(|i| 1000u32.checked_shl(i).unwrap_or(u32::MAX).min(120_000))
-        .fold(0u32, u32::saturating_add)
+    u32::from(retries) * 1000
 }
 
 /// An unaccepted connection: ESTABLISHED or CLOSE_WAIT with no inode is

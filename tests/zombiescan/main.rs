@@ -11,4 +11,5 @@ mod fixtures;
 mod live;
 mod namespaces;
 mod netns;
+mod servers;
 mod watch;

@@ -60,6 +60,8 @@ pub struct Helper {
 pub struct Netns {
     pub name: String,
     helpers: Vec<Helper>,
+    /// Servers and clients started with `start`: killed with the namespace.
+    programs: Vec<Child>,
 }
 
 impl Netns {
@@ -74,6 +76,7 @@ impl Netns {
         let ns = Netns {
             name,
             helpers: Vec::new(),
+            programs: Vec::new(),
         };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
         ns
@@ -159,6 +162,47 @@ impl Netns {
         pids
     }
 
+    /// Starts `cmd` (with `env`) inside the namespace, its output in
+    /// `log`, and returns its pid (`ip netns exec` execs the command).
+    pub fn start(&mut self, cmd: &[&str], env: &[(&str, &str)], log: &Path) -> u32 {
+        let out = std::fs::File::create(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+        let pid = child.id();
+        self.programs.push(child);
+        pid
+    }
+
+    /// Runs `cmd` inside the namespace to its end and returns its output.
+    pub fn run(&self, cmd: &[&str], env: &[(&str, &str)]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(cmd)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
+    }
+
+    /// Every pid in the namespace.
+    pub fn pids(&self) -> Vec<u32> {
+        let out = ip(&["netns", "pids", &self.name]);
+        let mut v: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Waits until the listeners started so far accepted `n` connections.
     pub fn wait_accepted(&self, n: u64) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -222,9 +266,15 @@ impl Netns {
 
     /// Polls until `ready` holds for this namespace's `ss -tanH` output.
     pub fn wait_ss(&self, what: &str, ready: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_ss_with(&["-tanH"], what, ready);
+    }
+
+    /// Polls until `ready` holds for `ss ARGS` in this namespace; a bound
+    /// of 30 s for a loaded machine.
+    pub fn wait_ss_with(&self, args: &[&str], what: &str, ready: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let out = self.ss(&["-tanH"]);
+            let out = self.ss(args);
             if ready(&out) {
                 return;
             }
@@ -257,6 +307,10 @@ impl Drop for Netns {
             let _ = h.stdin.flush();
             let _ = h.child.kill();
             let _ = h.child.wait();
+        }
+        for c in &mut self.programs {
+            let _ = c.kill();
+            let _ = c.wait();
         }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
