@@ -1,8 +1,11 @@
 //! `--watch`: what changed between samples. Sockets are followed across
 //! samples by their inet_diag cookie (the /proc source has none: local and
 //! remote address stand in), so that the report can say how long the
-//! sockets of a state have been seen in it. The first sample cannot know:
-//! its ages are "at least".
+//! sockets of a state have been seen in it. Where the kernel tells how long
+//! a socket has been in its state (CLOSE_WAIT, FIN_WAIT2, TIME_WAIT: the
+//! ages the findings quote), a socket's age is the larger of that and what
+//! the watch saw, so that the watch and a finding never disagree.
+//! Otherwise the first sample cannot know: its ages are "at least".
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -63,12 +66,19 @@ impl Watch {
         self.samples += 1;
         let first = self.samples == 1;
         let mut seen = HashMap::with_capacity(snap.sockets.len());
+        let up = snap.host.uptime_ms;
         for s in &snap.sockets {
             let k = key(s);
-            let entry = match self.seen.get(&k) {
+            let mut entry = match self.seen.get(&k) {
                 Some(&(state, since, at_least)) if state == s.state => (state, since, at_least),
                 _ => (s.state, t, first),
             };
+            if let Some(age) = crate::classify::state_age(s, up) {
+                let kernel_since = t.saturating_sub(u64::from(age));
+                if kernel_since <= entry.1 {
+                    entry = (s.state, kernel_since, false);
+                }
+            }
             seen.insert(k, entry);
         }
         self.seen = seen;
@@ -108,5 +118,50 @@ impl Watch {
         }
         self.previous = Some((t, *counts));
         view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::testing::{snapshot, sock};
+    use std::time::Duration;
+
+    /// A CLOSE_WAIT the kernel says is 52 s old is 52 s old on the first
+    /// sample, not "at least 0 s", and ages with the watch after that.
+    #[test]
+    fn the_kernels_age_and_the_watchs_agree() {
+        let mut cw = sock(TcpState::CloseWait, "10.0.0.1:30020", "10.0.0.9:4000", 7);
+        let ti = cw.tcp_info.as_mut().expect("ti");
+        ti.last_data_recv = 52_000;
+        ti.last_ack_recv = 52_000;
+        let mut est = sock(TcpState::Established, "10.0.0.1:30020", "10.0.0.9:4001", 8);
+        est.tcp_info.as_mut().expect("ti").last_data_recv = 90_000;
+        let mut snap = snapshot(vec![cw, est]);
+        snap.captured_at = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut counts = StateCounts::default();
+        for s in &snap.sockets {
+            counts.add(s.state);
+        }
+        let mut w = Watch::default();
+        let v = w.observe(&snap, &counts);
+        let c = v.states[TcpState::CloseWait.index()];
+        assert_eq!((c.oldest_seen_ms, c.at_least), (Some(52_000), false));
+        let e = v.states[TcpState::Established.index()];
+        assert_eq!((e.oldest_seen_ms, e.at_least), (Some(0), true));
+        // Five seconds on; the kernel's clock runs on too.
+        snap.captured_at += Duration::from_secs(5);
+        for s in &mut snap.sockets {
+            let ti = s.tcp_info.as_mut().expect("ti");
+            ti.last_data_recv += 5_000;
+            ti.last_ack_recv += 5_000;
+        }
+        let v = w.observe(&snap, &counts);
+        assert_eq!(
+            v.states[TcpState::CloseWait.index()].oldest_seen_ms,
+            Some(57_000)
+        );
+        let e = v.states[TcpState::Established.index()];
+        assert_eq!((e.oldest_seen_ms, e.at_least), (Some(5_000), true));
     }
 }

@@ -295,6 +295,20 @@ fn since_peer(s: &Socket, uptime_ms: Option<u64>) -> Option<u32> {
     }
 }
 
+/// How long the kernel says `s` has been in its state, where it can:
+/// CLOSE_WAIT and FIN_WAIT2 since the peer last sent anything (its FIN, or
+/// the ACK of ours), TIME_WAIT from its 60 s timer (TCP_TIMEWAIT_LEN). The
+/// same ages the findings quote, so that a watch and a finding agree.
+pub fn state_age(s: &Socket, uptime_ms: Option<u64>) -> Option<u32> {
+    match s.state {
+        TcpState::CloseWait | TcpState::FinWait2 if s.tcp_info.is_some() => {
+            since_peer(s, uptime_ms)
+        }
+        TcpState::TimeWait => Some(60_000u32.saturating_sub(s.timer.expires_ms)),
+        _ => None,
+    }
+}
+
 /// The least time a SYN_SENT socket has existed: it retried its SYN
 /// `retries` times, each at least 1 s (`TCP_TIMEOUT_INIT`) after the last.
 /// Not more: kernels with `net.ipv4.tcp_syn_linear_timeouts` (6.16 and
