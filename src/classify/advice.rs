@@ -944,8 +944,8 @@ pub fn half_open(
 pub fn peer_not_reading(c: &Ctx, n: u32, send_q: u64, age: Option<&str>) -> (String, String) {
     let (cause, fix) = c.advice(Kind::PeerNotReading);
     let explanation = format!(
-        "{} {} {send_q} bytes waiting to be sent and the peer advertises a zero window{}. {} The kernel only \
-         probes the window, and {} stays tied up writing.",
+        "{} {} {send_q} bytes waiting to be sent that the peer does not take: it answers, but its receive \
+         window stays closed{}. {} The kernel only probes the window, and {} stays tied up writing.",
         c.conns(n),
         verb(n, "has", "have"),
         age.map_or(String::new(), |a| format!(" (nothing sent for {a})")),

@@ -36,6 +36,18 @@ fn rules(s: &Socket, t: &Thresholds, up: Option<u64>) -> Vec<(Kind, Option<Dead>
     let stall = t.stall.as_millis() as u32;
     let backoff = ti.and_then(|i| i.backoff()).unwrap_or(0);
     let in_flight = s.send_q > 0 || ti.and_then(|i| i.unacked()).unwrap_or(0) > 0;
+    // The peer answers: an ACK came after our last (re)transmission, give
+    // or take two round trips. Retransmissions it acknowledges without
+    // taking the data (it shrank its window, it does not drain its buffer)
+    // make a reader that does not read, not a dead peer.
+    let answering = ti
+        .and_then(|i| {
+            let ack = known(i.last_ack_recv(), up)?;
+            let sent = known(i.last_data_sent(), up)?;
+            let margin = i.rtt().map_or(200, |us| us / 500 + 200);
+            Some(ack <= sent.saturating_add(margin))
+        })
+        .unwrap_or(false);
     match (s.state, s.timer.kind) {
         (TcpState::CloseWait, _) if since_peer(s, up).is_none_or(|a| a >= stall) => {
             hits.push((Kind::CloseWait, None));
@@ -47,7 +59,11 @@ fn rules(s: &Socket, t: &Thresholds, up: Option<u64>) -> Vec<(Kind, Option<Dead>
         (_, TimerKind::Retransmit)
             if in_flight && (s.timer.count >= t.retransmits || backoff >= t.retransmits) =>
         {
-            hits.push((Kind::HalfOpen, Some(Dead::Retransmitting)));
+            if !answering {
+                hits.push((Kind::HalfOpen, Some(Dead::Retransmitting)));
+            } else if s.state == TcpState::Established && s.send_q > 0 {
+                hits.push((Kind::PeerNotReading, None));
+            }
         }
         // Zero-window probes back off even when the peer answers them with a
         // zero window; only unanswered probes (the count) mean it is gone.
@@ -74,6 +90,7 @@ fn rules(s: &Socket, t: &Thresholds, up: Option<u64>) -> Vec<(Kind, Option<Dead>
     }
     let zero_window = s.timer.kind == TimerKind::Persist || ti.and_then(|i| i.snd_wnd()) == Some(0);
     if zero_window
+        && !hits.iter().any(|(k, _)| *k == Kind::PeerNotReading)
         && s.send_q > 0
         && known(ti.and_then(|i| i.last_data_sent()), up).is_none_or(|a| a >= stall)
     {
@@ -128,7 +145,12 @@ fn age(kind: Kind, s: &Socket, up: Option<u64>) -> Option<u32> {
     match kind {
         Kind::CloseWait | Kind::FinWait2 => since_peer(s, up),
         Kind::HalfOpen => known(ti.last_ack_recv(), up),
-        Kind::PeerNotReading => known(ti.last_data_sent(), up),
+        // Retransmissions count as sends: only a zero window's stall has
+        // an age.
+        Kind::PeerNotReading if s.timer.kind == TimerKind::Persist || ti.snd_wnd() == Some(0) => {
+            known(ti.last_data_sent(), up)
+        }
+        Kind::PeerNotReading => None,
         Kind::AppNotReading => known(ti.last_data_recv(), up),
         Kind::IdleNoKeepalive => {
             Some(known(ti.last_data_recv(), up)?.min(known(ti.last_data_sent(), up)?))
@@ -409,6 +431,9 @@ mod tests {
             let ti = s.tcp_info.as_mut().expect("ti");
             ti.backoff = backoff;
             ti.unacked = unacked;
+            // Nothing acknowledged since well before the last retransmission.
+            ti.last_ack_recv = 30_000;
+            ti.last_data_sent = 1_000;
             s
         };
         assert!(all(&snapshot(vec![retrans(2, 2, 1)]), &t).is_empty());
@@ -705,5 +730,37 @@ mod tests {
         far.remote = "10.0.0.5:80".parse().expect("addr");
         let f = all(&snapshot(vec![listener(), far]), &t);
         assert!(f[0].remediation.contains("run zombiescan where it runs"));
+    }
+
+    /// Retransmissions the peer acknowledges (a window it shrank, a buffer
+    /// it does not drain) are a reader that does not read: the peer is
+    /// alive. Seen with uvicorn streaming to a client that never reads.
+    #[test]
+    fn retransmissions_a_live_peer_acknowledges_are_not_a_dead_peer() {
+        let t = Thresholds::default();
+        let mut s = server(TcpState::Established, 1);
+        s.timer = timer(TimerKind::Retransmit, 0);
+        s.send_q = 3_866_624;
+        let ti = s.tcp_info.as_mut().expect("ti");
+        ti.backoff = 5;
+        ti.unacked = 2;
+        ti.last_data_sent = 1_064;
+        ti.last_ack_recv = 1_064;
+        ti.rtt = 22;
+        let f = all(&snapshot(vec![listener(), s.clone()]), &t);
+        assert_eq!(
+            kinds(&f),
+            vec![(Kind::PeerNotReading, Severity::Warning, 1)]
+        );
+        assert!(
+            !f[0].evidence.contains_key("oldest_s"),
+            "a retransmission is no stall age"
+        );
+        // No ACK since long before the last retransmission: gone.
+        s.tcp_info.as_mut().expect("ti").last_ack_recv = 40_000;
+        assert_eq!(
+            all(&snapshot(vec![listener(), s]), &t)[0].kind,
+            Kind::HalfOpen
+        );
     }
 }

@@ -7,8 +7,9 @@
   clients.py URL --loop --concurrency C
       keep-alive load: C clients each sending GETs back to back until
       stdin closes; prints {"ready": true} after the first round.
-  clients.py URL --no-read --count N
-      N raw connections that send a GET and never read the response.
+  clients.py URL --no-read --count N [--shrink]
+      N raw connections that send a GET and never read the response
+      (--shrink: with a receive buffer cut to 4 KiB once connected).
 Only ever talks to the URL it is given, which the test keeps inside its
 own namespace.
 """
@@ -53,12 +54,15 @@ async def loop(url, concurrency, stop):
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def no_read(url, count):
+def no_read(url, count, shrink):
     u = urlsplit(url)
     socks = []
     for _ in range(count):
         s = socket.create_connection((u.hostname, u.port))
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if shrink:
+            # A receive buffer cut after the window was offered: the server
+            # retransmits what no longer fits, and the client acknowledges.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.sendall(f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}\r\n\r\n".encode())
         socks.append(s)
     return socks
@@ -73,6 +77,7 @@ def main():
     p.add_argument("--loop", action="store_true")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--no-read", action="store_true")
+    p.add_argument("--shrink", action="store_true")
     a = p.parse_args()
     if a.loop:
         stop = threading.Event()
@@ -80,7 +85,7 @@ def main():
         asyncio.run(loop(a.url, a.concurrency, stop))
         return
     if a.no_read:
-        socks = no_read(a.url, a.count)
+        socks = no_read(a.url, a.count, a.shrink)
         say(ready=True, connected=len(socks))
         sys.stdin.read()
         return

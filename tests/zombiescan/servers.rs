@@ -392,3 +392,178 @@ fn gunicorn_sync_workers_all_busy() {
     assert!(q[0].remediation.contains("--threads (default 1)"));
     assert!(q[0].explanation.contains("Each gunicorn sync worker"));
 }
+
+/// Clients that never read a streamed response: uvicorn's writes wait
+/// behind a zero window, and the advice is uvicorn's (no send timeout;
+/// SO_SNDTIMEO does nothing on its non-blocking sockets).
+#[test]
+fn uvicorn_streaming_to_clients_that_never_read() {
+    if let Some(venv) = venv("uvicorn_streaming_to_clients_that_never_read") {
+        stream_to_clients_that_never_read(&venv, &[]);
+        // Clients that cut their buffer once connected: the server
+        // retransmits and the clients acknowledge. Alive, not half-open.
+        stream_to_clients_that_never_read(&venv, &["--shrink"]);
+    }
+}
+
+fn stream_to_clients_that_never_read(venv: &Path, how: &[&str]) {
+    let mut ns = Netns::new("uvstream");
+    let uv = uvicorn(&mut ns, venv, &[], "uvstream");
+    let py = venv.join("bin/python").display().to_string();
+    let clients = format!("{}/clients.py", support());
+    let args = [
+        &[
+            py.as_str(),
+            &clients,
+            "http://127.0.0.1:30020/stream",
+            "--no-read",
+            "--count",
+            "3",
+        ][..],
+        how,
+    ]
+    .concat();
+    ns.start(&args, &[], &log("uvstream-clients"));
+    let doc = scan_until(
+        &ns,
+        &["--port", "30020", "--stall", "1s"],
+        "3 peer_not_reading",
+        |d| {
+            of_kind(d, "peer_not_reading")
+                .iter()
+                .any(|f| f.count == 3 && f.evidence["direction"] == "inbound")
+        },
+    );
+    let f = of_kind(&doc, "peer_not_reading")
+        .into_iter()
+        .find(|f| f.evidence["direction"] == "inbound")
+        .expect("inbound");
+    assert_eq!(f.pids, vec![uv]);
+    assert!(
+        f.explanation.contains("uvicorn writes through asyncio"),
+        "{}",
+        f.explanation
+    );
+    assert!(
+        f.remediation.contains("SO_SNDTIMEO does nothing"),
+        "{}",
+        f.remediation
+    );
+    assert!(!f.remediation.contains("drain()"));
+    assert!(of_kind(&doc, "half_open").is_empty(), "{:#?}", doc.findings);
+}
+
+/// uvicorn out of descriptors: the connections it cannot accept wait in
+/// the queue, and the finding says so with uvicorn's own bound.
+#[test]
+fn uvicorn_at_its_descriptor_limit() {
+    let Some(venv) = venv("uvicorn_at_its_descriptor_limit") else {
+        return;
+    };
+    let mut ns = Netns::new("uvfd");
+    let uv = uvicorn(&mut ns, &venv, &[], "uvfd");
+    let open = std::fs::read_dir(format!("/proc/{uv}/fd"))
+        .expect("uvicorn's fds")
+        .count();
+    let limit = (open + 8).to_string();
+    let out = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &uv.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .output()
+        .expect("prlimit");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Clients whose requests take long (the loop stays free): uvicorn
+    // accepts until it has no descriptor left; the rest wait in the queue.
+    let py = venv.join("bin/python").display().to_string();
+    let clients = format!("{}/clients.py", support());
+    ns.start(
+        &[
+            &py,
+            &clients,
+            "http://127.0.0.1:30020/slow",
+            "--count",
+            "30",
+            "--timeout",
+            "900",
+            "--then",
+            "wait",
+        ],
+        &[],
+        &log("uvfd-clients"),
+    );
+    ns.wait_ss_with(&["-tanHe"], "connections waiting unaccepted", |o| {
+        rows(o)
+            .iter()
+            .any(|r| r.state == "ESTABLISHED" && r.local.ends_with(":30020") && r.inode == 0)
+    });
+    let doc = scan_until(&ns, &["--port", "30020"], "fd_exhaustion", |d| {
+        !of_kind(d, "fd_exhaustion").is_empty()
+    });
+    let (_, waiting) = server_side(&ns, "ESTABLISHED");
+    let f = of_kind(&doc, "fd_exhaustion")[0];
+    assert_eq!(f.pids, vec![uv]);
+    assert_eq!(f.severity, "critical", "{:#?}", f);
+    assert!(
+        f.evidence["in_accept_queue"]
+            .as_u64()
+            .is_some_and(|n| n >= 1 && n <= u64::from(waiting) + 1)
+    );
+    assert!(
+        f.explanation.contains("wait in the accept queue"),
+        "{}",
+        f.explanation
+    );
+    assert!(
+        f.remediation.contains("--limit-concurrency (not set)"),
+        "{}",
+        f.remediation
+    );
+    assert!(f.remediation.contains("LimitNOFILE="));
+}
+
+/// A healthy server under keep-alive load: nothing above info, scan after
+/// scan.
+#[test]
+fn uvicorn_under_healthy_keep_alive_load_is_quiet() {
+    let Some(venv) = venv("uvicorn_under_healthy_keep_alive_load_is_quiet") else {
+        return;
+    };
+    let mut ns = Netns::new("uvok");
+    uvicorn(&mut ns, &venv, &[], "uvok");
+    let py = venv.join("bin/python").display().to_string();
+    let clients = format!("{}/clients.py", support());
+    ns.start(
+        &[
+            &py,
+            &clients,
+            "http://127.0.0.1:30020/ok",
+            "--loop",
+            "--concurrency",
+            "4",
+        ],
+        &[],
+        &log("uvok-clients"),
+    );
+    ns.wait_ss("4 keep-alive connections", |o| {
+        o.lines()
+            .filter(|l| l.starts_with("ESTAB") && l.contains("127.0.0.1:30020 "))
+            .count()
+            >= 4
+    });
+    for _ in 0..10 {
+        let doc = ns.zombiescan_json(&["--port", "30020", "--stall", "1s"]);
+        let loud: Vec<&Finding> = doc
+            .findings
+            .iter()
+            .filter(|f| f.severity != "info")
+            .collect();
+        assert!(loud.is_empty(), "{loud:#?}");
+    }
+}
