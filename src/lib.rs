@@ -108,7 +108,13 @@ fn scan(
 }
 
 fn report<'a>(cfg: &Config, snap: &'a model::Snapshot) -> Report<'a> {
-    Report::new(snap, classify::classify(snap, &cfg.thresholds), &cfg.report)
+    let mut r = Report::new(snap, classify::classify(snap, &cfg.thresholds), &cfg.report);
+    r.hints.extend(classify::pointers(
+        snap,
+        &cfg.thresholds,
+        cfg.scan.netns.as_deref(),
+    ));
+    r
 }
 
 fn failed(cfg: &Config, reports: &[Report]) -> bool {

@@ -538,6 +538,11 @@ pub struct Snapshot {
     pub gaps: Gaps,
     /// Where to look instead, when the answer is in another namespace.
     pub hints: Vec<String>,
+    /// With a port filter: this namespace's LISTEN, CLOSE_WAIT, FIN_WAIT2
+    /// and SYN_SENT sockets on other ports, where the trouble behind the
+    /// scanned port may be (an upstream that stopped answering).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<Socket>,
 }
 
 impl Snapshot {

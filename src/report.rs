@@ -53,6 +53,9 @@ pub struct Report<'a> {
     /// Sockets with an inode whose owner was not found.
     pub unowned: u32,
     pub limitations: Vec<String>,
+    /// Where to look besides: the snapshot's hints (another namespace),
+    /// then trouble on other ports of this one ([`crate::classify::pointers`]).
+    pub hints: Vec<String>,
     /// Most severe first.
     pub findings: Vec<Finding>,
     /// The kinds of finding each socket is part of, by index in
@@ -189,6 +192,7 @@ impl<'a> Report<'a> {
             processes,
             unowned,
             limitations,
+            hints: snap.hints.clone(),
             findings,
             flags,
             all_sockets: opts.all_sockets,

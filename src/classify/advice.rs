@@ -691,6 +691,8 @@ impl<'a> Ctx<'a> {
         remote: Option<IpAddr>,
         port: u16,
     ) -> Ctx<'a> {
+        // The peer of outbound sockets is set by the caller, who knows the
+        // listeners.
         let all = holders.all_pids();
         let procs: Vec<&Process> = all.iter().filter_map(|p| snap.processes.get(p)).collect();
         let server = procs.iter().find_map(|p| Server::detect(p));
@@ -698,10 +700,6 @@ impl<'a> Ctx<'a> {
             .iter()
             .any(|p| p.cmdline.split(|&b| b == b' ').any(|w| w == b"--reload"));
         let cmdlines = procs.iter().map(|p| p.cmdline.as_slice()).collect();
-        let peer = match dir {
-            Direction::Outbound => peer_server(snap, port),
-            Direction::Inbound => None,
-        };
         let mut who: Vec<String> = named(snap, &holders.pids).into_iter().collect();
         if holders.unknown > 0 {
             who.push(if snap.gaps.as_root {
@@ -726,7 +724,7 @@ impl<'a> Ctx<'a> {
         };
         Ctx {
             server,
-            peer,
+            peer: None,
             who: who.join(" and "),
             listener_who,
             place,
@@ -755,17 +753,14 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// The server at `port` of outbound sockets: PostgreSQL's port, or the
-/// server a listener of this snapshot on that port runs.
-fn peer_server(snap: &Snapshot, port: u16) -> Option<Server> {
-    let listening = snap
-        .sockets
+/// The server at `port` of outbound sockets: the server `owners` (of a
+/// listener of this snapshot on that port) run, or PostgreSQL's port.
+pub fn peer_server(snap: &Snapshot, owners: &[u32], port: u16) -> Option<Server> {
+    owners
         .iter()
-        .filter(|s| s.state == crate::model::TcpState::Listen && s.local.port() == port)
-        .flat_map(|s| snap.owners_of(s))
         .filter_map(|p| snap.processes.get(p))
-        .find_map(Server::detect);
-    listening.or((port == 5432).then_some(Server::Postgres))
+        .find_map(Server::detect)
+        .or((port == 5432).then_some(Server::Postgres))
 }
 
 /// The singular or the plural form of a verb for `n` subjects.

@@ -10,6 +10,7 @@
 mod advice;
 mod limits;
 mod listen;
+mod pointers;
 mod sockets;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use serde_json::Value;
 use crate::model::{Snapshot, Socket, Source, TcpState};
 
 pub use advice::Server;
+pub use pointers::pointers;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -441,6 +443,7 @@ pub(crate) mod testing {
             host: host(),
             gaps: Gaps::default(),
             hints: Vec::new(),
+            neighbours: Vec::new(),
         }
     }
 }

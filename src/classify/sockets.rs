@@ -159,16 +159,29 @@ fn age(kind: Kind, s: &Socket, up: Option<u64>) -> Option<u32> {
     }
 }
 
+/// The listeners of a snapshot by port, with their owners: where a queued
+/// connection waits, found without a pass over every socket for each.
+type Listeners<'s> = BTreeMap<u16, Vec<(IpAddr, &'s [u32])>>;
+
+fn listeners(snap: &Snapshot) -> Listeners<'_> {
+    let mut m: Listeners = BTreeMap::new();
+    for l in snap.sockets.iter().filter(|l| l.state == TcpState::Listen) {
+        m.entry(l.local.port())
+            .or_default()
+            .push((l.local.ip(), snap.owners_of(l)));
+    }
+    m
+}
+
 /// The owners of the listeners a queued connection on `s.local` waits in.
-fn listener_owners<'s>(snap: &'s Snapshot, s: &'s Socket) -> impl Iterator<Item = u32> + 's {
-    snap.sockets
-        .iter()
-        .filter(move |l| {
-            l.state == TcpState::Listen
-                && l.local.port() == s.local.port()
-                && (l.local.ip() == s.local.ip() || l.local.ip().is_unspecified())
-        })
-        .flat_map(move |l| snap.owners_of(l).iter().copied())
+fn listener_owners<'s>(listeners: &'s Listeners, s: &Socket) -> impl Iterator<Item = u32> + 's {
+    let ip = s.local.ip();
+    listeners
+        .get(&s.local.port())
+        .into_iter()
+        .flatten()
+        .filter(move |(lip, _)| *lip == ip || lip.is_unspecified())
+        .flat_map(|(_, owners)| owners.iter().copied())
 }
 
 /// Whether `remote` is a listener of this snapshot whose accept queue is
@@ -197,6 +210,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
     let listening = snap.listening_ports();
     let ephemeral = snap.host.ephemeral_range();
     let up = snap.host.uptime_ms;
+    let by_port = listeners(snap);
     let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
     for (i, s) in snap.sockets.iter().enumerate() {
         for (kind, dead) in rules(s, t, up) {
@@ -212,7 +226,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             g.holders.extend(owners);
             if queued(s) {
                 g.queued += 1;
-                g.listener_pids.extend(listener_owners(snap, s));
+                g.listener_pids.extend(listener_owners(&by_port, s));
             } else if s.inode == 0 {
                 g.orphans += 1;
             } else if owners.is_empty() && snap.owners_walked {
@@ -250,7 +264,16 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             orphans: g.orphans,
         };
         let pids = holders.all_pids();
-        let ctx = Ctx::new(snap, holders, dir, remote, port);
+        let mut ctx = Ctx::new(snap, holders, dir, remote, port);
+        if dir == Direction::Outbound {
+            let owners: Vec<u32> = by_port
+                .get(&port)
+                .into_iter()
+                .flatten()
+                .flat_map(|(_, o)| o.iter().copied())
+                .collect();
+            ctx.peer = advice::peer_server(snap, &owners, port);
+        }
         let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
         ev.insert("sockets", count.into());
         ev.insert("direction", dir.name().into());

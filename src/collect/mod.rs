@@ -95,8 +95,18 @@ fn netlink_sockets(filter: &Filter, gaps: &mut Gaps) -> Result<Vec<Socket>> {
 struct Inside {
     source: Source,
     sockets: Vec<Socket>,
+    neighbours: Vec<Socket>,
     host: Host,
     gaps: Gaps,
+}
+
+/// The states [`Snapshot::neighbours`] keeps: few sockets on a busy host
+/// (ESTABLISHED, the bulk, is left out), and the kernel filters them.
+fn neighbour_states() -> u32 {
+    use crate::model::TcpState::{CloseWait, FinWait2, Listen, SynSent};
+    [Listen, CloseWait, FinWait2, SynSent]
+        .iter()
+        .fold(0, |m, s| m | s.mask_bit())
 }
 
 /// Reads the sockets and the per-namespace host context of the calling
@@ -123,11 +133,29 @@ fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
     if source == Source::Proc {
         gaps.notes.push(PROC_SOURCE_LIMITS.into());
     }
+    // Behind a scanned port there may be an upstream in trouble: a second,
+    // small dump of the sockets that show it, on every other port.
+    let neighbours = if source == Source::Netlink && !filter.ports.is_empty() {
+        netlink::dump_sockets(neighbour_states(), &[])
+            .map(|d| {
+                d.sockets
+                    .into_iter()
+                    .filter(|s| {
+                        !filter.ports.contains(&s.local.port())
+                            && !filter.ports.contains(&s.remote.port())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let (host, notes) = host::read(net_dir);
     gaps.notes.extend(notes);
     Ok(Inside {
         source,
         sockets,
+        neighbours,
         host,
         gaps,
     })
@@ -261,6 +289,7 @@ fn attribute(
                 ..ins.gaps
             },
             hints: Vec::new(),
+            neighbours: ins.neighbours,
         })
         .collect();
     if !opts.owners {

@@ -349,7 +349,7 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
             }),
             own: snap.netns.own,
         },
-        hints: snap.hints.clone(),
+        hints: r.hints.clone(),
         filter: Filter {
             ports: snap.filter.ports.clone(),
             pids: snap.filter.pids.clone(),

@@ -111,7 +111,7 @@ pub fn write(reports: &[Report], command_line: &str, out: &mut dyn Write) -> io:
 fn body(md: &mut String, r: &Report, h: &str) {
     let snap = r.snapshot;
     let host = &snap.host;
-    for hint in &snap.hints {
+    for hint in &r.hints {
         let _ = writeln!(md, "**Hint:** {}\n", escape(hint.as_bytes()));
     }
     let _ = writeln!(md, "{h} Summary\n");

@@ -428,7 +428,7 @@ fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
 pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     write_summary(r, color, out)?;
     write_watch(r, color, out)?;
-    for h in &r.snapshot.hints {
+    for h in &r.hints {
         writeln!(out, "hint: {}", terminal(h.as_bytes()))?;
     }
     write_findings(r, color, out)?;

@@ -57,6 +57,7 @@ struct Row {
     state: String,
     recv_q: u64,
     local: String,
+    remote: String,
     inode: u64,
 }
 
@@ -68,6 +69,7 @@ fn rows(out: &str) -> Vec<Row> {
                 state: crate::netns::ss_state(f.first()?).to_string(),
                 recv_q: f.get(1)?.parse().ok()?,
                 local: f.get(3)?.to_string(),
+                remote: f.get(4)?.to_string(),
                 inode: f
                     .iter()
                     .find_map(|w| w.strip_prefix("ino:"))
@@ -120,9 +122,14 @@ fn scan_until(
 /// A request that is read and then blocks its worker: waits until the
 /// server has read it (an accepted socket with nothing left unread).
 fn occupy(ns: &mut Netns, venv: &Path, path: &str, n: usize, tag: &str) {
+    occupy_on(ns, venv, 30020, path, n, tag);
+}
+
+fn occupy_on(ns: &mut Netns, venv: &Path, port: u16, path: &str, n: usize, tag: &str) {
     let py = venv.join("bin/python").display().to_string();
     let clients = format!("{}/clients.py", support());
-    let url = format!("http://127.0.0.1:30020{path}");
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let at = format!(":{port}");
     let count = n.to_string();
     ns.start(
         &[
@@ -143,10 +150,7 @@ fn occupy(ns: &mut Netns, venv: &Path, path: &str, n: usize, tag: &str) {
         rows(o)
             .iter()
             .filter(|r| {
-                r.state == "ESTABLISHED"
-                    && r.local.ends_with(":30020")
-                    && r.inode != 0
-                    && r.recv_q == 0
+                r.state == "ESTABLISHED" && r.local.ends_with(&at) && r.inode != 0 && r.recv_q == 0
             })
             .count()
             >= n
@@ -179,8 +183,13 @@ fn impatient(ns: &Netns, venv: &Path, path: &str, count: u32) -> String {
 }
 
 fn uvicorn(ns: &mut Netns, venv: &Path, extra: &[&str], tag: &str) -> u32 {
+    uvicorn_on(ns, venv, 30020, extra, tag)
+}
+
+fn uvicorn_on(ns: &mut Netns, venv: &Path, port: u16, extra: &[&str], tag: &str) -> u32 {
     let bin = venv.join("bin/uvicorn").display().to_string();
     let dir = support();
+    let port_s = port.to_string();
     let args = [
         &[
             bin.as_str(),
@@ -190,7 +199,7 @@ fn uvicorn(ns: &mut Netns, venv: &Path, extra: &[&str], tag: &str) -> u32 {
             "--host",
             "127.0.0.1",
             "--port",
-            "30020",
+            &port_s,
             "--log-level",
             "warning",
         ][..],
@@ -198,9 +207,10 @@ fn uvicorn(ns: &mut Netns, venv: &Path, extra: &[&str], tag: &str) -> u32 {
     ]
     .concat();
     let pid = ns.start(&args, &[("BLOCK_S", "900")], &log(tag));
+    let at = format!(":{port} ");
     ns.wait_ss("uvicorn listening", |o| {
         o.lines()
-            .any(|l| l.starts_with("LISTEN") && l.contains(":30020"))
+            .any(|l| l.starts_with("LISTEN") && l.contains(&at))
     });
     pid
 }
@@ -565,5 +575,315 @@ fn uvicorn_under_healthy_keep_alive_load_is_quiet() {
             .filter(|f| f.severity != "info")
             .collect();
         assert!(loud.is_empty(), "{loud:#?}");
+    }
+}
+
+/// Debian's PostgreSQL server binaries, as `.ci/run` installs them.
+fn pg_bin() -> Option<PathBuf> {
+    let dir = std::fs::read_dir("/usr/lib/postgresql").ok()?;
+    let mut v: Vec<PathBuf> = dir
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("postgres").exists())
+        .collect();
+    v.sort();
+    v.pop()
+}
+
+/// A PostgreSQL server of the test's own: a fresh cluster in a temporary
+/// directory, run as the postgres user inside `ns`, listening on `addr`.
+struct Postgres {
+    dir: PathBuf,
+}
+
+impl Postgres {
+    fn start(ns: &mut Netns, bin: &Path, addr: &str) -> Postgres {
+        let dir =
+            std::env::temp_dir().join(format!("zombiescan-pg-{}-{}", std::process::id(), ns.name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("pg dir");
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .output()
+            .expect("chown");
+        assert!(chown.status.success());
+        let data = dir.join("data");
+        let initdb = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["--auth=trust", "-U", "postgres", "-D"])
+            .arg(&data)
+            .output()
+            .expect("initdb");
+        assert!(
+            initdb.status.success(),
+            "{}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let hba = data.join("pg_hba.conf");
+        let mut conf = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        conf.push_str("host all all 10.231.0.0/16 trust\n");
+        std::fs::write(&hba, conf).expect("pg_hba.conf");
+        let postgres = bin.join("postgres").display().to_string();
+        let data_s = data.display().to_string();
+        let dir_s = dir.display().to_string();
+        let listen = format!("listen_addresses={addr}");
+        ns.start(
+            &[
+                "runuser", "-u", "postgres", "--", &postgres, "-D", &data_s, "-k", &dir_s, "-c",
+                &listen, "-p", "5432",
+            ],
+            &[],
+            &log("postgres"),
+        );
+        ns.wait_ss("postgres listening", |o| {
+            o.lines()
+                .any(|l| l.starts_with("LISTEN") && l.contains(":5432"))
+        });
+        Postgres { dir }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An application's pool of PostgreSQL connections, idle with TCP
+/// keepalive off, then the database's link cut while queries are sent:
+/// idle_no_keepalive and half_open, each with libpq's own settings.
+#[test]
+fn a_postgresql_pool_idle_without_keepalive_then_cut_off() {
+    let Some(venv) = venv("a_postgresql_pool_idle_without_keepalive_then_cut_off") else {
+        return;
+    };
+    let Some(bin) = pg_bin() else {
+        let why = "needs Debian's postgresql (bash .ci/run installs it)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("\n!!! SKIPPED a_postgresql_pool_idle_without_keepalive_then_cut_off: {why}.\n");
+        return;
+    };
+    let mut db = Netns::new("pgdb");
+    let mut app = Netns::new("pgapp");
+    db.veth_to(&app, "10.231.5.1", "10.231.5.2");
+    let _pg = Postgres::start(&mut db, &bin, "10.231.5.1");
+    let trigger = std::env::temp_dir().join(format!("zombiescan-pg-go-{}", std::process::id()));
+    let _ = std::fs::remove_file(&trigger);
+    let py = venv.join("bin/python").display().to_string();
+    let client = format!("{}/pg_client.py", support());
+    let trig = trigger.display().to_string();
+    let pid = app.start(
+        &[
+            &py,
+            &client,
+            "host=10.231.5.1 port=5432 user=postgres dbname=postgres keepalives=0",
+            "--count",
+            "4",
+            "--query-when",
+            &trig,
+        ],
+        &[],
+        &log("pgclient"),
+    );
+    app.wait_ss("4 connections to PostgreSQL", |o| {
+        o.lines()
+            .filter(|l| l.starts_with("ESTAB") && l.contains("10.231.5.1:5432"))
+            .count()
+            == 4
+    });
+    let doc = scan_until(&app, &["--idle", "1s"], "idle_no_keepalive", |d| {
+        of_kind(d, "idle_no_keepalive")
+            .first()
+            .is_some_and(|f| f.count == 4)
+    });
+    let f = of_kind(&doc, "idle_no_keepalive")[0];
+    assert_eq!(f.pids, vec![pid]);
+    assert_eq!(f.evidence["direction"], "outbound");
+    assert_eq!(f.evidence["remote"], "10.231.5.1:5432");
+    assert_eq!(f.evidence["peer_server"], "postgres");
+    assert!(
+        f.remediation.contains("keepalives_idle"),
+        "{}",
+        f.remediation
+    );
+    assert!(
+        f.remediation.contains("tcp_user_timeout"),
+        "{}",
+        f.remediation
+    );
+    assert!(
+        f.remediation.contains("With SQLAlchemy, pool_recycle"),
+        "{}",
+        f.remediation
+    );
+    // The database's link goes down; then every connection sends a query.
+    let down = db.exec(&["ip", "link", "set", "zsa0", "down"]);
+    assert!(down.status.success());
+    std::fs::write(&trigger, b"go").expect("trigger");
+    let doc = scan_until(&app, &[], "half_open", |d| {
+        of_kind(d, "half_open")
+            .first()
+            .is_some_and(|f| f.count == 4)
+    });
+    let _ = std::fs::remove_file(&trigger);
+    let h = of_kind(&doc, "half_open")[0];
+    assert_eq!(h.pids, vec![pid]);
+    assert_eq!(h.evidence["retransmitting"], 4);
+    assert!(
+        h.explanation.contains("The database stopped acknowledging"),
+        "{}",
+        h.explanation
+    );
+    assert!(
+        h.remediation.contains("tcp_user_timeout"),
+        "{}",
+        h.remediation
+    );
+    assert!(h.remediation.contains("tcp_retries2"), "{}", h.remediation);
+}
+
+/// nginx on 30020 in front of a uvicorn on 8000 whose loop is blocked,
+/// with a short proxy_read_timeout: port 30020 looks calm while CLOSE_WAIT
+/// piles up on 8000 and nginx's closed upstream connections wait in
+/// FIN_WAIT2. The scan of 30020 points at 8000; the scan of 8000 blames
+/// uvicorn and ties the FIN_WAIT2 to it.
+#[test]
+fn nginx_in_front_of_a_blocked_upstream() {
+    let Some(venv) = venv("nginx_in_front_of_a_blocked_upstream") else {
+        return;
+    };
+    if std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        let why = "needs nginx (bash .ci/run installs nginx-light)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("\n!!! SKIPPED nginx_in_front_of_a_blocked_upstream: {why}.\n");
+        return;
+    }
+    let mut ns = Netns::new("nginx");
+    let uv = uvicorn_on(&mut ns, &venv, 8000, &[], "nginx-upstream");
+    let dir = std::env::temp_dir().join(format!("zombiescan-nginx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("nginx dir");
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+          fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
+          server {{\n  listen 127.0.0.1:30020;\n  location / {{\n   proxy_pass http://127.0.0.1:8000;\n\
+            proxy_read_timeout 1s;\n  }}\n }}\n}}\n"
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let conf_s = conf_path.display().to_string();
+    let prefix = format!("{d}/");
+    ns.start(
+        &[
+            "nginx",
+            "-p",
+            &prefix,
+            "-c",
+            &conf_s,
+            "-e",
+            &format!("{d}/error.log"),
+        ],
+        &[],
+        &log("nginx"),
+    );
+    ns.wait_ss("nginx listening", |o| {
+        o.lines()
+            .any(|l| l.starts_with("LISTEN") && l.contains(":30020 "))
+    });
+    // The upstream's loop blocks on one request; then clients come through
+    // nginx, which gives up on the upstream after 1 s.
+    occupy_on(&mut ns, &venv, 8000, "/block", 1, "nginx-holder");
+    let py = venv.join("bin/python").display().to_string();
+    let clients = format!("{}/clients.py", support());
+    let out = ns.run(
+        &[
+            &py,
+            &clients,
+            "http://127.0.0.1:30020/block",
+            "--count",
+            "10",
+            "--timeout",
+            "5",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // nginx closed its side of each upstream connection: once the FINs
+    // are acknowledged, orphaned FIN_WAIT2 toward 8000, CLOSE_WAIT on it.
+    ns.wait_ss_with(&["-tanHe"], "nginx's closes acknowledged", |o| {
+        let r = rows(o);
+        let toward = |st: &str| {
+            r.iter()
+                .filter(|r| r.state == st && r.remote.ends_with(":8000") && r.inode == 0)
+                .count()
+        };
+        toward("FIN_WAIT1") == 0 && toward("FIN_WAIT2") >= 1
+    });
+    let r = rows(&ns.ss(&["-tanHe"]));
+    let cw = r
+        .iter()
+        .filter(|r| r.state == "CLOSE_WAIT" && r.local.ends_with(":8000"))
+        .count() as u32;
+    assert!(cw >= 1, "{r:#?}");
+    // The scan of the front port points at the upstream.
+    let doc = scan_until(
+        &ns,
+        &["--port", "30020", "--stall", "1s"],
+        "a pointer to 8000",
+        |d| {
+            d.hints
+                .iter()
+                .any(|h| h.contains("port 8000 shows trouble"))
+        },
+    );
+    let hint = doc
+        .hints
+        .iter()
+        .find(|h| h.contains("port 8000"))
+        .expect("hint");
+    assert!(hint.ends_with("zombiescan --port 8000"), "{hint}");
+    assert!(hint.contains("never accepted"), "{hint}");
+    let _ = std::fs::remove_dir_all(&dir);
+    // And the scan it points to blames uvicorn, and ties nginx's FIN_WAIT2
+    // to it.
+    let doc = scan_until(
+        &ns,
+        &["--port", "8000", "--stall", "1s"],
+        "close_wait on 8000",
+        |d| {
+            of_kind(d, "close_wait")
+                .iter()
+                .any(|f| f.ports == vec![8000] && f.evidence["direction"] == "inbound")
+        },
+    );
+    let f = of_kind(&doc, "close_wait")
+        .into_iter()
+        .find(|f| f.evidence["direction"] == "inbound")
+        .expect("inbound close_wait");
+    assert_eq!(f.pids, vec![uv]);
+    assert!(f.explanation.contains("event loop is blocked"));
+    if let Some(fw) = of_kind(&doc, "fin_wait2").first() {
+        assert!(
+            fw.remediation.contains("close_wait finding in this report"),
+            "{}",
+            fw.remediation
+        );
     }
 }
