@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
+use std::process::Command;
 
 use zombiescan::collect::netlink::{Dumper, parse_datagram};
 use zombiescan::model::{Family, Socket};
@@ -359,6 +360,65 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
         "{:?}",
         doc.limitations
     );
+    // Two clients leave: the CLOSE_WAIT a root process holds are of an
+    // unknown owner to nobody, never "orphaned".
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "2", "--then", "close",
+    ]);
+    ns.wait_states(&[("CLOSE_WAIT", 2)]);
+    let nobody = |args: &[&str]| {
+        let out = ns.exec(
+            &[
+                &[
+                    "setpriv",
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    crate::netns::BIN,
+                ][..],
+                args,
+            ]
+            .concat(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let doc: Document =
+        serde_json::from_slice(&nobody(&["--stall", "0s", "--json"])).expect("json");
+    let cw = doc
+        .findings
+        .iter()
+        .find(|f| f.kind == "close_wait")
+        .expect("close_wait");
+    assert_eq!(cw.evidence["owner_unknown"], 2);
+    assert!(
+        cw.explanation.contains("could not read (run as root"),
+        "{}",
+        cw.explanation
+    );
+    assert!(!cw.explanation.contains("orphan"), "{}", cw.explanation);
+    // From the host's namespace, nobody cannot look into this one: the
+    // hint says so instead of "nothing listens anywhere".
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args([crate::netns::BIN, "--port", "30020", "--json"])
+        .output()
+        .expect("setpriv");
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
+    if doc.summary.total == 0 {
+        assert!(
+            doc.hints
+                .iter()
+                .any(|h| h.contains("could not be entered (run as root to look into them)")),
+            "{:?}",
+            doc.hints
+        );
+        assert!(!doc.hints.iter().any(|h| h.contains("or any other")));
+    }
 }
 
 #[test]

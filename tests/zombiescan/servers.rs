@@ -887,3 +887,74 @@ fn nginx_in_front_of_a_blocked_upstream() {
         );
     }
 }
+
+/// The same blocked loop with clients that wait instead of leaving: their
+/// requests sit unaccepted in the queue. Nobody closed anything, so no
+/// close_wait; the queue that does not move is the finding.
+#[test]
+fn uvicorn_whose_event_loop_is_blocked_with_clients_that_wait() {
+    let Some(venv) = venv("uvicorn_whose_event_loop_is_blocked_with_clients_that_wait") else {
+        return;
+    };
+    let mut ns = Netns::new("uvwait");
+    let uv = uvicorn(&mut ns, &venv, &[], "uvwait");
+    occupy(&mut ns, &venv, "/block", 1, "uvwait-holder");
+    let py = venv.join("bin/python").display().to_string();
+    let clients = format!("{}/clients.py", support());
+    ns.start(
+        &[
+            &py,
+            &clients,
+            "http://127.0.0.1:30020/block",
+            "--count",
+            "10",
+            "--timeout",
+            "900",
+            "--then",
+            "wait",
+        ],
+        &[],
+        &log("uvwait-clients"),
+    );
+    ns.wait_ss_with(&["-tanHe"], "10 requests waiting unaccepted", |o| {
+        rows(o)
+            .iter()
+            .filter(|r| {
+                r.state == "ESTABLISHED"
+                    && r.local.ends_with(":30020")
+                    && r.inode == 0
+                    && r.recv_q > 0
+            })
+            .count()
+            == 10
+    });
+    let doc = scan_until(
+        &ns,
+        &["--port", "30020", "--stall", "1s"],
+        "accept_queue_full of a queue that does not move",
+        |d| !of_kind(d, "accept_queue_full").is_empty(),
+    );
+    let q = of_kind(&doc, "accept_queue_full")[0];
+    assert_eq!(q.pids, vec![uv]);
+    assert_eq!(q.count, 10);
+    assert!(
+        q.evidence["oldest_wait_s"]
+            .as_f64()
+            .is_some_and(|w| w >= 1.0)
+    );
+    assert!(
+        q.explanation.contains("to be accepted"),
+        "{}",
+        q.explanation
+    );
+    assert!(
+        of_kind(&doc, "close_wait").is_empty(),
+        "{:#?}",
+        doc.findings
+    );
+    assert!(
+        of_kind(&doc, "app_not_reading").is_empty(),
+        "unaccepted requests are the queue's, not a reader's: {:#?}",
+        doc.findings
+    );
+}
