@@ -152,39 +152,159 @@ pub fn parse_cgroup(text: &str) -> Option<(&'static str, String)> {
     None
 }
 
-/// A container's name from its runtime's state under `root` (`/`):
-/// docker's `config.v2.json` ("Name": "/web"), containerd's CRI
-/// annotations.
-pub fn container_name(root: &Path, runtime: &str, id: &str) -> Option<String> {
-    let (path, pick): (PathBuf, fn(&serde_json::Value) -> Option<String>) = match runtime {
+/// Where the container runtimes running on this host keep their state:
+/// dockerd's data root (`--data-root`, or `data-root` in its daemon.json,
+/// or /var/lib/docker) and containerd's state directory (`--state`, or
+/// `state` in its config.toml, or /run/containerd). Read from the running
+/// daemons' command lines, so that a non-default root still names
+/// containers. Paths are absolute, as the daemons see them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Roots {
+    pub docker: Vec<PathBuf>,
+    pub containerd: Vec<PathBuf>,
+}
+
+/// The value of `flag` in a NUL-separated command line: `--flag V` or
+/// `--flag=V`.
+fn arg_value(cmdline: &[u8], flags: &[&str]) -> Option<String> {
+    let words: Vec<&str> = cmdline
+        .split(|&b| b == 0)
+        .filter_map(|w| std::str::from_utf8(w).ok())
+        .collect();
+    for (i, w) in words.iter().enumerate() {
+        for f in flags {
+            if w == f {
+                return words.get(i + 1).map(|v| v.to_string());
+            }
+            if let Some(v) = w.strip_prefix(f).and_then(|v| v.strip_prefix('=')) {
+                return Some(v.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// `key = "value"` at the top of a TOML file (before any table), as
+/// containerd's config.toml sets `root` and `state`.
+fn toml_top_string(text: &str, key: &str) -> Option<String> {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            return None;
+        }
+        if let Some((k, v)) = line.split_once('=')
+            && k.trim() == key
+        {
+            return Some(v.trim().trim_matches('"').to_string());
+        }
+    }
+    None
+}
+
+impl Roots {
+    /// The roots of the daemons running under `proc_root`, files read
+    /// under `root` (`/`), defaults last.
+    pub fn find(root: &Path, proc_root: &Path) -> Roots {
+        let inside = |p: &str| root.join(p.trim_start_matches('/'));
+        let mut r = Roots::default();
+        for entry in fs::read_dir(proc_root).into_iter().flatten().flatten() {
+            let dir = entry.path();
+            let Ok(comm) = fs::read(dir.join("comm")) else {
+                continue;
+            };
+            let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+            let Ok(cmdline) = fs::read(dir.join("cmdline")) else {
+                continue;
+            };
+            if comm == b"dockerd" {
+                let from_file = || {
+                    let file = arg_value(&cmdline, &["--config-file"])
+                        .unwrap_or_else(|| "/etc/docker/daemon.json".into());
+                    let v: serde_json::Value =
+                        serde_json::from_slice(&fs::read(inside(&file)).ok()?).ok()?;
+                    let d = v.get("data-root").or_else(|| v.get("graph"))?;
+                    Some(d.as_str()?.to_string())
+                };
+                if let Some(d) =
+                    arg_value(&cmdline, &["--data-root", "-g", "--graph"]).or_else(from_file)
+                {
+                    r.docker.push(inside(&d));
+                }
+            } else if comm == b"containerd" {
+                let from_file = || {
+                    let file = arg_value(&cmdline, &["--config", "-c"])
+                        .unwrap_or_else(|| "/etc/containerd/config.toml".into());
+                    toml_top_string(&fs::read_to_string(inside(&file)).ok()?, "state")
+                };
+                if let Some(d) = arg_value(&cmdline, &["--state"]).or_else(from_file) {
+                    r.containerd.push(inside(&d));
+                }
+            }
+        }
+        r.docker.push(inside("/var/lib/docker"));
+        r.containerd.push(inside("/run/containerd"));
+        r.docker.dedup();
+        r.containerd.dedup();
+        r
+    }
+
+    /// The roots of this host, found once per run.
+    pub fn host() -> &'static Roots {
+        static ROOTS: std::sync::OnceLock<Roots> = std::sync::OnceLock::new();
+        ROOTS.get_or_init(|| Roots::find(Path::new("/"), Path::new("/proc")))
+    }
+}
+
+/// Picks a container's name out of its runtime's JSON state.
+type Pick<'a> = &'a dyn Fn(&serde_json::Value) -> Option<String>;
+
+/// A container's name from its runtime's state under `roots`: docker's
+/// `config.v2.json` ("Name": "/web"), containerd's CRI annotations.
+pub fn container_name(roots: &Roots, runtime: &str, id: &str) -> Option<String> {
+    let docker =
+        |v: &serde_json::Value| Some(v.get("Name")?.as_str()?.trim_start_matches('/').to_string());
+    let cri = |v: &serde_json::Value| {
+        let a = v.get("annotations")?;
+        let c = a.get("io.kubernetes.cri.container-name")?.as_str()?;
+        let pod = a
+            .get("io.kubernetes.cri.sandbox-name")
+            .and_then(|p| p.as_str());
+        Some(pod.map_or(c.to_string(), |p| format!("{p}/{c}")))
+    };
+    let (paths, pick): (Vec<PathBuf>, Pick) = match runtime {
         "docker" => (
-            root.join(format!("var/lib/docker/containers/{id}/config.v2.json")),
-            |v| Some(v.get("Name")?.as_str()?.trim_start_matches('/').to_string()),
+            roots
+                .docker
+                .iter()
+                .map(|r| r.join(format!("containers/{id}/config.v2.json")))
+                .collect(),
+            &docker,
         ),
         "containerd" => (
-            root.join(format!(
-                "run/containerd/io.containerd.runtime.v2.task/k8s.io/{id}/config.json"
-            )),
-            |v| {
-                let a = v.get("annotations")?;
-                let c = a.get("io.kubernetes.cri.container-name")?.as_str()?;
-                let pod = a
-                    .get("io.kubernetes.cri.sandbox-name")
-                    .and_then(|p| p.as_str());
-                Some(pod.map_or(c.to_string(), |p| format!("{p}/{c}")))
-            },
+            roots
+                .containerd
+                .iter()
+                .map(|r| {
+                    r.join(format!(
+                        "io.containerd.runtime.v2.task/k8s.io/{id}/config.json"
+                    ))
+                })
+                .collect(),
+            &cri,
         ),
         _ => return None,
     };
-    let text = fs::read(path).ok()?;
-    pick(&serde_json::from_slice(&text).ok()?)
+    paths.iter().find_map(|p| {
+        let text = fs::read(p).ok()?;
+        pick(&serde_json::from_slice(&text).ok()?)
+    })
 }
 
 /// The container `pid` runs in, if any.
 pub fn container_of(proc_root: &Path, pid: u32) -> Option<Container> {
     let text = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
     let (runtime, id) = parse_cgroup(&text)?;
-    let name = container_name(Path::new("/"), runtime, &id);
+    let name = container_name(Roots::host(), runtime, &id);
     Some(Container {
         runtime: runtime.to_string(),
         id,
@@ -264,13 +384,77 @@ mod tests {
             r#"{"annotations":{"io.kubernetes.cri.container-name":"api","io.kubernetes.cri.sandbox-name":"api-7d9f"}}"#,
         )
         .expect("write");
-        assert_eq!(container_name(&root, "docker", ID).as_deref(), Some("web"));
+        let roots = Roots {
+            docker: vec![root.join("srv/docker"), root.join("var/lib/docker")],
+            containerd: vec![root.join("run/containerd")],
+        };
+        assert_eq!(container_name(&roots, "docker", ID).as_deref(), Some("web"));
         assert_eq!(
-            container_name(&root, "containerd", ID).as_deref(),
+            container_name(&roots, "containerd", ID).as_deref(),
             Some("api-7d9f/api")
         );
-        assert_eq!(container_name(&root, "podman", ID), None);
-        assert_eq!(container_name(&root, "docker", &ID.replace('8', "9")), None);
+        assert_eq!(container_name(&roots, "podman", ID), None);
+        assert_eq!(
+            container_name(&roots, "docker", &ID.replace('8', "9")),
+            None
+        );
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    /// The data roots of the running daemons: from their command lines,
+    /// else their config files, else the defaults.
+    #[test]
+    fn runtime_roots_from_the_daemons_command_lines_and_configs() {
+        let root = std::env::temp_dir().join(format!("zombiescan-roots-{}", std::process::id()));
+        let proc_root = root.join("proc");
+        let daemon = |pid: u32, comm: &str, cmdline: &[u8]| {
+            let d = proc_root.join(pid.to_string());
+            fs::create_dir_all(&d).expect("mkdir");
+            fs::write(d.join("comm"), format!("{comm}\n")).expect("comm");
+            fs::write(d.join("cmdline"), cmdline).expect("cmdline");
+        };
+        daemon(
+            10,
+            "dockerd",
+            b"/usr/sbin/dockerd\0--data-root\0/srv/docker\0-H\0fd://\0",
+        );
+        daemon(
+            11,
+            "dockerd",
+            b"/usr/sbin/dockerd\0--config-file=/etc/d2.json\0",
+        );
+        daemon(
+            12,
+            "containerd",
+            b"/usr/bin/containerd\0--config\0/etc/ctd.toml\0",
+        );
+        daemon(13, "bash", b"bash\0--data-root\0/nope\0");
+        fs::create_dir_all(root.join("etc")).expect("etc");
+        fs::write(
+            root.join("etc/d2.json"),
+            r#"{"data-root": "/data/docker2"}"#,
+        )
+        .expect("json");
+        fs::write(
+            root.join("etc/ctd.toml"),
+            "version = 2\nstate = \"/var/run/ctd\"\n[plugins]\nstate = \"/not/this\"\n",
+        )
+        .expect("toml");
+        let r = Roots::find(&root, &proc_root);
+        let mut docker = r.docker.clone();
+        docker.sort();
+        assert_eq!(
+            docker,
+            vec![
+                root.join("data/docker2"),
+                root.join("srv/docker"),
+                root.join("var/lib/docker")
+            ]
+        );
+        assert_eq!(
+            r.containerd,
+            vec![root.join("var/run/ctd"), root.join("run/containerd")]
+        );
         let _ = fs::remove_dir_all(&root);
     }
 
