@@ -81,6 +81,12 @@ pub struct Cli {
     #[arg(global = true, long, conflicts_with = "netns")]
     pub all_netns: bool,
 
+    /// With --port on the host: do not follow a port that a forwarder
+    /// (docker-proxy) or NAT rules send into another network namespace;
+    /// only say where it is served.
+    #[arg(global = true, long, conflicts_with_all = ["netns", "all_netns"])]
+    pub no_follow: bool,
+
     /// Report on a capture file instead of scanning: the same as
     /// `zombiescan analyze FILE`.
     #[arg(global = true, long, value_name = "FILE",

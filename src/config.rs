@@ -203,6 +203,7 @@ impl Config {
                 },
                 owners: !cli.no_processes,
                 netns: cli.netns,
+                follow: !cli.no_follow,
             },
             all_netns: cli.all_netns,
             command,

@@ -103,17 +103,19 @@ fn scan(
     if cfg.all_netns {
         collect::scan_all(&cfg.scan, memory)
     } else {
-        Ok(vec![collect::scan(&cfg.scan, memory)?])
+        collect::scan(&cfg.scan, memory)
     }
 }
 
 fn report<'a>(cfg: &Config, snap: &'a model::Snapshot) -> Report<'a> {
     let mut r = Report::new(snap, classify::classify(snap, &cfg.thresholds), &cfg.report);
-    r.hints.extend(classify::pointers(
-        snap,
-        &cfg.thresholds,
-        cfg.scan.netns.as_deref(),
-    ));
+    // The command to look elsewhere enters the same namespace again.
+    let enter = match &cfg.scan.netns {
+        Some(arg) => Some(arg.as_str()),
+        None => snap.netns.enter.as_deref(),
+    };
+    r.hints
+        .extend(classify::pointers(snap, &cfg.thresholds, enter));
     r
 }
 

@@ -496,6 +496,10 @@ pub struct Netns {
     pub container: Option<Container>,
     /// Whether it is zombiescan's own namespace (the host's, usually).
     pub own: bool,
+    /// The `--netns` argument that scans it again (its name, or a pid in
+    /// it), when zombiescan entered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enter: Option<String>,
 }
 
 impl Netns {
@@ -543,6 +547,26 @@ pub struct Snapshot {
     /// scanned port may be (an upstream that stopped answering).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbours: Vec<Socket>,
+    /// Scanned ports of this namespace that a forwarder (docker-proxy) or
+    /// NAT sends to a listener in another namespace of the same scan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded: Vec<Forwarded>,
+}
+
+/// Where a port of this namespace is served: a listener in another
+/// namespace, and its accept queue there at the time of the scan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarded {
+    pub port: u16,
+    /// The listener's address as the forwarder connects to it (the
+    /// container's address), or the listener's own when not known.
+    pub to: SocketAddr,
+    /// The forwarder's pid: none when NAT rules forward the port.
+    pub by: Option<u32>,
+    /// The label of the namespace it is served in.
+    pub netns: String,
+    pub queue: u32,
+    pub backlog: u32,
 }
 
 impl Snapshot {

@@ -472,6 +472,27 @@ pub const ADVICE: &[Row] = &[
         fix: "Find what the workers wait on and bound it; a longer queue only buys time.",
         checked: "listen(2): the backlog bounds the queue of completed connections",
     },
+    // fin_wait2, held by a process
+    Row {
+        who: Who::Holder(DockerProxy),
+        kind: FinWait2,
+        dir: Some(Outbound),
+        cause: "docker-proxy passes a client's close on to the container (it shuts down its side toward the \
+                container) and waits for the container's server to close its own, which it never did: nothing \
+                accepted these connections there, or the server is stuck.",
+        fix: "Diagnose the container's server (its accept queue, its event loop); docker-proxy lets go once it \
+              closes. \"userland-proxy\": false in /etc/docker/daemon.json removes this hop.",
+        checked: "docs.docker.com/engine/network/packet-filtering-firewalls/ (userland-proxy)",
+    },
+    Row {
+        who: Who::Any,
+        kind: FinWait2,
+        dir: None,
+        cause: "",
+        fix: "Close the socket after shutdown(), or put a read timeout on the wait for the peer's FIN. The peer \
+              is holding its side open (CLOSE_WAIT there).",
+        checked: "tcp(7): tcp_fin_timeout applies to orphaned connections only",
+    },
     // fd_exhaustion
     Row {
         who: Who::Holder(Uvicorn),
@@ -658,6 +679,9 @@ pub struct Ctx<'a> {
     /// `--reload` on a uvicorn command line.
     pub reload: bool,
     pub holders: Holders,
+    /// For a forwarder's sockets: where it forwards the port, in words
+    /// ("port 30020 to 172.17.0.2:30020 in netns … (docker … web)").
+    pub forwards_to: Option<String>,
     cmdlines: Vec<&'a [u8]>,
 }
 
@@ -731,6 +755,7 @@ impl<'a> Ctx<'a> {
             dir,
             reload,
             holders,
+            forwards_to: None,
             cmdlines,
         }
     }
@@ -781,6 +806,14 @@ fn join(a: String, b: &str) -> String {
     }
 }
 
+/// The sentence that ties a forwarder's sockets to the namespace it
+/// forwards to, when that namespace is in the same report.
+fn forwarding(c: &Ctx) -> String {
+    c.forwards_to.as_ref().map_or(String::new(), |to| {
+        format!(" It forwards {to}, whose report comes first: the diagnosis is there.")
+    })
+}
+
 const RELOAD: &str = "--reload is on: it is for development only; do not run it in production.";
 
 fn with_reload(c: &Ctx, fix: String) -> String {
@@ -819,10 +852,13 @@ pub fn close_wait(c: &Ctx, n: u32, age: Option<&str>) -> (String, String) {
     }
     let (cause, fix) = c.advice(Kind::CloseWait);
     explanation = join(explanation, &cause);
+    explanation.push_str(&forwarding(c));
     explanation.push_str(
         " CLOSE_WAIT never times out in the kernel: only the owner closing the socket (or exiting) ends it.",
     );
-    let fix = if h.queued == n {
+    let fix = if c.server == Some(Server::DockerProxy) {
+        fix
+    } else if h.queued == n {
         join(fix, "Restarting the server frees them now.")
     } else {
         join(
@@ -897,6 +933,7 @@ pub fn half_open(
                 verb(n, "is", "are"),
             ),
         };
+        let explanation = explanation + &forwarding(c);
         let fix = match &d.queue_full {
             Some(_) => join(
                 fix,
@@ -1018,7 +1055,8 @@ pub fn fin_wait2(
             ),
         )
     } else {
-        (
+        let (cause, fix) = c.advice(Kind::FinWait2);
+        let explanation = join(
             format!(
                 "{} {} in FIN_WAIT2 held by {}{}: it shut down its sending side and the peer never closed its own. A \
                  FIN_WAIT2 socket still held by its process never times out ({ft} applies only after close()).",
@@ -1027,10 +1065,9 @@ pub fn fin_wait2(
                 c.who,
                 ago(age)
             ),
-            "Close the socket after shutdown(), or put a read timeout on the wait for the peer's FIN. The peer is \
-             holding its side open (CLOSE_WAIT there)."
-                .to_string(),
-        )
+            &cause,
+        );
+        (explanation + &forwarding(c), fix)
     }
 }
 
@@ -1261,6 +1298,7 @@ mod tests {
         // Every finding about sockets has generic advice in both directions.
         for kind in [
             Kind::CloseWait,
+            Kind::FinWait2,
             Kind::HalfOpen,
             Kind::PeerNotReading,
             Kind::AppNotReading,

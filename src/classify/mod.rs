@@ -286,11 +286,14 @@ fn known(ms: Option<u32>, uptime_ms: Option<u64>) -> Option<u32> {
     (m <= up && m.abs_diff(never) > 1_500).then_some(ms)
 }
 
-/// The socket's time since the peer last sent anything (data or ACK).
+/// The socket's time since the peer last sent anything (data or ACK). With
+/// a keepalive timer running, the peer's answers to our probes refresh the
+/// ACK time (docker-proxy probes every 15 s): only its data counts then.
 fn since_peer(s: &Socket, uptime_ms: Option<u64>) -> Option<u32> {
     let ti = s.tcp_info.as_ref()?;
     let data = known(ti.last_data_recv(), uptime_ms);
-    let ack = known(ti.last_ack_recv(), uptime_ms);
+    let ack = known(ti.last_ack_recv(), uptime_ms)
+        .filter(|_| s.timer.kind != crate::model::TimerKind::Keepalive || data.is_none());
     match (data, ack) {
         (Some(d), Some(a)) => Some(d.min(a)),
         (d, a) => d.or(a),
@@ -444,6 +447,7 @@ pub(crate) mod testing {
             gaps: Gaps::default(),
             hints: Vec::new(),
             neighbours: Vec::new(),
+            forwarded: Vec::new(),
         }
     }
 }

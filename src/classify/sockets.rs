@@ -184,9 +184,21 @@ fn listener_owners<'s>(listeners: &'s Listeners, s: &Socket) -> impl Iterator<It
         .flat_map(|(_, owners)| owners.iter().copied())
 }
 
-/// Whether `remote` is a listener of this snapshot whose accept queue is
-/// full: "ip:port" of it, for the words.
+/// Whether `remote` is a listener of this snapshot, or one a forwarder of
+/// it sends to, whose accept queue is full: how full, for the words.
 fn full_listener(snap: &Snapshot, remote: std::net::SocketAddr) -> Option<String> {
+    let forwarded = snap.forwarded.iter().find(|f| {
+        f.to.port() == remote.port()
+            && (f.to.ip() == remote.ip() || f.to.ip().is_unspecified())
+            && f.backlog > 0
+            && f.queue >= f.backlog
+    });
+    if let Some(f) = forwarded {
+        return Some(format!(
+            "{} connections waiting for a backlog of {} in {}",
+            f.queue, f.backlog, f.netns
+        ));
+    }
     snap.sockets
         .iter()
         .find(|l| {
@@ -266,13 +278,26 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         let pids = holders.all_pids();
         let mut ctx = Ctx::new(snap, holders, dir, remote, port);
         if dir == Direction::Outbound {
+            // A listener here on that port is the peer only if it has the
+            // remote address (or listens on all of them, and the remote is
+            // this host's loopback).
+            let rip = remote.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
             let owners: Vec<u32> = by_port
                 .get(&port)
                 .into_iter()
                 .flatten()
+                .filter(|(lip, _)| *lip == rip || (lip.is_unspecified() && rip.is_loopback()))
                 .flat_map(|(_, o)| o.iter().copied())
                 .collect();
             ctx.peer = advice::peer_server(snap, &owners, port);
+        }
+        if ctx.server == Some(advice::Server::DockerProxy) {
+            let by = |f: &&crate::model::Forwarded| f.by.is_some_and(|p| pids.contains(&p));
+            ctx.forwards_to = snap
+                .forwarded
+                .iter()
+                .find(by)
+                .map(|f| format!("port {} to {} in {}", f.port, f.to, f.netns));
         }
         let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
         ev.insert("sockets", count.into());
@@ -376,7 +401,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             explanation: text.0,
             remediation: text.1,
             advice_source: match kind {
-                Kind::FinWait2 => String::new(),
+                Kind::FinWait2 if orphan => String::new(),
                 _ => advice::pick(kind, dir, ctx.server, ctx.peer).source(ctx.server),
             },
             sockets: g.sockets,
@@ -785,5 +810,70 @@ mod tests {
             all(&snapshot(vec![listener(), s]), &t)[0].kind,
             Kind::HalfOpen
         );
+    }
+
+    /// docker-proxy on the host, its port followed into the container:
+    /// its CLOSE_WAIT and SYN_SENT are a forwarder's, tied to the container.
+    #[test]
+    fn a_forwarders_sockets_point_to_the_container() {
+        let t = Thresholds::default();
+        let mut l = sock(TcpState::Listen, "127.0.0.1:30020", "0.0.0.0:0", 1);
+        l.send_q = 4096;
+        let mut cw = sock(TcpState::CloseWait, "127.0.0.1:30020", "127.0.0.1:50000", 2);
+        cw.tcp_info = None;
+        let mut syn = sock(TcpState::SynSent, "172.17.0.1:40000", "172.17.0.2:30020", 3);
+        syn.timer = timer(TimerKind::Retransmit, 3);
+        let mut snap = snapshot(vec![l, cw, syn]);
+        snap.processes.insert(
+            100,
+            crate::classify::testing::process(
+                100,
+                "docker-proxy",
+                "/usr/bin/docker-proxy -proto tcp -host-ip 127.0.0.1 -host-port 30020 -container-ip 172.17.0.2 -container-port 30020",
+                10,
+                Some(1024),
+            ),
+        );
+        snap.forwarded.push(crate::model::Forwarded {
+            port: 30020,
+            to: "172.17.0.2:30020".parse().expect("addr"),
+            by: Some(100),
+            netns: "netns 4026532300 (docker 8e76985e7965 web)".into(),
+            queue: 17,
+            backlog: 16,
+        });
+        let f = all(&snap, &t);
+        let cw = f
+            .iter()
+            .find(|f| f.kind == Kind::CloseWait)
+            .expect("close_wait");
+        assert!(
+            cw.explanation
+                .contains("docker-proxy is Docker's userland proxy"),
+            "{}",
+            cw.explanation
+        );
+        assert!(
+            cw.explanation.contains("It forwards port 30020 to 172.17.0.2:30020 in netns 4026532300 (docker 8e76985e7965 web)"),
+            "{}",
+            cw.explanation
+        );
+        assert!(
+            cw.remediation.contains("\"userland-proxy\": false"),
+            "{}",
+            cw.remediation
+        );
+        let h = f
+            .iter()
+            .find(|f| f.kind == Kind::HalfOpen)
+            .expect("half_open");
+        assert!(
+            h.explanation.contains(
+                "accept queue is full (17 connections waiting for a backlog of 16 in netns"
+            ),
+            "{}",
+            h.explanation
+        );
+        assert!(!h.explanation.contains("probably gone"));
     }
 }

@@ -10,11 +10,14 @@ pub mod procs;
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::error::{Error, Result};
-use crate::model::{Family, Filter, Gaps, Host, InodeMap, Netns, Snapshot, Socket, Source};
+use crate::model::{
+    Family, Filter, Forwarded, Gaps, Host, InodeMap, Netns, Snapshot, Socket, Source,
+};
 
 /// Which socket source to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +36,10 @@ pub struct ScanOptions {
     pub owners: bool,
     /// `--netns NAME|PATH|PID`; `None` scans zombiescan's own namespace.
     pub netns: Option<String>,
+    /// A `--port` scan of zombiescan's own namespace also scans the
+    /// namespaces a forwarder or NAT sends the port to (off with
+    /// `--no-follow`).
+    pub follow: bool,
 }
 
 /// What `/proc/net/tcp` cannot show, said in the report.
@@ -193,17 +200,239 @@ fn label(
             .chain(pids.iter().copied())
             .find_map(|p| netns::container_of(Path::new(PROC), p))
     };
+    let name = ino.and_then(|i| names.get(&i).cloned());
+    let own = ino.is_some() && ino == own;
+    let enter = if own {
+        None
+    } else {
+        name.clone()
+            .or_else(|| first.or(pids.first().copied()).map(|p| p.to_string()))
+    };
     Netns {
         inode: ino,
-        name: ino.and_then(|i| names.get(&i).cloned()),
+        name,
         container,
-        own: ino.is_some() && ino == own,
+        own,
+        enter,
     }
 }
 
-/// Scans one network namespace: zombiescan's own, or `--netns`. A watch
-/// passes its `memory` of the owners (see [`procs::Memory`]).
-pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Snapshot> {
+/// A docker-proxy forwarding one of the scanned ports, from its command
+/// line (`-host-port P -container-ip IP -container-port CP`).
+#[derive(Debug)]
+struct Forwarder {
+    pid: u32,
+    host_port: u16,
+    container_ip: Option<IpAddr>,
+    container_port: u16,
+}
+
+/// The docker-proxy processes of this network namespace that forward one
+/// of `ports`.
+fn forwarders(ports: &[u16]) -> Vec<Forwarder> {
+    let own = own_netns();
+    let mut out = Vec::new();
+    for entry in fs::read_dir(PROC).into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if fs::read(entry.path().join("comm")).ok().as_deref() != Some(b"docker-proxy\n")
+            || netns::inode(&entry.path().join("ns/net")) != own
+        {
+            continue;
+        }
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0 || b == b' ').collect();
+        let arg = |flag: &[u8]| {
+            args.iter()
+                .position(|a| *a == flag)
+                .and_then(|i| args.get(i + 1))
+                .and_then(|v| std::str::from_utf8(v).ok())
+        };
+        if let (Some(Ok(host_port)), Some(Ok(container_port))) = (
+            arg(b"-host-port").map(str::parse::<u16>),
+            arg(b"-container-port").map(str::parse::<u16>),
+        ) && ports.contains(&host_port)
+        {
+            out.push(Forwarder {
+                pid,
+                host_port,
+                container_ip: arg(b"-container-ip").and_then(|v| v.parse().ok()),
+                container_port,
+            });
+        }
+    }
+    out
+}
+
+/// The IPv4 addresses of the calling thread's namespace, from the local
+/// table of `/proc/thread-self/net/fib_trie` ("|-- 172.17.0.2" followed
+/// by "/32 host LOCAL").
+pub fn local_addrs(fib_trie: &str) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut last: Option<IpAddr> = None;
+    for line in fib_trie.lines() {
+        let t = line.trim_start_matches([' ', '|', '-', '+']);
+        if let Ok(ip) = t.trim().parse::<IpAddr>() {
+            last = Some(ip);
+        } else if line.contains("/32 host LOCAL")
+            && let Some(ip) = last
+            && !out.contains(&ip)
+        {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// A namespace a scanned port is served in, and its part of the scan.
+struct Followed {
+    netns: Netns,
+    inside: Inside,
+    /// The scan's filter, with the ports served there.
+    filter: Filter,
+    forwarded: Vec<Forwarded>,
+}
+
+/// The namespaces other than this one where the scanned ports are served:
+/// the container ports docker-proxy forwards them to (in the namespace
+/// that holds the container's address), and the ports themselves when
+/// nothing here listens on them (NAT rules forward them). Each is scanned
+/// for those ports.
+fn follow(opts: &ScanOptions, here: &[Socket]) -> Vec<Followed> {
+    let ports = &opts.filter.ports;
+    let fwd = forwarders(ports);
+    let listened: Vec<u16> = here
+        .iter()
+        .filter(|s| s.state == crate::model::TcpState::Listen)
+        .map(|s| s.local.port())
+        .collect();
+    // (port looked for there, host port, forwarder)
+    let mut wanted: Vec<(u16, u16, Option<&Forwarder>)> = fwd
+        .iter()
+        .map(|f| (f.container_port, f.host_port, Some(f)))
+        .collect();
+    // NAT leaves no socket here for the connections it forwards: a port
+    // with sockets but no listener is a client's (a database's, say).
+    for &p in ports {
+        let touched = here
+            .iter()
+            .any(|s| s.local.port() == p || s.remote.port() == p);
+        if !listened.contains(&p) && !touched && !fwd.iter().any(|f| f.host_port == p) {
+            wanted.push((p, p, None));
+        }
+    }
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let look: Vec<u16> = wanted.iter().map(|w| w.0).collect();
+    let names = netns::names();
+    let own = own_netns();
+    let listen = crate::model::TcpState::Listen.mask_bit();
+    let mut out = Vec::new();
+    for (ino, (path, pids)) in netns::all(Path::new(PROC)) {
+        if Some(ino) == own {
+            continue;
+        }
+        let found = netns::run_in(&path, || {
+            let d = netlink::dump_sockets(listen, &look)?;
+            let addrs = fs::read_to_string("/proc/thread-self/net/fib_trie")
+                .map(|t| local_addrs(&t))
+                .unwrap_or_default();
+            Ok((d.sockets, addrs))
+        });
+        let Ok((listeners, addrs)) = found else {
+            continue;
+        };
+        let mut forwarded = Vec::new();
+        let mut there: Vec<u16> = Vec::new();
+        for &(cport, host_port, f) in &wanted {
+            // A container port names the namespace holding the container's
+            // address; many containers may listen on the same port.
+            if let Some(ip) = f.and_then(|f| f.container_ip)
+                && !addrs.contains(&ip)
+            {
+                continue;
+            }
+            let ls: Vec<&Socket> = listeners
+                .iter()
+                .filter(|l| l.local.port() == cport)
+                .collect();
+            let Some(first) = ls.first() else { continue };
+            forwarded.push(Forwarded {
+                port: host_port,
+                to: match f.and_then(|f| f.container_ip) {
+                    Some(ip) => SocketAddr::new(ip, cport),
+                    None => first.local,
+                },
+                by: f.map(|f| f.pid),
+                netns: String::new(),
+                queue: ls.iter().map(|l| l.recv_q).sum(),
+                backlog: ls.iter().map(|l| l.send_q).sum(),
+            });
+            if !there.contains(&cport) {
+                there.push(cport);
+            }
+        }
+        if there.is_empty() {
+            continue;
+        }
+        let sub = ScanOptions {
+            filter: Filter {
+                ports: there,
+                ..opts.filter.clone()
+            },
+            netns: None,
+            ..opts.clone()
+        };
+        let Ok(ins) = inside(Some(&path), &sub) else {
+            continue;
+        };
+        let netns = label(Some(ino), None, &pids, &names);
+        for f in &mut forwarded {
+            f.netns = netns.label();
+        }
+        out.push(Followed {
+            netns,
+            inside: ins,
+            filter: sub.filter,
+            forwarded,
+        });
+    }
+    // A port NAT may send anywhere is followed only where one namespace
+    // serves it: several would be a guess.
+    let nat_ports: Vec<u16> = out
+        .iter()
+        .flat_map(|f| f.forwarded.iter())
+        .filter(|f| f.by.is_none())
+        .map(|f| f.port)
+        .collect();
+    let ambiguous: Vec<u16> = nat_ports
+        .iter()
+        .copied()
+        .filter(|p| nat_ports.iter().filter(|q| *q == p).count() > 1)
+        .collect();
+    if !ambiguous.is_empty() {
+        for f in &mut out {
+            f.forwarded
+                .retain(|x| x.by.is_some() || !ambiguous.contains(&x.port));
+        }
+        out.retain(|f| !f.forwarded.is_empty());
+    }
+    out
+}
+
+/// Scans one network namespace: zombiescan's own, or `--netns`; with
+/// `--port` on the host, also the namespaces the port is forwarded to,
+/// which come first. A watch passes its `memory` of the owners (see
+/// [`procs::Memory`]).
+pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
     let names = netns::names();
     let (path, netns) = match &opts.netns {
@@ -220,14 +449,49 @@ pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Sn
         }
     };
     let ins = inside(path.as_deref(), opts)?;
-    let mut snaps = attribute(opts, captured_at, vec![(netns, ins)], memory);
-    let mut snap = snaps
-        .pop()
-        .ok_or_else(|| Error::malformed("scan", "no snapshot"))?;
-    if opts.netns.is_none() && !opts.filter.ports.is_empty() {
-        snap.hints = elsewhere(&snap, opts);
+    let host_scan = opts.netns.is_none() && !opts.filter.ports.is_empty();
+    let followed = if host_scan && opts.follow {
+        follow(opts, &ins.sockets)
+    } else {
+        Vec::new()
+    };
+    let mut forwarded = Vec::new();
+    let mut parts = Vec::new();
+    let mut filters = Vec::new();
+    for f in followed {
+        forwarded.extend(f.forwarded);
+        parts.push((f.netns, f.inside));
+        filters.push(f.filter);
     }
-    Ok(snap)
+    parts.push((netns, ins));
+    let mut snaps = attribute(opts, captured_at, parts, memory);
+    for (snap, filter) in snaps.iter_mut().zip(filters) {
+        snap.filter = filter;
+    }
+    if let Some(snap) = snaps.last_mut() {
+        if !forwarded.is_empty() {
+            snap.hints = forwarded.iter().map(forward_hint).collect();
+            snap.forwarded = forwarded;
+        } else if host_scan {
+            snap.hints = elsewhere(snap, opts);
+        }
+    }
+    Ok(snaps)
+}
+
+/// The host's part of a followed port says where it is served.
+fn forward_hint(f: &Forwarded) -> String {
+    match f.by {
+        Some(pid) => format!(
+            "port {} is forwarded by docker-proxy (pid {pid}) to {}, served in {}: its report comes first",
+            f.port, f.to, f.netns
+        ),
+        None => format!(
+            "nothing listens on port {} here: it is served on {} in {} (its report comes first), reached \
+             through NAT rules (Docker without its userland proxy, a Kubernetes hostPort or NodePort)",
+            f.port, f.to, f.netns
+        ),
+    }
 }
 
 /// Scans every network namespace in use on the host (`--all-netns`), with
@@ -290,6 +554,7 @@ fn attribute(
             },
             hints: Vec::new(),
             neighbours: ins.neighbours,
+            forwarded: Vec::new(),
         })
         .collect();
     if !opts.owners {
@@ -451,4 +716,40 @@ fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
         ));
     }
     hints
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/proc/net/fib_trie` of a docker container (Linux 6.18).
+    const FIB_TRIE: &str = "Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+        |-- 127.255.255.255
+           /32 link BROADCAST
+     +-- 172.17.0.0/16 2 0 2
+        |-- 172.17.0.0
+           /16 link UNICAST
+        |-- 172.17.0.2
+           /32 host LOCAL
+Local:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 172.17.0.2
+        /32 host LOCAL
+";
+
+    #[test]
+    fn a_namespaces_own_addresses() {
+        let want: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "172.17.0.2".parse().unwrap()];
+        assert_eq!(local_addrs(FIB_TRIE), want);
+        assert!(local_addrs("").is_empty());
+    }
 }

@@ -295,6 +295,7 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
         gaps: Gaps::default(),
         hints: Vec::new(),
         neighbours: Vec::new(),
+        forwarded: Vec::new(),
     }
 }
 

@@ -226,6 +226,8 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
     let proxy = dir.join("docker-proxy");
     let _ = std::fs::remove_file(&proxy);
     std::os::unix::fs::symlink(python.trim(), &proxy).expect("symlink");
+    // The container's address: the backend's own, on a veth pair.
+    host.veth_to(&backend, "10.231.9.1", "10.231.9.2");
     let proxy_pid = host.spawn_as(
         proxy.to_str().expect("path"),
         &[
@@ -235,14 +237,14 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
             "-host-port",
             "30020",
             "-container-ip",
-            "127.0.0.1",
+            "10.231.9.2",
             "-container-port",
-            "8000",
+            "38123",
         ],
     )[0];
-    backend.spawn(&["listen", "--port", "8000"]);
-    let out = host.exec(&[BIN, "--port", "30020", "--json"]);
-    let _ = std::fs::remove_dir_all(&dir);
+    let server = backend.spawn(&["listen", "--host", "10.231.9.2", "--port", "38123"])[0];
+    // --no-follow: where it is served, and the command that scans it.
+    let out = host.exec(&[BIN, "--port", "30020", "--no-follow", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -255,11 +257,37 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
         "{hints}"
     );
     assert!(
-        hints.contains(&format!("zombiescan --netns {} --port 8000", backend.name)),
+        hints.contains(&format!("zombiescan --netns {} --port 38123", backend.name)),
         "{hints}"
     );
+    // By default the port is followed: the backend's part first, labelled,
+    // then the forwarder's, which says where the port went.
+    let out = host.exec(&[BIN, "--port", "30020", "--json"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::cli::assert_valid(&out.stdout);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let parts = all["namespaces"]
+        .as_array()
+        .expect("one part per namespace");
+    assert_eq!(parts.len(), 2, "{all:#}");
+    assert_eq!(parts[0]["netns"]["name"], backend.name.as_str());
+    assert_eq!(parts[0]["filter"]["ports"], serde_json::json!([38123]));
+    assert_eq!(parts[0]["processes"][0]["pid"], server);
+    assert_eq!(parts[1]["netns"]["name"], host.name.as_str());
+    let hint = parts[1]["hints"][0].as_str().unwrap_or_default();
+    assert!(
+        hint.contains(&format!(
+            "forwarded by docker-proxy (pid {proxy_pid}) to 10.231.9.2:38123"
+        )) && hint.contains(&format!("ip netns {}", backend.name)),
+        "{hint}"
+    );
     // Where a real server listens, there is nothing to point at.
-    let out = backend.exec(&[BIN, "--port", "8000", "--json"]);
+    let out = backend.exec(&[BIN, "--port", "38123", "--json"]);
     let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
     assert!(doc.hints.is_empty(), "{:?}", doc.hints);
 }

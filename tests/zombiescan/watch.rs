@@ -260,9 +260,14 @@ fn the_owners_a_watch_remembers_follow_the_processes() {
         filter: Default::default(),
         owners: true,
         netns: Some(ns.path()),
+        follow: false,
     };
     let mut memory = Memory::default();
-    let scan = |memory: Option<&mut Memory>| collect::scan(&opts, memory).expect("scan");
+    let scan = |memory: Option<&mut Memory>| {
+        let mut snaps = collect::scan(&opts, memory).expect("scan");
+        assert_eq!(snaps.len(), 1, "--netns scans one namespace");
+        snaps.remove(0)
+    };
     let held = |o: &std::collections::BTreeMap<u64, Vec<u32>>, pid: u32| {
         o.values().filter(|p| p.contains(&pid)).count()
     };
