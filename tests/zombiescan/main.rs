@@ -6,6 +6,7 @@
 
 mod capture;
 mod cli;
+mod docker;
 mod findings;
 mod fixtures;
 mod live;
