@@ -722,34 +722,12 @@ fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// `/proc/net/fib_trie` of a docker container (Linux 6.18).
-    const FIB_TRIE: &str = "Main:
-  +-- 0.0.0.0/0 3 0 5
-     |-- 0.0.0.0
-        /0 universe UNICAST
-     +-- 127.0.0.0/8 2 0 2
-        +-- 127.0.0.0/31 1 0 0
-           |-- 127.0.0.0
-              /8 host LOCAL
-           |-- 127.0.0.1
-              /32 host LOCAL
-        |-- 127.255.255.255
-           /32 link BROADCAST
-     +-- 172.17.0.0/16 2 0 2
-        |-- 172.17.0.0
-           /16 link UNICAST
-        |-- 172.17.0.2
-           /32 host LOCAL
-Local:
-  +-- 0.0.0.0/0 3 0 5
-     |-- 172.17.0.2
-        /32 host LOCAL
-";
-
     #[test]
     fn a_namespaces_own_addresses() {
-        let want: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "172.17.0.2".parse().unwrap()];
-        assert_eq!(local_addrs(FIB_TRIE), want);
+        // fixtures/proc/fib_trie: a namespace with 10.231.9.2/24 on a veth.
+        let text = include_str!("../../fixtures/proc/fib_trie");
+        let want: Vec<IpAddr> = vec!["10.231.9.2".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+        assert_eq!(local_addrs(text), want);
         assert!(local_addrs("").is_empty());
     }
 }

@@ -318,3 +318,47 @@ fn a_client_port_gets_no_hint() {
     assert_eq!(doc.summary.total, 2);
     assert!(doc.hints.is_empty(), "{:?}", doc.hints);
 }
+
+#[test]
+fn a_port_nothing_here_listens_on_is_followed_where_one_namespace_serves_it() {
+    if !live_or_skip("a_port_nothing_here_listens_on_is_followed_where_one_namespace_serves_it") {
+        return;
+    }
+    // NAT rules leave no socket where the port is published: the scan finds
+    // nothing on it, and one namespace (this test's own, on a port no other
+    // test uses) listens on it.
+    let front = Netns::new("natf");
+    let mut back = Netns::new("natb");
+    let server = back.spawn(&["listen", "--port", "38777"])[0];
+    let out = front.exec(&[BIN, "--port", "38777", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::cli::assert_valid(&out.stdout);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let parts = all["namespaces"]
+        .as_array()
+        .expect("followed: one part per namespace");
+    assert_eq!(parts.len(), 2, "{all:#}");
+    assert_eq!(parts[0]["netns"]["name"], back.name.as_str());
+    assert_eq!(parts[0]["processes"][0]["pid"], server);
+    let hint = parts[1]["hints"][0].as_str().unwrap_or_default();
+    assert!(
+        hint.starts_with("nothing listens on port 38777 here: it is served on 127.0.0.1:38777")
+            && hint.contains("NAT rules"),
+        "{hint}"
+    );
+    // With a second namespace serving it, which one NAT picks is a guess:
+    // hints, not a followed part.
+    let mut other = Netns::new("natc");
+    other.spawn(&["listen", "--port", "38777"]);
+    let out = front.exec(&[BIN, "--port", "38777", "--json"]);
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("one document");
+    let hints = doc.hints.join("\n");
+    assert!(
+        hints.contains(&back.name) && hints.contains(&other.name),
+        "{hints}"
+    );
+}
