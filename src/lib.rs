@@ -14,7 +14,6 @@ pub mod report;
 pub mod timeline;
 pub mod watch;
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,11 +156,7 @@ fn record(path: &Path, max: Option<u64>, r: &Report) -> Result<(), RunError> {
             std::fs::rename(path, &old).map_err(failed)?;
         }
     }
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(failed)?;
+    let mut f = collect::capture::create_private(path, true).map_err(failed)?;
     f.write_all(&line).map_err(failed)?;
     f.sync_data().map_err(failed)?;
     Ok(())

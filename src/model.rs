@@ -407,6 +407,9 @@ pub struct Gaps {
     pub processes_vanished: u32,
     /// Processes whose fds could not be read (permission: run as root).
     pub processes_unreadable: u32,
+    /// Processes not read because zombiescan ran out of descriptors.
+    #[serde(default)]
+    pub processes_out_of_fds: u32,
     /// The scan ran as root: unreadable processes are denied by a security
     /// module or a user namespace, not for want of privilege.
     pub as_root: bool,

@@ -207,6 +207,16 @@ fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
     if !snap.owners_walked {
         out.push("--no-processes: socket owners were not looked up".to_string());
     }
+    if g.processes_out_of_fds > 0 {
+        out.push(format!(
+            "zombiescan ran out of file descriptors (EMFILE): {} not read; raise its limit (ulimit -n)",
+            if g.processes_out_of_fds == 1 {
+                "1 process was".to_string()
+            } else {
+                format!("{} processes were", g.processes_out_of_fds)
+            }
+        ));
+    }
     let n = |n: u32, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     // A process that exited during the walk matters only when a socket
     // went without an owner: it may have been that socket's owner.
@@ -223,7 +233,12 @@ fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
         "process could not be read",
         "processes could not be read",
     );
-    if unowned > 0 && g.processes_unreadable > 0 && !g.as_root {
+    if unowned > 0 && g.processes_out_of_fds > 0 {
+        out.push(format!(
+            "{}: their owners may be among the processes zombiescan had no descriptor left to read{exited}",
+            n(unowned, "socket has no known owner", "sockets have no known owner")
+        ));
+    } else if unowned > 0 && g.processes_unreadable > 0 && !g.as_root {
         out.push(format!(
             "{}: {unreadable} (run as root to see every owner){exited}",
             n(
@@ -305,5 +320,26 @@ mod tests {
         snap.gaps.as_root = false;
         snap.gaps.processes_unreadable = 3;
         assert!(notes(&snap)[0].contains("3 processes could not be read (run as root"));
+    }
+
+    /// zombiescan out of descriptors is its own doing: said so, with the
+    /// remedy, and the sockets it could not attribute are not blamed on
+    /// the processes.
+    #[test]
+    fn out_of_descriptors_is_said_as_such() {
+        let lost = sock(TcpState::Established, "10.0.0.1:30020", "10.0.0.9:4000", 8);
+        let mut snap = snapshot(vec![lost]);
+        snap.sockets[0].owner = 0;
+        snap.gaps.as_root = true;
+        snap.gaps.processes_unreadable = 1;
+        snap.gaps.processes_out_of_fds = 36;
+        let n = notes(&snap);
+        assert_eq!(
+            n[0],
+            "zombiescan ran out of file descriptors (EMFILE): 36 processes were not read; raise its \
+             limit (ulimit -n)"
+        );
+        assert!(n[1].contains("had no descriptor left to read"), "{n:?}");
+        assert!(!n.iter().any(|l| l.contains("security module")), "{n:?}");
     }
 }

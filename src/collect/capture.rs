@@ -10,7 +10,7 @@
 //! refused with a sentence that says which.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read};
 use std::path::Path;
 
 use flate2::Compression;
@@ -32,8 +32,53 @@ struct CaptureFile {
     snapshots: Vec<Snapshot>,
 }
 
-/// Writes `snapshots` to `path`, gzip-compressed.
+/// A file zombiescan writes: created 0600 (captures hold full command
+/// lines, where passwords are common) and never through a symbolic link
+/// planted at its path. `append` for a recording, else a new file.
+pub fn create_private(path: &Path, append: bool) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(std::io::Error::other(
+            "it is a symbolic link: refusing to write through it",
+        ));
+    }
+    let mut o = std::fs::OpenOptions::new();
+    if append {
+        o.append(true).create(true);
+    } else {
+        o.write(true).create_new(true);
+    }
+    o.mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Writes `snapshots` to `path`, gzip-compressed: to a new private file in
+/// the same directory, renamed into place once complete, so that a reader
+/// never sees half a capture and a link planted at `path` is replaced, not
+/// followed.
 pub fn write(path: &Path, snapshots: &[Snapshot]) -> Result<()> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::write(
+            path,
+            std::io::Error::other("it is a symbolic link: refusing to write through it"),
+        ));
+    }
+    let name = path
+        .file_name()
+        .map_or_else(|| "capture".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let file = create_private(&tmp, false).map_err(|e| Error::write(path, e))?;
+    let written = write_to(file, snapshots).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::write(path, e));
+    }
+    Ok(())
+}
+
+fn write_to(file: File, snapshots: &[Snapshot]) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct Out<'a> {
         format: &'a str,
@@ -41,7 +86,6 @@ pub fn write(path: &Path, snapshots: &[Snapshot]) -> Result<()> {
         zombiescan: &'a str,
         snapshots: &'a [Snapshot],
     }
-    let file = File::create(path).map_err(|e| Error::write(path, e))?;
     let mut gz = GzEncoder::new(BufWriter::new(file), Compression::fast());
     serde_json::to_writer(
         &mut gz,
@@ -51,11 +95,10 @@ pub fn write(path: &Path, snapshots: &[Snapshot]) -> Result<()> {
             zombiescan: env!("CARGO_PKG_VERSION"),
             snapshots,
         },
-    )
-    .map_err(|e| Error::write(path, e.into()))?;
-    gz.finish()
-        .and_then(|mut w| w.flush())
-        .map_err(|e| Error::write(path, e))
+    )?;
+    let w = gz.finish()?;
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
 }
 
 /// Parses a capture from its bytes (gzip or plain JSON).

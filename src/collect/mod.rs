@@ -79,7 +79,22 @@ pub fn proc_sockets(net_dir: &Path, filter: &Filter, gaps: &mut Gaps) -> Result<
             ));
         }
     }
+    dedup(&mut sockets);
     Ok(sockets)
+}
+
+/// `/proc/net/tcp` is read a page at a time while the table changes: a
+/// socket can be listed twice. One row per socket: by inode, or by its
+/// addresses for the inode-less (TIME_WAIT, orphans, unaccepted).
+fn dedup(sockets: &mut Vec<Socket>) {
+    let mut seen = std::collections::HashSet::with_capacity(sockets.len());
+    sockets.retain(|s| {
+        if s.inode != 0 {
+            seen.insert((s.inode, None))
+        } else {
+            seen.insert((0, Some((s.local, s.remote))))
+        }
+    });
 }
 
 fn netlink_sockets(filter: &Filter, gaps: &mut Gaps) -> Result<Vec<Socket>> {
@@ -590,6 +605,7 @@ fn attribute(
     for snap in &mut snaps {
         snap.gaps.processes_vanished = walk.vanished;
         snap.gaps.processes_unreadable = walk.unreadable;
+        snap.gaps.processes_out_of_fds = walk.out_of_fds;
         if !snap.sockets.is_empty() && walk.seen == 0 {
             snap.gaps
                 .notes
@@ -729,5 +745,29 @@ mod tests {
         let want: Vec<IpAddr> = vec!["10.231.9.2".parse().unwrap(), "127.0.0.1".parse().unwrap()];
         assert_eq!(local_addrs(text), want);
         assert!(local_addrs("").is_empty());
+    }
+
+    /// Two pages of /proc/net/tcp read across a change repeat a row: it
+    /// counts once (fixtures/proc/tcp, its rows read twice).
+    #[test]
+    fn a_socket_listed_twice_by_proc_counts_once() {
+        let text = include_bytes!("../../fixtures/proc/tcp");
+        let body: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut twice = text.to_vec();
+        for line in &body {
+            twice.extend_from_slice(line);
+            twice.push(b'\n');
+        }
+        let mut once = Vec::new();
+        procnet::parse(text, Family::Ipv4, 100, &Filter::default(), &mut once).expect("parse");
+        let mut all = Vec::new();
+        procnet::parse(&twice, Family::Ipv4, 100, &Filter::default(), &mut all).expect("parse");
+        assert_eq!(all.len(), 2 * once.len());
+        dedup(&mut all);
+        assert_eq!(all, once);
     }
 }

@@ -34,6 +34,10 @@ pub fn resolve(arg: &str) -> Result<PathBuf> {
     };
     match fs::metadata(&path) {
         Ok(_) => Ok(path),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::Netns {
+            path,
+            reason: "permission denied: run as root to look into another user's namespace".into(),
+        }),
         Err(e) => Err(Error::Netns {
             path,
             reason: format!(
@@ -101,7 +105,17 @@ pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> Result<T> + Send) -> Res
                 })?;
                 setns(fd, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns {
                     path: path.to_path_buf(),
-                    reason: format!("cannot enter it ({e}): run as root"),
+                    reason: match e {
+                        nix::errno::Errno::EINVAL => {
+                            "is not a network namespace (/proc/PID/ns/net or \
+                                                      /run/netns/NAME is)"
+                                .into()
+                        }
+                        nix::errno::Errno::EPERM => "cannot enter it: entering a namespace takes \
+                                                     CAP_SYS_ADMIN: run as root"
+                            .into(),
+                        e => format!("cannot enter it ({e})"),
+                    },
                 })?;
                 f()
             })

@@ -41,6 +41,9 @@ pub struct Walk {
     pub processes: BTreeMap<u32, Process>,
     pub vanished: u32,
     pub unreadable: u32,
+    /// Processes not read because zombiescan itself ran out of file
+    /// descriptors (EMFILE, ENFILE): not the processes' doing.
+    pub out_of_fds: u32,
     /// Process directories found under the proc root: 0 means /proc is not
     /// mounted or shows no process.
     pub seen: u32,
@@ -55,6 +58,7 @@ impl Walk {
         self.processes.extend(other.processes);
         self.vanished += other.vanished;
         self.unreadable += other.unreadable;
+        self.out_of_fds += other.out_of_fds;
         self.known.extend(other.known);
     }
 }
@@ -252,6 +256,10 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
         Ok(d) => d,
         Err(Errno::ENOENT | Errno::ESRCH) => {
             w.vanished += 1;
+            return;
+        }
+        Err(Errno::EMFILE | Errno::ENFILE) => {
+            w.out_of_fds += 1;
             return;
         }
         Err(_) => {

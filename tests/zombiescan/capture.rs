@@ -37,7 +37,9 @@ fn analysing_a_capture_reproduces_the_scan() {
             String::from_utf8_lossy(&scan.stderr)
         );
         assert!(String::from_utf8_lossy(&scan.stderr).contains("captured"));
-        // Elsewhere (outside the namespace), as another user.
+        // Elsewhere (outside the namespace), as another user, to whom the
+        // private file is handed over.
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).expect("hand the capture over");
         let analyze = Command::new("setpriv")
             .args([
                 "--reuid=65534",
@@ -179,4 +181,68 @@ fn bad_capture_files_are_refused_in_one_line() {
         .expect("run");
     assert_eq!(out.status.code(), Some(3));
     let _ = std::fs::remove_file(&good);
+}
+
+/// Captures and recordings are private (0600: command lines hold
+/// passwords) and never written through a symbolic link planted at their
+/// path.
+#[test]
+fn captures_and_recordings_are_private_and_never_follow_a_link() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("written").permissions().mode() & 0o777;
+    let cap = temp("private.zsc");
+    let rec = temp("private.ndjson");
+    for p in [&cap, &rec] {
+        let _ = std::fs::remove_file(p);
+    }
+    let out = Command::new(BIN)
+        .args(["capture", "-o"])
+        .arg(&cap)
+        .output()
+        .expect("capture");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&cap), 0o600);
+    let out = Command::new(BIN)
+        .args(["--watch", "0.1s", "--count", "1", "--record"])
+        .arg(&rec)
+        .output()
+        .expect("record");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&rec), 0o600);
+    // A link planted where the file goes: refused, its target untouched.
+    let target = temp("victim");
+    std::fs::write(&target, b"precious\n").expect("victim");
+    for (args, link) in [
+        (vec!["capture", "-o"], temp("link.zsc")),
+        (
+            vec!["--watch", "0.1s", "--count", "1", "--record"],
+            temp("link.ndjson"),
+        ),
+    ] {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg(&link)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&target).expect("victim"), b"precious\n");
+        let _ = std::fs::remove_file(&link);
+    }
+    for p in [&cap, &rec, &target] {
+        let _ = std::fs::remove_file(p);
+    }
 }

@@ -137,6 +137,33 @@ fn scan_another_namespace_by_name_path_and_pid() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("run as root"), "{err}");
+
+    // Not a namespace at all: said so, not "run as root".
+    let out = scan(&["--netns", "/tmp"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not a network namespace") && !err.contains("root"),
+        "{err}"
+    );
+    // A pid nobody may look at: permission denied, not "not found".
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "--netns",
+            &a_server.to_string(),
+        ])
+        .output()
+        .expect("setpriv");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("permission denied") && !err.contains("not found"),
+        "{err}"
+    );
 }
 
 #[test]
