@@ -152,31 +152,108 @@ pub struct Series {
 }
 
 impl Series {
+    #[cfg(test)]
     fn new(name: String, values: Vec<u32>) -> Series {
-        let first = values.first().copied().unwrap_or(0);
-        let last = values.last().copied().unwrap_or(0);
-        let (peak_at, peak) =
-            values.iter().copied().enumerate().fold(
-                (0, 0),
-                |best, (i, v)| if v > best.1 { (i, v) } else { best },
-            );
-        let low = values.iter().take(peak_at + 1).copied().min().unwrap_or(0);
-        let onset_at = (peak > low).then(|| {
-            values[..peak_at]
+        let n = values.len();
+        Span { start: 0, values }.series(name, n)
+    }
+}
+
+/// A series as recorded: its values from the round it first appeared to
+/// the last it was seen in; 0 before and after. A pid that lives for three
+/// samples of a night costs three numbers, not one per sample of the night.
+#[derive(Debug, Default)]
+struct Span {
+    start: usize,
+    values: Vec<u32>,
+}
+
+impl Span {
+    /// The value at round `i` of `n`.
+    fn at(&self, i: usize) -> u32 {
+        i.checked_sub(self.start)
+            .and_then(|j| self.values.get(j))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn add(&mut self, round: usize, v: u32) {
+        if self.values.is_empty() {
+            self.start = round;
+        }
+        let j = round.saturating_sub(self.start);
+        if self.values.len() <= j {
+            self.values.resize(j + 1, 0);
+        }
+        // A sum of counts saturates rather than wraps.
+        self.values[j] = self.values[j].saturating_add(v);
+    }
+
+    /// The peak and its round, the first of equal peaks (round 0 for a
+    /// series that stayed at 0).
+    fn peak(&self, n: usize) -> (usize, u32) {
+        let mut best = (0, 0);
+        for (j, &v) in self.values.iter().enumerate() {
+            if v > best.1 && self.start + j < n {
+                best = (self.start + j, v);
+            }
+        }
+        best
+    }
+
+    /// What the series did over `n` rounds, computed from the span alone.
+    fn summary(&self, n: usize) -> Summary {
+        let (peak_at, peak) = self.peak(n);
+        // The lowest value up to the peak: 0 when the series started after
+        // the first round.
+        let low = if self.start > 0 {
+            0
+        } else {
+            self.values
                 .iter()
-                .rposition(|&v| v == low)
-                .map_or(0, |i| i + 1)
-        });
-        Series {
-            name,
-            values,
-            first,
-            last,
+                .take(peak_at + 1)
+                .copied()
+                .min()
+                .unwrap_or(0)
+        };
+        // The rise starts after the last round at that low before the peak.
+        let onset_at =
+            (peak > low).then(
+                || match (self.start..peak_at).rev().find(|&i| self.at(i) == low) {
+                    Some(i) => i + 1,
+                    None => self.start,
+                },
+            );
+        Summary {
+            first: self.at(0),
+            last: if n == 0 { 0 } else { self.at(n - 1) },
             peak,
             peak_at,
             onset_at,
         }
     }
+
+    fn series(&self, name: String, n: usize) -> Series {
+        let s = self.summary(n);
+        Series {
+            name,
+            values: (0..n).map(|i| self.at(i)).collect(),
+            first: s.first,
+            last: s.last,
+            peak: s.peak,
+            peak_at: s.peak_at,
+            onset_at: s.onset_at,
+        }
+    }
+}
+
+/// [`Series`] without its values.
+struct Summary {
+    first: u32,
+    last: u32,
+    peak: u32,
+    peak_at: usize,
+    onset_at: Option<usize>,
 }
 
 /// What a recording says.
@@ -205,19 +282,15 @@ fn watched(state: &str) -> bool {
 }
 
 /// Series by name, each one number per round so far.
-type Columns = BTreeMap<String, Vec<u32>>;
+type Columns = BTreeMap<String, Span>;
 
 /// Adds `v` to series `key` at round `round` (earlier rounds it missed are
 /// 0).
 fn bump(m: &mut Columns, key: &str, round: usize, v: u32) {
-    let vals = match m.get_mut(key) {
-        Some(vals) => vals,
-        None => m.entry(key.to_string()).or_default(),
-    };
-    if vals.len() <= round {
-        vals.resize(round + 1, 0);
+    match m.get_mut(key) {
+        Some(span) => span.add(round, v),
+        None => m.entry(key.to_string()).or_default().add(round, v),
     }
-    vals[round] += v;
 }
 
 /// The series of one namespace that are named after what they concern.
@@ -315,25 +388,40 @@ impl Builder {
 
     pub fn finish(self) -> Timeline {
         let n = self.times.len();
-        let series = |name: String, mut values: Vec<u32>| {
-            values.resize(n, 0);
-            Series::new(name, values)
-        };
-        let mut states: Vec<Series> = self.states.into_iter().map(|(k, v)| series(k, v)).collect();
+        let mut states: Vec<Series> = self
+            .states
+            .into_iter()
+            .map(|(k, v)| v.series(k, n))
+            .collect();
         states.sort_by_key(|s| TcpState::from_name(&s.name).map_or(usize::MAX, TcpState::index));
         let many = self.by_netns.len() > 1;
         let (mut findings, mut ports, mut processes) = (Vec::new(), Vec::new(), Vec::new());
         for (netns, named) in self.by_netns {
             let name = |k: String| if many { format!("{netns}: {k}") } else { k };
-            findings.extend(named.findings.into_iter().map(|(k, v)| series(name(k), v)));
-            ports.extend(named.ports.into_iter().map(|(k, v)| series(name(k), v)));
-            processes.extend(named.processes.into_iter().map(|(k, v)| series(name(k), v)));
+            findings.extend(
+                named
+                    .findings
+                    .into_iter()
+                    .map(|(k, v)| v.series(name(k), n)),
+            );
+            ports.extend(named.ports.into_iter().map(|(k, v)| (name(k), v)));
+            processes.extend(named.processes.into_iter().map(|(k, v)| (name(k), v)));
         }
-        let rising = |v: Vec<Series>| -> Vec<Series> {
-            let mut v: Vec<Series> = v.into_iter().filter(|s| s.onset_at.is_some()).collect();
-            v.sort_by(|a, b| b.peak.cmp(&a.peak).then(a.name.cmp(&b.name)));
+        // Of the ports and processes, the 20 that rose highest: only those
+        // are spelt out round by round.
+        let rising = |v: Vec<(String, Span)>| -> Vec<Series> {
+            let mut v: Vec<(u32, String, Span)> = v
+                .into_iter()
+                .filter_map(|(k, span)| {
+                    let s = span.summary(n);
+                    s.onset_at.map(|_| (s.peak, k, span))
+                })
+                .collect();
+            v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             v.truncate(20);
-            v
+            v.into_iter()
+                .map(|(_, k, span)| span.series(k, n))
+                .collect()
         };
         Timeline {
             times: self.times,
@@ -408,5 +496,61 @@ mod tests {
         assert_eq!((b.rounds(), b.bad_lines), (2, 2));
         let tl = b.finish();
         assert_eq!(tl.states[0].values, [1, 1]);
+    }
+
+    /// A span (values from the first round seen, zeros around) says what
+    /// the whole series says: checked against the dense computation on
+    /// many shapes.
+    #[test]
+    fn a_span_summarises_as_the_whole_series_would() {
+        fn dense(values: &[u32]) -> (u32, u32, u32, usize, Option<usize>) {
+            let first = values.first().copied().unwrap_or(0);
+            let last = values.last().copied().unwrap_or(0);
+            let (peak_at, peak) = values
+                .iter()
+                .copied()
+                .enumerate()
+                .fold((0, 0), |b, (i, v)| if v > b.1 { (i, v) } else { b });
+            let low = values.iter().take(peak_at + 1).copied().min().unwrap_or(0);
+            let onset = (peak > low).then(|| {
+                values[..peak_at]
+                    .iter()
+                    .rposition(|&v| v == low)
+                    .map_or(0, |i| i + 1)
+            });
+            (first, last, peak, peak_at, onset)
+        }
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for _ in 0..5000 {
+            let n = next(12) as usize;
+            let mut span = Span::default();
+            let mut whole = vec![0u32; n];
+            if n > 0 {
+                let start = next(n as u64) as usize;
+                let len = 1 + next((n - start) as u64) as usize;
+                for (i, w) in whole.iter_mut().enumerate().skip(start).take(len) {
+                    let v = next(4) as u32;
+                    span.add(i, v);
+                    *w = v;
+                }
+            }
+            let s = span.series("x".into(), n);
+            assert_eq!(s.values, whole);
+            assert_eq!(
+                (s.first, s.last, s.peak, s.peak_at, s.onset_at),
+                dense(&whole),
+                "{whole:?}"
+            );
+        }
+        let mut big = Span::default();
+        big.add(0, u32::MAX);
+        big.add(0, 5);
+        assert_eq!(big.at(0), u32::MAX, "sums saturate");
     }
 }

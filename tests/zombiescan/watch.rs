@@ -529,3 +529,62 @@ fn a_watch_of_every_namespace_follows_each_on_its_own() {
     assert!(md.contains("2 samples"), "{md}");
     let _ = std::fs::remove_file(&file);
 }
+
+/// A night at `--watch 5s` (17,280 samples) of a server whose workers are
+/// recycled, five new pids a sample: the report's memory follows what it
+/// shows, not every series ever seen times every sample.
+#[test]
+fn a_night_of_churning_pids_is_reported_in_bounded_memory() {
+    use std::io::Write;
+    let file = temp("churn.ndjson");
+    {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).expect("create"));
+        let mut live: std::collections::VecDeque<u32> = (1000..1020).collect();
+        let mut next = 1020;
+        for i in 0..17_280u64 {
+            for _ in 0..5 {
+                live.pop_front();
+                live.push_back(next);
+                next += 1;
+            }
+            let procs: Vec<String> = live
+                .iter()
+                .map(|p| {
+                    format!(
+                        r#"{{"pid":{p},"comm":"gunicorn","sockets":3,"fds_open":12,"fd_limit":1024,"by_state":{{"ESTABLISHED":2,"CLOSE_WAIT":{}}}}}"#,
+                        i % 7
+                    )
+                })
+                .collect();
+            writeln!(
+                out,
+                r#"{{"t":"2026-11-25T03:00:00.000Z","t_ms":{},"host":"h","netns":"n","total":300,"by_state":{{"ESTABLISHED":250,"CLOSE_WAIT":{}}},"ports":[{{"port":30020,"direction":"inbound","remote":null,"by_state":{{"CLOSE_WAIT":{}}}}}],"processes":[{}],"findings":[],"counters":{{}}}}"#,
+                1_795_575_845_000 + i * 5000,
+                i % 50,
+                i % 50,
+                procs.join(",")
+            )
+            .expect("write");
+        }
+    }
+    // Reaped by wait4 below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = Command::new(BIN)
+        .args(["report", "--format", "markdown"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("report");
+    let pid = child.id() as nix::libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into the two locals.
+    let r = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut usage) };
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(r, pid);
+    assert!(nix::libc::WIFEXITED(status) && nix::libc::WEXITSTATUS(status) == 0);
+    let max_rss_mib = usage.ru_maxrss as f64 / 1024.0;
+    assert!(max_rss_mib < 150.0, "report took {max_rss_mib:.0} MiB");
+}
