@@ -223,7 +223,9 @@ pub enum Command {
         output: PathBuf,
     },
     /// Report on a capture file as the scan would have, on any machine, as
-    /// any user: the same filters, thresholds and formats.
+    /// any user: the same filters, thresholds and formats. A capture is read
+    /// (and inflated) up to 1 GiB; ZOMBIESCAN_MAX_INPUT=BYTES sets another
+    /// bound.
     Analyze {
         /// A file written by `zombiescan capture`.
         #[arg(value_name = "FILE")]
@@ -231,7 +233,8 @@ pub enum Command {
     },
     /// The timeline of a recording (--record): when each state, finding,
     /// port and process began to rise, its peak and when. --format table
-    /// (sparklines), markdown or html (a page with an SVG chart).
+    /// (sparklines), markdown or html (a page with an SVG chart). Read a
+    /// line at a time; a line longer than 1 MiB is skipped and counted.
     Report {
         /// Recordings, oldest first (FILE.1 FILE after a rotation).
         #[arg(value_name = "FILE", required = true)]

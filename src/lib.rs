@@ -264,7 +264,8 @@ fn timeline_report(
 ) -> Result<Outcome, RunError> {
     let mut timeline = timeline::Builder::default();
     for f in files {
-        let file = std::fs::File::open(f).map_err(|e| error::Error::read(f, e))?;
+        let file = collect::capture::open_input_stream(f)
+            .map_err(|detail| error::Error::read(f, std::io::Error::other(detail)))?;
         timeline
             .read(std::io::BufReader::with_capacity(1 << 16, file))
             .map_err(|e| error::Error::read(f, e))?;

@@ -301,6 +301,30 @@ struct Named {
     processes: Columns,
 }
 
+/// The longest recording line read: a sample of a busy host is a few
+/// kilobytes (the 50 largest ports and processes).
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Consumes `input` up to the end of the current line.
+fn skip_line(input: &mut impl std::io::BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                input.consume(n);
+            }
+        }
+    }
+}
+
 /// Reads a recording one sample at a time into its series, so that a night
 /// of samples is never held whole: memory grows by one number per series
 /// and round. Lines of the same time (one per namespace, with
@@ -317,14 +341,21 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// Reads NDJSON samples from `input`; a line that does not parse is
-    /// counted, never fatal.
+    /// Reads NDJSON samples from `input`; a line that does not parse, or
+    /// is longer than [`MAX_LINE`], is counted, never fatal.
     pub fn read(&mut self, mut input: impl std::io::BufRead) -> std::io::Result<()> {
+        use std::io::{BufRead, Read};
         let mut line = Vec::new();
         loop {
             line.clear();
-            if input.read_until(b'\n', &mut line)? == 0 {
+            let limit = MAX_LINE as u64 + 1;
+            if (&mut input).take(limit).read_until(b'\n', &mut line)? == 0 {
                 return Ok(());
+            }
+            if line.len() > MAX_LINE {
+                self.bad_lines += 1;
+                skip_line(&mut input)?;
+                continue;
             }
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;

@@ -101,17 +101,64 @@ fn write_to(file: File, snapshots: &[Snapshot]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Parses a capture from its bytes (gzip or plain JSON).
+/// The most bytes of input read from a file, compressed or not: 1 GiB, or
+/// `ZOMBIESCAN_MAX_INPUT` (bytes). A capture of 100,000 sockets is about
+/// 60 MB of JSON.
+pub fn max_input() -> u64 {
+    std::env::var("ZOMBIESCAN_MAX_INPUT")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1 << 30)
+}
+
+fn too_big(max: u64) -> String {
+    format!(
+        "larger than the bound on input, {max} bytes: set ZOMBIESCAN_MAX_INPUT=BYTES to raise it"
+    )
+}
+
+/// Opens an input file that must be a regular file (not a device, a pipe
+/// or a directory, which could be endless) of at most [`max_input`] bytes.
+pub fn open_input(path: &Path) -> std::result::Result<File, String> {
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > max_input() {
+        return Err(too_big(max_input()));
+    }
+    Ok(f)
+}
+
+/// Opens a file read as a stream (a recording): a regular file, of any
+/// size, since it is read a line at a time.
+pub fn open_input_stream(path: &Path) -> std::result::Result<File, String> {
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    Ok(f)
+}
+
+/// Parses a capture from its bytes (gzip or plain JSON), inflating at most
+/// [`max_input`] bytes.
 pub fn parse(bytes: &[u8], what: &str) -> Result<Vec<Snapshot>> {
     let bad = |detail: String| Error::Capture {
         file: what.to_string(),
         detail,
     };
     let mut json = Vec::new();
+    let max = max_input();
     let text: &[u8] = if bytes.starts_with(&[0x1f, 0x8b]) {
         GzDecoder::new(bytes)
+            .take(max.saturating_add(1))
             .read_to_end(&mut json)
             .map_err(|e| bad(format!("truncated or corrupt ({e})")))?;
+        if json.len() as u64 > max {
+            return Err(bad(format!("inflates {}", too_big(max))));
+        }
         &json
     } else {
         bytes
@@ -154,6 +201,14 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<Vec<Snapshot>> {
 
 /// Reads a capture file.
 pub fn read(path: &Path) -> Result<Vec<Snapshot>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
-    parse(&bytes, &path.display().to_string())
+    let what = path.display().to_string();
+    let file = open_input(path).map_err(|detail| Error::Capture {
+        file: what.clone(),
+        detail,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(max_input().saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::read(path, e))?;
+    parse(&bytes, &what)
 }

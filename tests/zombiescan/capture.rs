@@ -246,3 +246,82 @@ fn captures_and_recordings_are_private_and_never_follow_a_link() {
         let _ = std::fs::remove_file(p);
     }
 }
+
+/// Input is read with bounds: what is not a regular file, what is larger
+/// than the bound, what inflates past it, a recording line of any length.
+/// Each gets one line and exit 3 (a long recording line is skipped and
+/// counted), and the bound names the variable that raises it.
+#[test]
+fn hostile_input_is_refused_within_bounds() {
+    use std::io::Write;
+    let one_line = |out: &std::process::Output, want: &str, what: &str| {
+        assert_eq!(out.status.code(), Some(3), "{what}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{what}: {err}");
+        assert!(err.contains(want), "{what}: {err}");
+    };
+    for cmd in ["analyze", "report"] {
+        let out = Command::new(BIN)
+            .args([cmd, "/dev/zero"])
+            .output()
+            .expect("run");
+        one_line(&out, "not a regular file", cmd);
+    }
+    // A sparse file past the bound is refused before a byte is read.
+    let sparse = temp("sparse.zsc");
+    std::fs::File::create(&sparse)
+        .and_then(|f| f.set_len(2 << 30))
+        .expect("sparse");
+    let out = Command::new(BIN)
+        .arg("analyze")
+        .arg(&sparse)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&sparse);
+    one_line(&out, "ZOMBIESCAN_MAX_INPUT", "sparse");
+    // A gzip bomb: 64 MiB of zeros, inflated no further than the bound.
+    let bomb = temp("bomb.zsc");
+    {
+        let f = std::fs::File::create(&bomb).expect("bomb");
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).expect("write");
+        }
+        gz.finish().expect("finish");
+    }
+    let out = Command::new(BIN)
+        .arg("analyze")
+        .arg(&bomb)
+        .env("ZOMBIESCAN_MAX_INPUT", "1048576")
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&bomb);
+    one_line(
+        &out,
+        "inflates larger than the bound on input, 1048576 bytes",
+        "bomb",
+    );
+    // A recording with a line longer than any sample: skipped, counted.
+    let rec = temp("long.ndjson");
+    let good = r#"{"t":"2026-11-25T03:00:00.000Z","t_ms":1,"host":"h","netns":"n","total":1,"by_state":{"LISTEN":1},"ports":[],"processes":[],"findings":[],"counters":{}}"#;
+    let mut text = format!("{good}\n");
+    text.push_str(&"x".repeat(3 << 20));
+    text.push('\n');
+    text.push_str(&good.replace(r#""t_ms":1"#, r#""t_ms":2"#));
+    text.push('\n');
+    std::fs::write(&rec, text).expect("write");
+    let out = Command::new(BIN)
+        .args(["report", "--format", "markdown"])
+        .arg(&rec)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_file(&rec);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(md.contains("2 samples"), "{md}");
+}
