@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let cfg = match Config::from_cli(Cli::parse(), tty, color, command_line) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("zombiescan: {e}");
+            say(&e);
             return ExitCode::from(2);
         }
     };
@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     match run(&cfg, &mut out) {
         Ok(Outcome { failed, notice }) => {
             if let Some(n) = notice {
-                eprintln!("zombiescan: {n}");
+                say(&n);
             }
             if failed {
                 ExitCode::from(1)
@@ -38,14 +38,24 @@ fn main() -> ExitCode {
         }
         Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(RunError::Output(e)) => {
-            eprintln!("zombiescan: cannot write the report: {e}");
+            say(&format!("cannot write the report: {e}"));
             ExitCode::from(3)
         }
         Err(RunError::Scan(e)) => {
-            eprintln!("zombiescan: {e}");
+            say(&e);
             ExitCode::from(3)
         }
     }
+}
+
+/// One line on stderr. An error can quote what it read (a capture's field,
+/// a path): it is escaped as any text from outside, so that it stays one
+/// line and carries no control sequence.
+fn say(msg: &dyn std::fmt::Display) {
+    eprintln!(
+        "zombiescan: {}",
+        zombiescan::render::sanitize::terminal(msg.to_string().as_bytes())
+    );
 }
 
 /// Ctrl-C (or SIGTERM) ends a watch cleanly, after the current sample.

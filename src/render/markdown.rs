@@ -9,22 +9,7 @@ use crate::render::sanitize::terminal;
 use crate::render::{filter_text, pids_text, rfc3339};
 use crate::report::Report;
 
-/// Text safe in a Markdown paragraph or table cell: control characters
-/// escaped (a newline cannot end a row), Markdown punctuation backslashed.
-pub fn escape(raw: &[u8]) -> String {
-    let text = terminal(raw);
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '|' | '*' | '_' | '`' | '<' | '>' | '[' | ']' | '#' | '~'
-        ) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
+use crate::render::sanitize::markdown as escape;
 
 /// A fenced code block that no backtick run inside `code` can close.
 fn fenced(code: &str) -> String {

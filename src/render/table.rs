@@ -76,7 +76,7 @@ fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
         writeln!(out, "{}", terminal(snap.netns.label().as_bytes()))?;
     }
     if let Some(f) = filter_text(snap) {
-        writeln!(out, "filter: {f}")?;
+        writeln!(out, "filter: {}", terminal(f.as_bytes()))?;
     }
     let s = &r.summary;
     let by_state: Vec<String> = s
@@ -96,7 +96,7 @@ fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
     )?;
     let host = super::host_facts(h);
     if !host.is_empty() {
-        writeln!(out, "host: {}", host.join(" · "))?;
+        writeln!(out, "host: {}", terminal(host.join(" · ").as_bytes()))?;
     }
     Ok(())
 }
@@ -439,7 +439,7 @@ pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     if !r.limitations.is_empty() {
         writeln!(out)?;
         for l in &r.limitations {
-            writeln!(out, "note: {l}")?;
+            writeln!(out, "note: {}", terminal(l.as_bytes()))?;
         }
     }
     Ok(())

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
-use crate::render::markdown::escape as md;
+use crate::render::sanitize::markdown as md;
 use crate::render::sanitize::terminal;
 use crate::timeline::{Series, Timeline};
 
@@ -119,9 +119,9 @@ pub fn write_table(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result
             t.add_row(vec![
                 Cell::new(terminal(s.name.as_bytes())),
                 num(s.first),
-                Cell::new(c.onset(s)),
+                Cell::new(terminal(c.onset(s).as_bytes())),
                 num(s.peak),
-                Cell::new(c.at(s.peak_at)),
+                Cell::new(terminal(c.at(s.peak_at).as_bytes())),
                 num(s.last),
                 Cell::new(sparkline(&s.values, 40)),
             ]);
@@ -167,9 +167,9 @@ pub fn write_markdown(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Res
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 md(x.name.as_bytes()),
                 x.first,
-                c.onset(x),
+                md(c.onset(x).as_bytes()),
                 x.peak,
-                c.at(x.peak_at),
+                md(c.at(x.peak_at).as_bytes()),
                 x.last,
                 sparkline(&x.values, 30)
             );
@@ -180,21 +180,7 @@ pub fn write_markdown(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Res
     out.write_all(b"\n")
 }
 
-/// Text safe inside HTML.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in terminal(s.as_bytes()).chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::render::sanitize::html as html_escape;
 
 const COLORS: [&str; 8] = [
     "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",

@@ -9,6 +9,7 @@ mod cli;
 mod docker;
 mod findings;
 mod fixtures;
+mod hostile;
 mod live;
 mod namespaces;
 mod netns;
