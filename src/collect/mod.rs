@@ -355,6 +355,10 @@ fn follow(opts: &ScanOptions, here: &[Socket]) -> Vec<Followed> {
         if Some(ino) == own {
             continue;
         }
+        let ways = netns::ways_in(ino, &path, &pids, &names, Path::new(PROC));
+        let Some((path, _)) = netns::open_ns(ino, &ways) else {
+            continue;
+        };
         let found = netns::run_in(&path, || {
             let d = netlink::dump_sockets(listen, &look)?;
             let addrs = fs::read_to_string("/proc/thread-self/net/fib_trie")
@@ -519,9 +523,20 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
     let mut skipped = Vec::new();
     for (ino, (path, pids)) in netns::all(Path::new(PROC)) {
         let here = Some(ino) == own;
-        match inside((!here).then_some(path.as_path()), opts) {
+        let got = if here {
+            inside(None, opts)
+        } else {
+            // Any member still in it will do: the first one found may have
+            // exited since.
+            let ways = netns::ways_in(ino, &path, &pids, &names, Path::new(PROC));
+            match netns::open_ns(ino, &ways) {
+                Some((p, fd)) => netns::run_in_file(&p, fd, || collect_inside(opts)),
+                // Every way in is gone: the namespace ended meanwhile.
+                None => continue,
+            }
+        };
+        match got {
             Ok(ins) => parts.push((label(Some(ino), None, &pids, &names), ins)),
-            // A namespace whose last process exited meanwhile.
             Err(e) => skipped.push(e.to_string()),
         }
     }
@@ -673,6 +688,13 @@ fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
             continue;
         }
         let listen = crate::model::TcpState::Listen.mask_bit();
+        let ways = netns::ways_in(ino, &path, &pids, &names, Path::new(PROC));
+        let path = match netns::open_ns(ino, &ways) {
+            Some((p, _)) => p,
+            // Not one way in opens: gone, or (not root) not ours to open.
+            None if nix::unistd::geteuid().is_root() => continue,
+            None => path,
+        };
         let found = netns::run_in(&path, || netlink::dump_sockets(listen, &ports));
         let listeners = match found {
             Ok(netlink::Dump { sockets, .. }) => sockets,

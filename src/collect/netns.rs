@@ -94,15 +94,59 @@ pub fn all(proc_root: &Path) -> BTreeMap<u64, (PathBuf, Vec<u32>)> {
     out
 }
 
+/// Every path that enters the namespace `ino` found at `path` with `pids`
+/// in it: its `ip netns` bind mount first (it outlives any process), then
+/// each member's `/proc/PID/ns/net`, so that a member exiting during the
+/// scan does not lose a live namespace.
+pub fn ways_in(
+    ino: u64,
+    path: &Path,
+    pids: &[u32],
+    names: &BTreeMap<u64, String>,
+    proc_root: &Path,
+) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = names
+        .get(&ino)
+        .map(|n| Path::new(RUN_NETNS).join(n))
+        .into_iter()
+        .collect();
+    out.push(path.to_path_buf());
+    out.extend(
+        pids.iter()
+            .map(|p| proc_root.join(p.to_string()).join("ns/net")),
+    );
+    out.dedup();
+    out
+}
+
+/// Opens the first of `paths` that is still the namespace `ino`: a member
+/// that exited is skipped, and so is a pid reused by a process elsewhere.
+pub fn open_ns(ino: u64, paths: &[PathBuf]) -> Option<(PathBuf, File)> {
+    paths.iter().find_map(|p| {
+        let f = File::open(p).ok()?;
+        (f.metadata().ok()?.ino() == ino).then(|| (p.clone(), f))
+    })
+}
+
 /// Runs `f` on a thread that first enters the namespace at `path`.
 pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let fd = File::open(path).map_err(|e| Error::Netns {
+        path: path.to_path_buf(),
+        reason: format!("cannot open it ({e})"),
+    })?;
+    run_in_file(path, fd, f)
+}
+
+/// Runs `f` on a thread that first enters the namespace open as `fd`
+/// (from `path`, for the messages).
+pub fn run_in_file<T: Send>(
+    path: &Path,
+    fd: File,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                let fd = File::open(path).map_err(|e| Error::Netns {
-                    path: path.to_path_buf(),
-                    reason: format!("cannot open it ({e})"),
-                })?;
                 setns(fd, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Netns {
                     path: path.to_path_buf(),
                     reason: match e {
@@ -489,5 +533,32 @@ mod tests {
             "{err}"
         );
         assert!(resolve("99999999").is_err());
+    }
+
+    /// A way into a namespace is taken only while it still leads there: a
+    /// member that exited is skipped for the next, and a path that now
+    /// leads elsewhere (a pid reused) is never taken.
+    #[test]
+    fn the_first_way_in_that_still_leads_there() {
+        let me = PathBuf::from("/proc/self/ns/net");
+        let Some(ino) = inode(&me) else { return };
+        let gone = PathBuf::from("/proc/999999999/ns/net");
+        let (p, _) = open_ns(ino, &[gone.clone(), me.clone()]).expect("a way in");
+        assert_eq!(p, me);
+        assert!(
+            open_ns(ino + 1, std::slice::from_ref(&me)).is_none(),
+            "another namespace"
+        );
+        assert!(open_ns(ino, &[gone]).is_none());
+        let names = BTreeMap::from([(ino, "web1".to_string())]);
+        assert_eq!(
+            ways_in(ino, &me, &[7, 8], &names, Path::new("/proc")),
+            vec![
+                PathBuf::from("/run/netns/web1"),
+                me,
+                PathBuf::from("/proc/7/ns/net"),
+                PathBuf::from("/proc/8/ns/net"),
+            ]
+        );
     }
 }
