@@ -233,7 +233,8 @@ pub enum Command {
     },
     /// The timeline of a recording (--record): when each state, finding,
     /// port and process began to rise, its peak and when. --format table
-    /// (sparklines), markdown or html (a page with an SVG chart). Read a
+    /// (sparklines), markdown, html (a page with an SVG chart) or json
+    /// (schema/zombiescan-timeline.schema.json). Read a
     /// line at a time; a line longer than 1 MiB is skipped and counted.
     Report {
         /// Recordings, oldest first (FILE.1 FILE after a rotation).

@@ -290,7 +290,13 @@ fn timeline_report(
     match cfg.format {
         Format::Markdown => render::timeline::write_markdown(&tl, &what, out)?,
         Format::Html => render::timeline::write_html(&tl, &what, out)?,
-        _ => render::timeline::write_table(&tl, &what, out)?,
+        Format::Json => {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            render::timeline::write_json(&tl, &names, out)?;
+        }
+        Format::Table => render::timeline::write_table(&tl, &what, out)?,
+        // Refused with a usage error when the options are read.
+        Format::Prometheus => {}
     }
     out.flush()?;
     Ok(Outcome {

@@ -139,6 +139,8 @@ pub fn sample(r: &Report) -> Sample {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub name: String,
+    /// The namespace it belongs to, when the recording holds several.
+    pub netns: Option<String>,
     pub values: Vec<u32>,
     pub first: u32,
     pub last: u32,
@@ -152,6 +154,14 @@ pub struct Series {
 }
 
 impl Series {
+    /// Its name, after its namespace's when there are several.
+    pub fn label(&self) -> String {
+        match &self.netns {
+            Some(n) => format!("{n}: {}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
     #[cfg(test)]
     fn new(name: String, values: Vec<u32>) -> Series {
         let n = values.len();
@@ -237,6 +247,7 @@ impl Span {
         let s = self.summary(n);
         Series {
             name,
+            netns: None,
             values: (0..n).map(|i| self.at(i)).collect(),
             first: s.first,
             last: s.last,
@@ -428,20 +439,21 @@ impl Builder {
         let many = self.by_netns.len() > 1;
         let (mut findings, mut ports, mut processes) = (Vec::new(), Vec::new(), Vec::new());
         for (netns, named) in self.by_netns {
-            let name = |k: String| if many { format!("{netns}: {k}") } else { k };
-            findings.extend(
-                named
-                    .findings
-                    .into_iter()
-                    .map(|(k, v)| v.series(name(k), n)),
-            );
-            ports.extend(named.ports.into_iter().map(|(k, v)| (name(k), v)));
-            processes.extend(named.processes.into_iter().map(|(k, v)| (name(k), v)));
+            let ns = many.then(|| netns.clone());
+            let of = |k: String| (ns.clone(), k);
+            findings.extend(named.findings.into_iter().map(|(k, v)| {
+                let mut s = v.series(k, n);
+                s.netns = ns.clone();
+                s
+            }));
+            ports.extend(named.ports.into_iter().map(|(k, v)| (of(k), v)));
+            processes.extend(named.processes.into_iter().map(|(k, v)| (of(k), v)));
         }
         // Of the ports and processes, the 20 that rose highest: only those
         // are spelt out round by round.
-        let rising = |v: Vec<(String, Span)>| -> Vec<Series> {
-            let mut v: Vec<(u32, String, Span)> = v
+        type Key = (Option<String>, String);
+        let rising = |v: Vec<(Key, Span)>| -> Vec<Series> {
+            let mut v: Vec<(u32, Key, Span)> = v
                 .into_iter()
                 .filter_map(|(k, span)| {
                     let s = span.summary(n);
@@ -451,7 +463,11 @@ impl Builder {
             v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
             v.truncate(20);
             v.into_iter()
-                .map(|(_, k, span)| span.series(k, n))
+                .map(|(_, (ns, k), span)| {
+                    let mut s = span.series(k, n);
+                    s.netns = ns;
+                    s
+                })
                 .collect()
         };
         Timeline {
@@ -512,8 +528,9 @@ mod tests {
             .find(|s| s.name == "CLOSE_WAIT")
             .expect("state");
         assert_eq!(cw.values, [3, 7], "the states add up over the namespaces");
-        let names: Vec<&str> = tl.ports.iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<String> = tl.ports.iter().map(Series::label).collect();
         assert_eq!(names, ["b: inbound port 8000 CLOSE_WAIT"], "only b's rose");
+        assert_eq!(tl.ports[0].netns.as_deref(), Some("b"));
         assert_eq!(tl.ports[0].values, [2, 6]);
     }
 

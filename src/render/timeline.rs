@@ -117,7 +117,7 @@ pub fn write_table(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result
         for s in series {
             let num = |n: u32| Cell::new(n).set_alignment(CellAlignment::Right);
             t.add_row(vec![
-                Cell::new(terminal(s.name.as_bytes())),
+                Cell::new(terminal(s.label().as_bytes())),
                 num(s.first),
                 Cell::new(terminal(c.onset(s).as_bytes())),
                 num(s.peak),
@@ -165,7 +165,7 @@ pub fn write_markdown(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Res
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                md(x.name.as_bytes()),
+                md(x.label().as_bytes()),
                 x.first,
                 md(c.onset(x).as_bytes()),
                 x.peak,
@@ -244,7 +244,7 @@ fn chart(tl: &Timeline) -> String {
         let _ = writeln!(
             svg,
             "<polyline class=\"state\" data-state=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
-            html_escape(&s.name),
+            html_escape(&s.label()),
             points.join(" ")
         );
         let ly = top + 16.0 * k as f64;
@@ -255,7 +255,7 @@ fn chart(tl: &Timeline) -> String {
             ly,
             w - right + 26.0,
             ly + 5.0,
-            html_escape(&s.name),
+            html_escape(&s.label()),
             s.peak
         );
     }
@@ -292,7 +292,7 @@ pub fn write_html(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result<
             let _ = writeln!(
                 s,
                 "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-                html_escape(&x.name),
+                html_escape(&x.label()),
                 x.first,
                 html_escape(&c.onset(x)),
                 x.peak,
@@ -304,6 +304,74 @@ pub fn write_html(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result<
     }
     s.push_str("</body>\n</html>\n");
     out.write_all(s.as_bytes())
+}
+
+/// The version of the timeline's JSON document
+/// (schema/zombiescan-timeline.schema.json).
+pub const TIMELINE_SCHEMA_VERSION: u32 = 1;
+
+/// `report --json`: what the recording says, for scripts.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct TimelineDoc {
+    pub schema_version: u32,
+    pub files: Vec<String>,
+    pub samples: usize,
+    /// Lines that did not read (a torn last line, garbage, too long).
+    pub unreadable_lines: u32,
+    /// The time of each sample, as recorded.
+    pub times: Vec<String>,
+    pub states: Vec<SeriesJson>,
+    pub findings: Vec<SeriesJson>,
+    /// The 20 ports and the 20 processes that rose highest.
+    pub ports: Vec<SeriesJson>,
+    pub processes: Vec<SeriesJson>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SeriesJson {
+    pub name: String,
+    /// The namespace's label, when the recording holds several.
+    pub netns: Option<String>,
+    pub first: u32,
+    pub last: u32,
+    pub peak: u32,
+    /// The time of the first sample at the peak.
+    pub peak_at: String,
+    /// The time the rise to the peak began; null when it never rose.
+    pub onset_at: Option<String>,
+    /// One value per sample, as `times`.
+    pub values: Vec<u32>,
+}
+
+pub fn write_json(tl: &Timeline, files: &[String], out: &mut dyn Write) -> io::Result<()> {
+    let at = |i: usize| tl.times.get(i).cloned().unwrap_or_default();
+    let series = |v: &[Series]| -> Vec<SeriesJson> {
+        v.iter()
+            .map(|s| SeriesJson {
+                name: s.name.clone(),
+                netns: s.netns.clone(),
+                first: s.first,
+                last: s.last,
+                peak: s.peak,
+                peak_at: at(s.peak_at),
+                onset_at: s.onset_at.map(at),
+                values: s.values.clone(),
+            })
+            .collect()
+    };
+    let doc = TimelineDoc {
+        schema_version: TIMELINE_SCHEMA_VERSION,
+        files: files.to_vec(),
+        samples: tl.times.len(),
+        unreadable_lines: tl.bad_lines,
+        times: tl.times.clone(),
+        states: series(&tl.states),
+        findings: series(&tl.findings),
+        ports: series(&tl.ports),
+        processes: series(&tl.processes),
+    };
+    serde_json::to_writer(&mut *out, &doc).map_err(io::Error::other)?;
+    out.write_all(b"\n")
 }
 
 #[cfg(test)]

@@ -83,6 +83,21 @@ fn validator() -> (boon::Schemas, boon::SchemaIndex) {
     (schemas, idx)
 }
 
+/// Checks `report --json` output against its own schema.
+pub fn assert_valid_timeline(doc: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/zombiescan-timeline.schema.json");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.enable_format_assertions();
+    let idx = compiler
+        .compile(path.to_str().expect("utf-8 path"), &mut schemas)
+        .expect("schema compiles");
+    let v: Value = serde_json::from_slice(doc).expect("JSON");
+    if let Err(e) = schemas.validate(&v, idx) {
+        panic!("output does not match schema/zombiescan-timeline.schema.json:\n{e:#}");
+    }
+}
+
 pub fn assert_valid(doc: &[u8]) {
     let (schemas, idx) = validator();
     let v: Value = serde_json::from_slice(doc).expect("JSON");

@@ -229,6 +229,40 @@ fn the_timeline_of_a_recorded_incident() {
             "{tag}"
         );
     }
+
+    // For scripts: the documented JSON, read back into its types.
+    for json in [report(&[&file], "json"), {
+        let mut c = Command::new(BIN);
+        c.arg("report").arg(&file).arg("--json");
+        c.output().expect("report --json")
+    }] {
+        assert!(
+            json.status.success(),
+            "{}",
+            String::from_utf8_lossy(&json.stderr)
+        );
+        crate::cli::assert_valid_timeline(&json.stdout);
+        let doc: zombiescan::render::timeline::TimelineDoc =
+            serde_json::from_slice(&json.stdout).expect("reads back");
+        let cw = doc
+            .states
+            .iter()
+            .find(|s| s.name == "CLOSE_WAIT")
+            .expect("CLOSE_WAIT");
+        assert_eq!(cw.values.len(), doc.samples);
+        assert_eq!(doc.times.len(), doc.samples);
+        assert_eq!((cw.first, cw.peak, cw.last), (2, 7, 0));
+        assert!(
+            cw.onset_at
+                .as_deref()
+                .is_some_and(|t| t.contains("03:57:18")),
+            "{cw:?}"
+        );
+        assert!(cw.peak_at.contains("03:57:19"), "{cw:?}");
+    }
+    // Prometheus has no timeline: a usage error, not a silent table.
+    let out = report(&[&file], "prometheus");
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// What `fixtures/recording/closewait.ndjson` (see fixtures/README.md)
