@@ -8,6 +8,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod error;
+pub mod fuzzing;
 pub mod model;
 pub mod render;
 pub mod report;

@@ -9,6 +9,7 @@ mod cli;
 mod docker;
 mod findings;
 mod fixtures;
+mod fuzz_seeds;
 mod hostile;
 mod live;
 mod namespaces;
