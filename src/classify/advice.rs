@@ -934,19 +934,22 @@ pub fn half_open(
             ),
         };
         let explanation = explanation + &forwarding(c);
-        let fix = match &d.queue_full {
-            Some(_) => join(
-                fix,
-                "Fix the destination first (its accept_queue_full finding in this report); use a connect timeout \
-                 so callers fail fast meanwhile.",
+        let syn_fix = match &d.queue_full {
+            Some(_) => "Fix the destination first: its accept_queue_full finding in this report. Meanwhile a \
+                        connect timeout lets callers fail fast."
+                .to_string(),
+            None => format!(
+                "Check that {} is up, reachable and accepting; use a connect timeout.",
+                c.place
             ),
-            None => join(
-                fix,
-                &format!(
-                    "Check that {} is up and reachable and accepting; use a connect timeout.",
-                    c.place
-                ),
-            ),
+        };
+        // A row for the holder (a forwarder) says its part first; the
+        // generic row speaks of data in flight, which a SYN is not.
+        let row = pick(Kind::HalfOpen, c.dir, c.server, c.peer);
+        let fix = if row.who == Who::Any {
+            syn_fix
+        } else {
+            join(fix, &syn_fix)
         };
         return (explanation, fix);
     }

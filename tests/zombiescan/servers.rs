@@ -93,6 +93,16 @@ fn server_side(ns: &Netns, state: &str) -> (u32, u32) {
     )
 }
 
+/// One row of what a scenario showed and what zombiescan said, with the
+/// first sentence of its advice (seen with `--nocapture`).
+fn said(scenario: &str, ss: &str, f: &Finding) {
+    let first = f.remediation.split(". ").next().unwrap_or_default();
+    eprintln!(
+        "| {scenario} | {ss} | {} {} ×{}, pids {:?} | {first}. |",
+        f.severity, f.kind, f.count, f.pids
+    );
+}
+
 fn of_kind<'a>(doc: &'a Document, kind: &str) -> Vec<&'a Finding> {
     doc.findings.iter().filter(|f| f.kind == kind).collect()
 }
@@ -243,6 +253,8 @@ fn uvicorn_whose_event_loop_is_blocked() {
     );
     let f = of_kind(&doc, "close_wait")[0];
     assert_eq!(f.pids, vec![uv], "the listener's owner, never nobody");
+    let shown = format!("{cw} CLOSE_WAIT, {queued} of them ino:0");
+    said("uvicorn, loop blocked, clients leave", &shown, f);
     assert_eq!(f.evidence["in_accept_queue"], queued);
     assert_eq!(f.evidence["server"], "uvicorn");
     assert!(
@@ -262,6 +274,7 @@ fn uvicorn_whose_event_loop_is_blocked() {
     let q = of_kind(&doc, "accept_queue_full");
     assert_eq!(q.len(), 1, "{:#?}", doc.findings);
     assert_eq!(q[0].pids, vec![uv]);
+    said("uvicorn, loop blocked, clients leave", &shown, q[0]);
     assert!(
         q[0].explanation
             .contains("uvicorn accepts on its event loop")
@@ -288,6 +301,7 @@ fn uvicorn_whose_event_loop_is_blocked() {
     });
     let h = of_kind(&doc, "half_open")[0];
     assert_eq!(h.evidence["syn_sent_unanswered"], 2);
+    said("new clients of that full queue", "2 SYN-SENT", h);
     assert!(
         h.explanation.contains("accept queue is full"),
         "{}",
@@ -381,6 +395,11 @@ fn gunicorn_sync_workers_all_busy() {
         },
     );
     let f = of_kind(&doc, "close_wait")[0];
+    said(
+        "gunicorn -w 2 --backlog 8, workers busy",
+        &format!("{cw} CLOSE_WAIT, {queued} ino:0"),
+        f,
+    );
     assert_eq!(f.evidence["in_accept_queue"], queued);
     assert_eq!(f.evidence["server"], "gunicorn");
     // The master and both workers hold the listener.
@@ -448,6 +467,11 @@ fn stream_to_clients_that_never_read(venv: &Path, how: &[&str]) {
         .into_iter()
         .find(|f| f.evidence["direction"] == "inbound")
         .expect("inbound");
+    said(
+        &format!("uvicorn streaming, clients never read {how:?}"),
+        "3 Send-Q stuck",
+        f,
+    );
     assert_eq!(f.pids, vec![uv]);
     assert!(
         f.explanation.contains("uvicorn writes through asyncio"),
@@ -518,6 +542,11 @@ fn uvicorn_at_its_descriptor_limit() {
     });
     let (_, waiting) = server_side(&ns, "ESTABLISHED");
     let f = of_kind(&doc, "fd_exhaustion")[0];
+    said(
+        "uvicorn at its fd limit",
+        "connections waiting with ino:0",
+        f,
+    );
     assert_eq!(f.pids, vec![uv]);
     assert_eq!(f.severity, "critical", "{:#?}", f);
     assert!(
@@ -701,6 +730,11 @@ fn a_postgresql_pool_idle_without_keepalive_then_cut_off() {
             .is_some_and(|f| f.count == 4)
     });
     let f = of_kind(&doc, "idle_no_keepalive")[0];
+    said(
+        "psycopg pool idle, keepalives=0",
+        "4 ESTAB to :5432, no timer",
+        f,
+    );
     assert_eq!(f.pids, vec![pid]);
     assert_eq!(f.evidence["direction"], "outbound");
     assert_eq!(f.evidence["remote"], "10.231.5.1:5432");
@@ -731,6 +765,11 @@ fn a_postgresql_pool_idle_without_keepalive_then_cut_off() {
     });
     let _ = std::fs::remove_file(&trigger);
     let h = of_kind(&doc, "half_open")[0];
+    said(
+        "psycopg pool, database link cut",
+        "4 ESTAB retransmitting",
+        h,
+    );
     assert_eq!(h.pids, vec![pid]);
     assert_eq!(h.evidence["retransmitting"], 4);
     assert!(
@@ -877,6 +916,11 @@ fn nginx_in_front_of_a_blocked_upstream() {
         .into_iter()
         .find(|f| f.evidence["direction"] == "inbound")
         .expect("inbound close_wait");
+    said(
+        "nginx :30020 -> blocked uvicorn :8000, scan of 8000",
+        &format!("{cw} CLOSE_WAIT on 8000"),
+        f,
+    );
     assert_eq!(f.pids, vec![uv]);
     assert!(f.explanation.contains("event loop is blocked"));
     if let Some(fw) = of_kind(&doc, "fin_wait2").first() {
@@ -935,6 +979,11 @@ fn uvicorn_whose_event_loop_is_blocked_with_clients_that_wait() {
         |d| !of_kind(d, "accept_queue_full").is_empty(),
     );
     let q = of_kind(&doc, "accept_queue_full")[0];
+    said(
+        "uvicorn, loop blocked, clients wait",
+        "10 ESTAB ino:0 with requests",
+        q,
+    );
     assert_eq!(q.pids, vec![uv]);
     assert_eq!(q.count, 10);
     assert!(
