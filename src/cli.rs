@@ -241,6 +241,29 @@ pub enum Command {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Close chosen sockets now, through the kernel (SOCK_DESTROY, as
+    /// `ss -K`): the peer gets a RST, the owner's next read or write fails
+    /// (ECONNABORTED), the kernel frees the socket. Takes the scan's
+    /// selectors (--port, --pid, --process, --netns, --all-netns) and at
+    /// least one of --state and --finding. A dry run that lists what would
+    /// go unless --yes; never a LISTEN socket unless --state LISTEN. Each
+    /// socket is named by its addresses and inet_diag cookie: one that
+    /// closed meanwhile, or a new one on the same ports, is never hit.
+    /// Exit status with --yes: 0 when every socket was destroyed or was
+    /// already gone, 1 when the kernel refused some, 3 when it refused all.
+    Kill {
+        /// The sockets this finding flagged (close_wait, half_open,
+        /// peer_not_reading, fin_wait2, ...); repeatable.
+        #[arg(long = "finding", value_name = "KIND")]
+        findings: Vec<String>,
+        /// Only sockets at least this old, by the age the finding uses (or
+        /// the kernel's, for a state); a socket of unknown age is spared.
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+        /// Destroy them; without it nothing changes.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::classify::{Severity, Thresholds};
+use crate::classify::{Kind, Severity, Thresholds};
 use crate::cli::{Cli, Command, FailOn, Format, SourceArg};
 use crate::collect::{ScanOptions, SourceChoice};
 use crate::model::{Filter, TcpState};
@@ -35,6 +35,8 @@ pub struct Config {
     pub record_max: Option<u64>,
     /// Stdout is a terminal: a watch redraws in place.
     pub tty: bool,
+    /// `zombiescan kill`: what to close, and whether for real (`--yes`).
+    pub kill: Option<(crate::kill::Choice, bool)>,
 }
 
 /// Parses `200M`, `1G`, `64K`, `1000`.
@@ -188,6 +190,48 @@ impl Config {
         ports.sort_unstable();
         ports.dedup();
         let format = if cli.json { Format::Json } else { cli.format };
+        // kill: --state and --finding choose among the scan's sockets, which
+        // takes every state (findings and listeners need them).
+        let kill = match &command {
+            Some(Command::Kill {
+                findings,
+                older_than,
+                yes,
+            }) => {
+                let mut kinds = Vec::new();
+                for f in findings {
+                    let k = Kind::from_name(f).ok_or_else(|| {
+                        UsageError(format!(
+                            "unknown finding '{f}': use one of {}",
+                            Kind::ALL.map(Kind::name).join(", ")
+                        ))
+                    })?;
+                    if !kinds.contains(&k) {
+                        kinds.push(k);
+                    }
+                }
+                if kinds.is_empty() && states.is_empty() {
+                    return Err(UsageError(
+                        "kill needs --state S or --finding KIND: it never closes every socket of a port"
+                            .into(),
+                    ));
+                }
+                if !matches!(format, Format::Table | Format::Json) {
+                    return Err(UsageError("kill writes a table or --json".into()));
+                }
+                let older_than = older_than
+                    .as_deref()
+                    .map(|d| duration("--older-than", d))
+                    .transpose()?;
+                let choice = crate::kill::Choice {
+                    states: std::mem::take(&mut states),
+                    kinds,
+                    older_than,
+                };
+                Some((choice, *yes))
+            }
+            _ => None,
+        };
         Ok(Config {
             scan: ScanOptions {
                 source: match cli.source {
@@ -203,7 +247,9 @@ impl Config {
                 },
                 owners: !cli.no_processes,
                 netns: cli.netns,
-                follow: !cli.no_follow,
+                // kill acts where the sockets are asked for, not where a
+                // forwarder leads.
+                follow: !cli.no_follow && kill.is_none(),
             },
             all_netns: cli.all_netns,
             command,
@@ -212,6 +258,7 @@ impl Config {
             record: cli.record,
             record_max,
             tty,
+            kill,
             report: report::Options {
                 all_sockets: cli.sockets,
             },

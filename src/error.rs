@@ -35,6 +35,8 @@ pub enum Error {
     Capture { file: String, detail: String },
     #[error("malformed {what}: {detail}")]
     Malformed { what: String, detail: String },
+    #[error("kill: {0}")]
+    Refused(String),
 }
 
 impl Error {

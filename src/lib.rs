@@ -9,6 +9,7 @@ pub mod collect;
 pub mod config;
 pub mod error;
 pub mod fuzzing;
+pub mod kill;
 pub mod model;
 pub mod render;
 pub mod report;
@@ -52,9 +53,12 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     if cfg.watch.is_some() || cfg.record.is_some() {
         return watch(cfg, out);
     }
+    if let Some((choice, yes)) = &cfg.kill {
+        return kill(cfg, choice, *yes, out);
+    }
     let mut notice = None;
     let snaps = match &cfg.command {
-        None | Some(Command::Report { .. }) => scan(cfg, None)?,
+        None | Some(Command::Report { .. } | Command::Kill { .. }) => scan(cfg, None)?,
         // The capture, and the report of the very same snapshot.
         Some(Command::Capture { output }) => {
             let snaps = scan(cfg, None)?;
@@ -89,6 +93,66 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     Ok(Outcome {
         failed: failed(cfg, &reports),
         notice,
+    })
+}
+
+/// `zombiescan kill`: scan, choose, and with `yes` destroy, each part in
+/// its own namespace.
+fn kill(
+    cfg: &Config,
+    choice: &kill::Choice,
+    yes: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome, RunError> {
+    let snaps = scan(cfg, None)?;
+    let reports: Vec<Report> = snaps.iter().map(|snap| report(cfg, snap)).collect();
+    let mut parts = Vec::new();
+    for r in &reports {
+        let (targets, spared) = kill::choose(r, choice);
+        let results = if yes && !targets.is_empty() {
+            let sockets: Vec<&model::Socket> = targets.iter().map(|t| t.socket).collect();
+            let ns = &r.snapshot.netns;
+            let destroyed = match (&cfg.scan.netns, &ns.enter) {
+                _ if ns.own => collect::destroy::destroy(&sockets),
+                (Some(arg), _) | (None, Some(arg)) => {
+                    let path = collect::netns::resolve(arg)?;
+                    collect::netns::run_in(&path, || collect::destroy::destroy(&sockets))
+                }
+                (None, None) => collect::destroy::destroy(&sockets),
+            };
+            Some(destroyed?)
+        } else {
+            None
+        };
+        parts.push(render::kill::Part {
+            snapshot: r.snapshot,
+            targets,
+            spared,
+            results,
+        });
+    }
+    let doc = render::kill::document(&parts, !yes);
+    match cfg.format {
+        Format::Json => render::kill::write_json(&doc, out)?,
+        _ => render::kill::write_table(&doc, out)?,
+    }
+    out.flush()?;
+    let s = &doc.summary;
+    if yes && s.refused > 0 && s.destroyed + s.already_gone == 0 {
+        let why = doc
+            .sockets
+            .iter()
+            .find_map(|k| k.reason.clone())
+            .unwrap_or_default();
+        return Err(error::Error::Refused(format!(
+            "the kernel destroyed none of the {} sockets: {why}",
+            s.refused
+        ))
+        .into());
+    }
+    Ok(Outcome {
+        failed: yes && s.refused > 0,
+        notice: None,
     })
 }
 

@@ -90,6 +90,11 @@ impl<'a> Report<'a> {
             })
     }
 
+    /// The kinds of finding socket `i` of the snapshot is part of.
+    pub fn kinds_of(&self, i: usize) -> KindSet {
+        self.flags.get(i).copied().unwrap_or_default()
+    }
+
     pub fn new(snap: &'a Snapshot, findings: Vec<Finding>, opts: &Options) -> Report<'a> {
         let mut summary = Summary::default();
         let listening = snap.listening_ports();

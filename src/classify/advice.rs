@@ -675,6 +675,10 @@ pub struct Ctx<'a> {
     pub listener_who: String,
     /// "port 30020", "10.0.0.5:5432".
     pub place: String,
+    /// The port the finding is about (local inbound, remote outbound).
+    pub port: u16,
+    /// `--netns ARG ` to repeat in a command, for another namespace.
+    netns_arg: String,
     pub dir: Direction,
     /// `--reload` on a uvicorn command line.
     pub reload: bool,
@@ -752,6 +756,11 @@ impl<'a> Ctx<'a> {
             who: who.join(" and "),
             listener_who,
             place,
+            port,
+            netns_arg: match (&snap.netns.enter, snap.netns.own) {
+                (Some(e), false) => format!("--netns {e} "),
+                _ => String::new(),
+            },
             dir,
             reload,
             holders,
@@ -804,6 +813,25 @@ fn join(a: String, b: &str) -> String {
         (true, false) => b.to_string(),
         (false, false) => format!("{a} {b}"),
     }
+}
+
+/// Relief before the fix: the command that closes these sockets, and what
+/// it does. Not for a forwarder's, which end when their upstream does.
+fn relief(c: &Ctx, kind: Kind) -> String {
+    if c.server == Some(Server::DockerProxy) {
+        return String::new();
+    }
+    let mut s = format!(
+        "Relief now: zombiescan kill {}--port {} --finding {} lists them, and with --yes resets them: the peer gets \
+         a RST, the owner's next read or write on them fails (ECONNABORTED), the kernel frees them.",
+        c.netns_arg,
+        c.port,
+        kind.name()
+    );
+    if kind == Kind::CloseWait && !c.holders.pids.is_empty() {
+        s.push_str(" The application still holds each descriptor until it handles that error: it relieves, it does not fix.");
+    }
+    s
 }
 
 /// The sentence that ties a forwarder's sockets to the namespace it
@@ -866,6 +894,7 @@ pub fn close_wait(c: &Ctx, n: u32, age: Option<&str>) -> (String, String) {
             "Restarting the process frees them now; it does not fix the cause.",
         )
     };
+    let fix = join(fix, &relief(c, Kind::CloseWait));
     (explanation, with_reload(c, fix))
 }
 
@@ -973,6 +1002,7 @@ pub fn half_open(
         ),
         &fix,
     );
+    let fix = join(fix, &relief(c, Kind::HalfOpen));
     (explanation, fix)
 }
 
@@ -987,6 +1017,7 @@ pub fn peer_not_reading(c: &Ctx, n: u32, send_q: u64, age: Option<&str>) -> (Str
         cause,
         c.who
     );
+    let fix = join(fix, &relief(c, Kind::PeerNotReading));
     (explanation, fix)
 }
 
@@ -1070,6 +1101,7 @@ pub fn fin_wait2(
             ),
             &cause,
         );
+        let fix = join(fix, &relief(c, Kind::FinWait2));
         (explanation + &forwarding(c), fix)
     }
 }

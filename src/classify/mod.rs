@@ -22,6 +22,7 @@ use crate::model::{Snapshot, Socket, Source, TcpState};
 
 pub use advice::Server;
 pub use pointers::pointers;
+pub use sockets::age as socket_age;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -71,6 +72,10 @@ impl Kind {
         Kind::SynBacklog,
         Kind::FinWait2,
     ];
+
+    pub fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
 
     pub fn name(self) -> &'static str {
         match self {

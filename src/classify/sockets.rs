@@ -137,7 +137,7 @@ struct Group {
 type Key = (Kind, Direction, Option<IpAddr>, u16, bool);
 
 /// The age a finding quotes for a socket: never older than the socket.
-fn age(kind: Kind, s: &Socket, up: Option<u64>) -> Option<u32> {
+pub fn age(kind: Kind, s: &Socket, up: Option<u64>) -> Option<u32> {
     if kind == Kind::HalfOpen && s.state == TcpState::SynSent {
         return Some(syn_sent_at_least(s.timer.count));
     }
@@ -452,6 +452,14 @@ mod tests {
         assert_eq!(f[0].evidence["server"], "uvicorn");
         assert!(f[0].explanation.contains("event loop is blocked"));
         assert!(f[0].remediation.contains("py-spy dump"));
+        assert!(
+            f[0].remediation
+                .contains("zombiescan kill --port 30020 --finding close_wait lists them")
+                && f[0].remediation.contains("ECONNABORTED")
+                && f[0].remediation.contains("it relieves, it does not fix"),
+            "{}",
+            f[0].remediation
+        );
         assert!(f[0].advice_source.contains("h11_impl.py"));
         let mut many: Vec<_> = (0..100)
             .map(|i| {

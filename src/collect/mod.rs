@@ -2,6 +2,7 @@
 //! model; parsers are pure functions over bytes, tested on fixtures.
 
 pub mod capture;
+pub mod destroy;
 pub mod host;
 pub mod netlink;
 pub mod netns;

@@ -2,6 +2,7 @@
 //! Only this module formats output.
 
 pub mod json;
+pub mod kill;
 pub mod markdown;
 pub mod prometheus;
 pub mod sanitize;

@@ -85,7 +85,14 @@ fn validator() -> (boon::Schemas, boon::SchemaIndex) {
 
 /// Checks `report --json` output against its own schema.
 pub fn assert_valid_timeline(doc: &[u8]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/zombiescan-timeline.schema.json");
+    assert_valid_against("zombiescan-timeline.schema.json", doc);
+}
+
+/// Checks a document against `schema/NAME`.
+pub fn assert_valid_against(name: &str, doc: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(name);
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
     compiler.enable_format_assertions();
@@ -94,7 +101,7 @@ pub fn assert_valid_timeline(doc: &[u8]) {
         .expect("schema compiles");
     let v: Value = serde_json::from_slice(doc).expect("JSON");
     if let Err(e) = schemas.validate(&v, idx) {
-        panic!("output does not match schema/zombiescan-timeline.schema.json:\n{e:#}");
+        panic!("output does not match schema/{name}:\n{e:#}");
     }
 }
 

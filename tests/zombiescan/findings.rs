@@ -148,6 +148,33 @@ fn half_open_when_the_clients_link_goes_down_with_data_in_flight() {
             .and_then(|t| t.backoff)
             .is_some_and(|b| b >= 3)
     );
+    // Relief: kill closes the half-open connections, not the listener.
+    assert!(
+        f.remediation
+            .contains("zombiescan kill --port 30020 --finding half_open")
+    );
+    let out = server_ns.exec(&[
+        crate::netns::BIN,
+        "kill",
+        "--port",
+        "30020",
+        "--finding",
+        "half_open",
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: zombiescan::render::kill::KillDoc =
+        serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(done.summary.destroyed, 2);
+    let left = crate::netns::ss_counts(&server_ns.ss(&["-tanH"]));
+    assert_eq!(left.get("ESTABLISHED"), None, "{left:?}");
+    assert_eq!(left.get("LISTEN"), Some(&1));
 }
 
 #[test]
@@ -425,4 +452,11 @@ fn ephemeral_ports_and_time_wait_near_their_limits() {
         "3 of 4 buckets"
     );
     assert_eq!(tw[0].evidence["tcp_max_tw_buckets"], 4);
+}
+
+/// Scans (with `args`) until a finding of `kind` counts `n` sockets.
+pub fn wait_for_finding(ns: &Netns, args: &[&str], kind: &str, n: u32) {
+    scan_until(ns, args, &format!("{n} {kind}"), |d| {
+        of_kind(d, kind).iter().any(|f| f.count == n)
+    });
 }

@@ -11,6 +11,7 @@ mod findings;
 mod fixtures;
 mod fuzz_seeds;
 mod hostile;
+mod kill;
 mod live;
 mod namespaces;
 mod netns;
