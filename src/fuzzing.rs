@@ -62,10 +62,14 @@ pub fn capture_file(data: &[u8]) {
         .collect();
     let mut out = Vec::new();
     for r in &reports {
-        let _ = render::table::write(r, false, &mut out);
+        let _ = render::table::write(r, render::table::Look::default(), &mut out);
         let _ = render::json::write(r, &mut out);
     }
-    let _ = render::table::write_all(&reports, true, &mut out);
+    let narrow = render::table::Look {
+        color: true,
+        width: Some(60),
+    };
+    let _ = render::table::write_all(&reports, narrow, &mut out);
     let _ = render::json::write_all(&reports, &mut out);
     let _ = render::markdown::write(&reports, "zombiescan analyze fuzz", &mut out);
     let _ = render::prometheus::write(&reports, &mut out);

@@ -195,8 +195,8 @@ fn render(cfg: &Config, reports: &[Report], out: &mut dyn Write) -> std::io::Res
     // --all-netns labels each namespace, even when there is only one.
     let many = reports.len() > 1 || cfg.all_netns;
     match (cfg.format, reports) {
-        (Format::Table, [one]) if !many => render::table::write(one, cfg.color, out),
-        (Format::Table, all) => render::table::write_all(all, cfg.color, out),
+        (Format::Table, [one]) if !many => render::table::write(one, look(cfg), out),
+        (Format::Table, all) => render::table::write_all(all, look(cfg), out),
         (Format::Json, [one]) if !many => render::json::write(one, out),
         (Format::Json, all) => render::json::write_all(all, out),
         (Format::Prometheus, all) => render::prometheus::write(all, out),
@@ -225,6 +225,27 @@ fn record(path: &Path, max: Option<u64>, r: &Report) -> Result<(), RunError> {
     f.write_all(&line).map_err(failed)?;
     f.sync_data().map_err(failed)?;
     Ok(())
+}
+
+/// How the table output looks: colour, and the width to fit: the
+/// terminal's, else COLUMNS, else none (piped: natural width). A terminal
+/// that reports 0 columns (script(1), some CI runners) counts as none.
+fn look(cfg: &Config) -> render::table::Look {
+    let cols = if cfg.tty {
+        terminal_size().map(|(_, c)| c)
+    } else {
+        None
+    };
+    let env = || {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+            .filter(|&c| c > 0)
+    };
+    render::table::Look {
+        color: cfg.color,
+        width: cols.or_else(env),
+    }
 }
 
 /// The rows and columns of the terminal on stdout.

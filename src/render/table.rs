@@ -24,10 +24,123 @@ fn alarming(s: TcpState) -> bool {
     )
 }
 
+/// How the terminal output looks: colour, and the width it must fit
+/// (`None`: not a terminal, and no COLUMNS: tables at their natural width).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Look {
+    pub color: bool,
+    pub width: Option<usize>,
+}
+
+impl Look {
+    /// The width prose is wrapped at: the screen's, at most 100.
+    fn text_width(self) -> usize {
+        self.width.map_or(100, |w| w.clamp(40, 100))
+    }
+}
+
+/// A column of a table, and how readily it is left out when the table
+/// does not fit: 0 never, higher first.
+struct Col {
+    name: String,
+    cells: Vec<Cell>,
+    drop: u8,
+}
+
+fn col(name: &str, drop: u8) -> Col {
+    Col {
+        name: name.to_string(),
+        cells: Vec::new(),
+        drop,
+    }
+}
+
+/// Renders `cols` as a table that fits `look.width`: cells are never
+/// broken (a pid or an address split over two lines is misread); the least
+/// useful columns are left out first, and named; when even the essential
+/// ones do not fit, each row becomes a block of `NAME value` lines.
+fn fit(cols: Vec<Col>, look: Look) -> String {
+    let render = |cols: &[Col]| -> String {
+        let mut t = new_table(look.color);
+        header(&mut t, cols.iter().map(|c| c.name.clone()));
+        let rows = cols.first().map_or(0, |c| c.cells.len());
+        for i in 0..rows {
+            t.add_row(cols.iter().map(|c| c.cells[i].clone()));
+        }
+        t.to_string()
+    };
+    let Some(width) = look.width else {
+        return render(&cols);
+    };
+    let too_wide = |text: &str| text.lines().any(|l| visible_width(l) > width);
+    let mut text = render(&cols);
+    if !too_wide(&text) {
+        return text;
+    }
+    // Leave out the least useful columns, as long as what is left fits.
+    let mut kept: Vec<usize> = (0..cols.len()).collect();
+    let mut dropped = Vec::new();
+    while too_wide(&text) {
+        let Some(pos) = kept
+            .iter()
+            .enumerate()
+            .filter(|&(_, &i)| cols[i].drop > 0)
+            .max_by_key(|&(_, &i)| (cols[i].drop, i))
+            .map(|(pos, _)| pos)
+        else {
+            // Even the essential columns do not fit: a block per row,
+            // every column in it.
+            return narrow(&cols, width);
+        };
+        dropped.push(cols[kept.remove(pos)].name.clone());
+        let shown: Vec<Col> = kept
+            .iter()
+            .map(|&i| Col {
+                name: cols[i].name.clone(),
+                cells: cols[i].cells.clone(),
+                drop: cols[i].drop,
+            })
+            .collect();
+        text = render(&shown);
+    }
+    let note = format!(
+        "(left out to fit {width} columns: {}; a wider terminal or --json shows them)",
+        dropped.join(", ")
+    );
+    text.push('\n');
+    text.push_str(&wrap(&note, width, " "));
+    text
+}
+
+/// One block per row: `NAME value` pairs, wrapped at `width` between pairs.
+fn narrow(cols: &[Col], width: usize) -> String {
+    let rows = cols.first().map_or(0, |c| c.cells.len());
+    let mut out = Vec::new();
+    for i in 0..rows {
+        let pairs: Vec<String> = cols
+            .iter()
+            .map(|c| (c, c.cells[i].content()))
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(c, v)| format!("{} {v}", c.name))
+            .collect();
+        let mut line = String::from("•");
+        for p in pairs {
+            if visible_width(&line) + 2 + p.chars().count() > width && line != "•" {
+                out.push(line);
+                line = " ".to_string();
+            }
+            line.push(' ');
+            line.push_str(&p);
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
 fn new_table(color: bool) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic);
+        .set_content_arrangement(ContentArrangement::Disabled);
     if color {
         t.enforce_styling();
     } else {
@@ -57,7 +170,16 @@ fn state_cell(s: TcpState, n: u32, color: bool) -> Cell {
     }
 }
 
-fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+/// A line of prose: wrapped to the screen when there is one.
+fn say(out: &mut dyn Write, look: Look, text: &str) -> io::Result<()> {
+    match look.width {
+        Some(w) => writeln!(out, "{}", wrap(text, w, "  ")),
+        None => writeln!(out, "{text}"),
+    }
+}
+
+fn write_summary(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let color = look.color;
     let snap = r.snapshot;
     let h = &snap.host;
     let title = format!(
@@ -67,16 +189,20 @@ fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
         snap.source.name(),
         rfc3339(snap.captured_at)
     );
+    let title = match look.width {
+        Some(w) => wrap(&title, w, "  "),
+        None => title,
+    };
     if color {
         writeln!(out, "\x1b[1m{title}\x1b[0m")?;
     } else {
         writeln!(out, "{title}")?;
     }
     if !snap.netns.own {
-        writeln!(out, "{}", terminal(snap.netns.label().as_bytes()))?;
+        say(out, look, &terminal(snap.netns.label().as_bytes()))?;
     }
     if let Some(f) = filter_text(snap) {
-        writeln!(out, "filter: {}", terminal(f.as_bytes()))?;
+        say(out, look, &format!("filter: {}", terminal(f.as_bytes())))?;
     }
     let s = &r.summary;
     let by_state: Vec<String> = s
@@ -85,40 +211,38 @@ fn write_summary(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()>
         .filter(|(_, n)| *n > 0)
         .map(|(st, n)| format!("{} {n}", st.name()))
         .collect();
-    writeln!(
-        out,
+    let tcp = format!(
         "TCP: {} sockets (ipv4 {}, ipv6 {}){}{}",
         s.total,
         s.ipv4,
         s.ipv6,
         if by_state.is_empty() { "" } else { ": " },
         by_state.join(", ")
-    )?;
+    );
+    say(out, look, &tcp)?;
     let host = super::host_facts(h);
     if !host.is_empty() {
-        writeln!(out, "host: {}", terminal(host.join(" · ").as_bytes()))?;
+        say(
+            out,
+            look,
+            &format!("host: {}", terminal(host.join(" · ").as_bytes())),
+        )?;
     }
     Ok(())
 }
 
-fn write_ports(
-    r: &Report,
-    states: &[TcpState],
-    color: bool,
-    out: &mut dyn Write,
-) -> io::Result<()> {
+fn write_ports(r: &Report, states: &[TcpState], look: Look, out: &mut dyn Write) -> io::Result<()> {
     if r.ports.is_empty() {
         return Ok(());
     }
-    let mut t = new_table(color);
-    header(
-        &mut t,
-        ["PORT", "DIRECTION", "PEER", "TOTAL"]
-            .into_iter()
-            .map(String::from)
-            .chain(states.iter().map(|s| s.name().to_string()))
-            .chain(["RECV-Q", "SEND-Q", "PIDS"].into_iter().map(String::from)),
-    );
+    let mut cols = vec![
+        col("PORT", 0),
+        col("DIRECTION", 3),
+        col("PEER", 0),
+        col("TOTAL", 2),
+    ];
+    cols.extend(states.iter().map(|s| col(s.name(), 0)));
+    cols.extend([col("RECV-Q", 4), col("SEND-Q", 5), col("PIDS", 0)]);
     for g in &r.ports {
         let mut row = vec![
             num(g.port),
@@ -129,32 +253,33 @@ fn write_ports(
         row.extend(
             states
                 .iter()
-                .map(|&s| state_cell(s, g.by_state.get(s), color)),
+                .map(|&s| state_cell(s, g.by_state.get(s), look.color)),
         );
         row.extend([num(g.recv_q), num(g.send_q), Cell::new(pids_text(&g.pids))]);
-        t.add_row(row);
+        for (c, cell) in cols.iter_mut().zip(row) {
+            c.cells.push(cell);
+        }
     }
-    writeln!(out, "\n{t}")
+    writeln!(out, "\n{}", fit(cols, look))
 }
 
 fn write_processes(
     r: &Report,
     states: &[TcpState],
-    color: bool,
+    look: Look,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     if r.processes.is_empty() {
         return Ok(());
     }
-    let mut t = new_table(color);
-    header(
-        &mut t,
-        ["PID", "COMM", "UID", "SOCKETS"]
-            .into_iter()
-            .map(String::from)
-            .chain(states.iter().map(|s| s.name().to_string()))
-            .chain(["FDS", "FD LIMIT", "CMDLINE"].into_iter().map(String::from)),
-    );
+    let mut cols = vec![
+        col("PID", 0),
+        col("COMM", 0),
+        col("UID", 8),
+        col("SOCKETS", 7),
+    ];
+    cols.extend(states.iter().map(|s| col(s.name(), 0)));
+    cols.extend([col("FDS", 0), col("FD LIMIT", 0), col("CMDLINE", 9)]);
     for p in &r.processes {
         let pr = p.process;
         let mut row = vec![
@@ -166,7 +291,7 @@ fn write_processes(
         row.extend(
             states
                 .iter()
-                .map(|&s| state_cell(s, p.by_state.get(s), color)),
+                .map(|&s| state_cell(s, p.by_state.get(s), look.color)),
         );
         row.push(num(pr.fds_open));
         row.push(num(pr
@@ -177,9 +302,137 @@ fn write_processes(
             cmd = cmd.chars().take(47).collect::<String>() + "…";
         }
         row.push(Cell::new(cmd));
-        t.add_row(row);
+        for (c, cell) in cols.iter_mut().zip(row) {
+            c.cells.push(cell);
+        }
     }
-    writeln!(out, "\n{t}")
+    writeln!(out, "\n{}", fit(cols, look))
+}
+
+/// A socket's timer in words: "retransmit #3, next in 1.2 s",
+/// "keepalive in 1.8 h", "zero-window probe #2 in 0.4 s", "TIME_WAIT, 41 s
+/// left".
+fn timer_words(t: &crate::model::Timer) -> String {
+    use crate::model::TimerKind;
+    let ms = u64::from(t.expires_ms);
+    let when = if ms < 1000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        human(ms)
+    };
+    match t.kind {
+        TimerKind::Off => "-".into(),
+        TimerKind::Retransmit if t.count > 0 => format!("retransmit #{}, next in {when}", t.count),
+        TimerKind::Retransmit => format!("retransmit in {when}"),
+        TimerKind::Keepalive if t.count > 0 => {
+            format!("keepalive probe #{}, next in {when}", t.count)
+        }
+        TimerKind::Keepalive => format!("keepalive in {when}"),
+        TimerKind::Persist if t.count > 0 => {
+            format!("zero-window probe #{}, next in {when}", t.count)
+        }
+        TimerKind::Persist => format!("zero-window probe in {when}"),
+        TimerKind::TimeWait => format!("{when} left"),
+    }
+}
+
+fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let snap = r.snapshot;
+    let up = snap.host.uptime_ms;
+    // Worst first: by the most severe finding a socket is in, the finding,
+    // then the oldest.
+    let mut rank: std::collections::HashMap<usize, (Severity, usize)> =
+        std::collections::HashMap::new();
+    for f in &r.findings {
+        let k = crate::classify::Kind::ALL
+            .iter()
+            .position(|k| *k == f.kind)
+            .unwrap_or(usize::MAX);
+        for &i in &f.sockets {
+            let e = rank.entry(i as usize).or_insert((f.severity, k));
+            if (f.severity, std::cmp::Reverse(k)) > (e.0, std::cmp::Reverse(e.1)) {
+                *e = (f.severity, k);
+            }
+        }
+    }
+    let mut listed: Vec<(
+        usize,
+        &crate::model::Socket,
+        crate::classify::KindSet,
+        Option<u32>,
+    )> = snap
+        .sockets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let k = r.kinds_of(i);
+            (r.all_sockets || !k.is_empty()).then(|| {
+                let age = k
+                    .iter()
+                    .filter_map(|kind| crate::classify::socket_age(kind, s, up))
+                    .max()
+                    .or_else(|| crate::classify::state_age(s, up));
+                (i, s, k, age)
+            })
+        })
+        .collect();
+    if listed.is_empty() {
+        return Ok(());
+    }
+    listed.sort_by(|a, b| {
+        let ra = rank.get(&a.0).copied();
+        let rb = rank.get(&b.0).copied();
+        rb.map(|r| r.0)
+            .cmp(&ra.map(|r| r.0))
+            .then(ra.map(|r| r.1).cmp(&rb.map(|r| r.1)))
+            .then(b.3.cmp(&a.3))
+            .then(a.0.cmp(&b.0))
+    });
+    let mut cols = vec![
+        col("STATE", 0),
+        col("LOCAL", 0),
+        col("REMOTE", 0),
+        col("AGE", 0),
+        col("RECV-Q", 5),
+        col("SEND-Q", 4),
+        col("TIMER", 6),
+        col("PIDS", 0),
+        col("FINDINGS", 3),
+    ];
+    // Without --sockets, a long list of flagged sockets is cut: the findings
+    // above already count them, the JSON lists them all.
+    let limit = if r.all_sockets { usize::MAX } else { 20 };
+    let more = listed.len().saturating_sub(limit);
+    for &(_, s, kinds, age) in listed.iter().take(limit) {
+        let row = vec![
+            if look.color && alarming(s.state) {
+                Cell::new(s.state.name()).fg(Color::Yellow)
+            } else {
+                Cell::new(s.state.name())
+            },
+            Cell::new(s.local),
+            Cell::new(s.remote),
+            num(age.map_or(String::new(), |a| human(u64::from(a)))),
+            num(s.recv_q),
+            num(s.send_q),
+            Cell::new(timer_words(&s.timer)),
+            Cell::new(pids_text(snap.owners_of(s))),
+            Cell::new(kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
+        ];
+        for (c, cell) in cols.iter_mut().zip(row) {
+            c.cells.push(cell);
+        }
+    }
+    writeln!(out, "\n{}", fit(cols, look))?;
+    if more > 0 {
+        let s = if more == 1 { "socket" } else { "sockets" };
+        say(
+            out,
+            look,
+            &format!("({more} more flagged {s}: --sockets lists them all)"),
+        )?;
+    }
+    Ok(())
 }
 
 /// Wraps `text`, printed after `indent`-wide prefix, at `width` columns;
@@ -203,7 +456,9 @@ fn wrap(text: &str, width: usize, indent: &str) -> String {
     out
 }
 
-fn write_findings(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
+fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let color = look.color;
+    let width = look.text_width();
     if r.findings.is_empty() {
         return writeln!(out, "\nno findings");
     }
@@ -227,69 +482,18 @@ fn write_findings(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()
         writeln!(
             out,
             "  {}",
-            wrap(&terminal(f.explanation.as_bytes()), 100, "  ")
+            wrap(&terminal(f.explanation.as_bytes()), width, "  ")
         )?;
         writeln!(
             out,
             "  fix: {}",
-            wrap(&terminal(f.remediation.as_bytes()), 100, "       ")
+            wrap(&terminal(f.remediation.as_bytes()), width, "       ")
         )?;
         let ev: Vec<String> = f.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect();
         writeln!(
             out,
             "  evidence: {}",
-            wrap(&terminal(ev.join(" ").as_bytes()), 100, "            ")
-        )?;
-    }
-    Ok(())
-}
-
-fn write_sockets(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    let mut listed = r.sockets().peekable();
-    if listed.peek().is_none() {
-        return Ok(());
-    }
-    let mut t = new_table(color);
-    header(
-        &mut t,
-        [
-            "STATE", "LOCAL", "REMOTE", "RECV-Q", "SEND-Q", "TIMER", "PIDS", "FINDINGS",
-        ]
-        .map(String::from),
-    );
-    // Without --sockets, a long list of flagged sockets is cut: the findings
-    // above already count them, the JSON lists them all.
-    let limit = if r.all_sockets { usize::MAX } else { 20 };
-    let mut more = 0usize;
-    for (n, (s, kinds)) in listed.enumerate() {
-        if n >= limit {
-            more += 1;
-            continue;
-        }
-        let timer = match s.timer.kind {
-            crate::model::TimerKind::Off => "off".to_string(),
-            k => format!("{},{}ms,{}", k.name(), s.timer.expires_ms, s.timer.count),
-        };
-        t.add_row(vec![
-            if color && alarming(s.state) {
-                Cell::new(s.state.name()).fg(Color::Yellow)
-            } else {
-                Cell::new(s.state.name())
-            },
-            Cell::new(s.local),
-            Cell::new(s.remote),
-            num(s.recv_q),
-            num(s.send_q),
-            Cell::new(timer),
-            Cell::new(pids_text(r.snapshot.owners_of(s))),
-            Cell::new(kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
-        ]);
-    }
-    writeln!(out, "\n{t}")?;
-    if more > 0 {
-        writeln!(
-            out,
-            "({more} more flagged sockets: --sockets lists them all)"
+            wrap(&terminal(ev.join(" ").as_bytes()), width, "            ")
         )?;
     }
     Ok(())
@@ -350,7 +554,7 @@ pub fn fit_screen(text: &str, rows: usize, cols: usize) -> String {
 }
 
 /// `--all-netns`: one report per namespace, each under its label.
-pub fn write_all(reports: &[Report], color: bool, out: &mut dyn Write) -> io::Result<()> {
+pub fn write_all(reports: &[Report], look: Look, out: &mut dyn Write) -> io::Result<()> {
     for (i, r) in reports.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
@@ -362,7 +566,7 @@ pub fn write_all(reports: &[Report], color: bool, out: &mut dyn Write) -> io::Re
             ""
         };
         writeln!(out, "━━━━ {label}{own} ━━━━")?;
-        write(r, color, out)?;
+        write(r, look, out)?;
     }
     Ok(())
 }
@@ -425,21 +629,22 @@ fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "{t}")
 }
 
-pub fn write(r: &Report, color: bool, out: &mut dyn Write) -> io::Result<()> {
-    write_summary(r, color, out)?;
+pub fn write(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let color = look.color;
+    write_summary(r, look, out)?;
     write_watch(r, color, out)?;
     for h in &r.hints {
-        writeln!(out, "hint: {}", terminal(h.as_bytes()))?;
+        say(out, look, &format!("hint: {}", terminal(h.as_bytes())))?;
     }
-    write_findings(r, color, out)?;
+    write_findings(r, look, out)?;
     let states = r.states_present();
-    write_ports(r, &states, color, out)?;
-    write_processes(r, &states, color, out)?;
-    write_sockets(r, color, out)?;
+    write_ports(r, &states, look, out)?;
+    write_processes(r, &states, look, out)?;
+    write_sockets(r, look, out)?;
     if !r.limitations.is_empty() {
         writeln!(out)?;
         for l in &r.limitations {
-            writeln!(out, "note: {}", terminal(l.as_bytes()))?;
+            say(out, look, &format!("note: {}", terminal(l.as_bytes())))?;
         }
     }
     Ok(())

@@ -361,8 +361,26 @@ fn table_and_markdown_renderings_of_the_captured_namespace() {
     };
     let report = Report::new(&snap, classify(&snap, &t), &Options::default());
     let mut txt = Vec::new();
-    table::write(&report, false, &mut txt).expect("table");
+    table::write(&report, table::Look::default(), &mut txt).expect("table");
     golden("report.txt", &txt);
+    // On a screen: nothing wider than it, no number or address broken, and
+    // what was left out said.
+    for width in [80, 120, 200] {
+        let mut out = Vec::new();
+        let look = table::Look {
+            color: false,
+            width: Some(width),
+        };
+        table::write(&report, look, &mut out).expect("table");
+        golden(&format!("report-{width}.txt"), &out);
+        let text = String::from_utf8(out).expect("utf-8");
+        for l in text.lines() {
+            assert!(l.chars().count() <= width, "{width}: {l}");
+        }
+        for whole in ["127.0.0.1:30022", "127.0.0.1:55244", "2803712", "1024"] {
+            assert!(text.contains(whole), "{width}: {whole} broken:\n{text}");
+        }
+    }
     let mut md = Vec::new();
     markdown::write(
         std::slice::from_ref(&report),

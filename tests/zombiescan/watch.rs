@@ -622,3 +622,51 @@ fn a_night_of_churning_pids_is_reported_in_bounded_memory() {
     let max_rss_mib = usage.ru_maxrss as f64 / 1024.0;
     assert!(max_rss_mib < 150.0, "report took {max_rss_mib:.0} MiB");
 }
+
+/// In an 80-column pseudo-terminal no line is wider than the screen and
+/// every pid is whole; one that reports 0×0 (script(1), some CI runners)
+/// is laid out as if not a terminal, not one letter per column.
+#[test]
+fn a_scan_fits_an_80_column_terminal_and_a_0x0_one_is_not_narrow() {
+    if !live_or_skip("a_scan_fits_an_80_column_terminal_and_a_0x0_one_is_not_narrow") {
+        return;
+    }
+    let mut ns = Netns::new("cols");
+    let server = ns.spawn(&["listen", "--port", "30020", "--workers", "2"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "4", "--then", "close",
+    ]);
+    ns.wait_accepted(4);
+    ns.wait_states(&[("CLOSE_WAIT", 4)]);
+    let run = |stty: &str| {
+        let cmd = format!("stty {stty}; NO_COLOR=1 exec {BIN} --port 30020 --stall 0s --sockets");
+        let out = ns.exec(&["script", "-qec", &cmd, "/dev/null"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
+    };
+    let eighty = run("rows 24 cols 80");
+    for l in eighty.lines() {
+        assert!(l.chars().count() <= 80, "wider than 80: {l}");
+    }
+    for pid in &server {
+        let whole = eighty
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|w| w == pid.to_string());
+        assert!(whole, "pid {pid} not whole:\n{eighty}");
+    }
+    // 0×0: as piped, tables at their natural width in one piece (ages
+    // may differ between two scans; the layout does not).
+    let zero = run("rows 0 cols 0");
+    let widest = |t: &str| t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest(&zero) > 80, "{zero}");
+    let title = zero.lines().next().unwrap_or_default();
+    assert!(
+        title.starts_with("zombiescan · ") && title.ends_with('Z'),
+        "the title in one line: {zero}"
+    );
+    assert!(!zero.contains("left out to fit"), "{zero}");
+}
