@@ -43,6 +43,16 @@ pub struct Options {
     pub all_sockets: bool,
 }
 
+/// A socket listed in full, as [`Report::listed`] gives it.
+#[derive(Clone, Copy, Debug)]
+pub struct Listed<'a> {
+    /// Its index in the snapshot.
+    pub index: usize,
+    pub socket: &'a Socket,
+    pub kinds: KindSet,
+    pub age_ms: Option<u32>,
+}
+
 /// The one input every renderer takes.
 #[derive(Debug)]
 pub struct Report<'a> {
@@ -88,6 +98,56 @@ impl<'a> Report<'a> {
                 let k = self.flags.get(i).copied().unwrap_or_default();
                 (self.all_sockets || !k.is_empty()).then_some((s, k))
             })
+    }
+
+    /// The sockets listed in full (the flagged ones, or all with
+    /// `--sockets`), worst first: by the most severe finding a socket is
+    /// in, the finding, then the oldest; each with its kinds and the age
+    /// its finding uses (or the kernel's for its state).
+    pub fn listed(&self) -> Vec<Listed<'a>> {
+        let snap = self.snapshot;
+        let up = snap.host.uptime_ms;
+        let mut rank: HashMap<usize, (classify::Severity, usize)> = HashMap::new();
+        for f in &self.findings {
+            let k = classify::Kind::ALL
+                .iter()
+                .position(|k| *k == f.kind)
+                .unwrap_or(usize::MAX);
+            for &i in &f.sockets {
+                let e = rank.entry(i as usize).or_insert((f.severity, k));
+                if (f.severity, std::cmp::Reverse(k)) > (e.0, std::cmp::Reverse(e.1)) {
+                    *e = (f.severity, k);
+                }
+            }
+        }
+        let mut listed: Vec<Listed> = snap
+            .sockets
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let kinds = self.kinds_of(i);
+                (self.all_sockets || !kinds.is_empty()).then(|| Listed {
+                    index: i,
+                    socket: s,
+                    kinds,
+                    age_ms: kinds
+                        .iter()
+                        .filter_map(|k| classify::socket_age(k, s, up))
+                        .max()
+                        .or_else(|| classify::state_age(s, up)),
+                })
+            })
+            .collect();
+        listed.sort_by(|a, b| {
+            let ra = rank.get(&a.index).copied();
+            let rb = rank.get(&b.index).copied();
+            rb.map(|r| r.0)
+                .cmp(&ra.map(|r| r.0))
+                .then(ra.map(|r| r.1).cmp(&rb.map(|r| r.1)))
+                .then(b.age_ms.cmp(&a.age_ms))
+                .then(a.index.cmp(&b.index))
+        });
+        listed
     }
 
     /// The kinds of finding socket `i` of the snapshot is part of.

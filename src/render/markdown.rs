@@ -72,7 +72,7 @@ pub fn write(reports: &[Report], command_line: &str, out: &mut dyn Write) -> io:
     if let Some(f) = filter_text(snap) {
         meta.push(vec!["filter".to_string(), escape(f.as_bytes())]);
     }
-    if reports.len() == 1 && !snap.netns.own {
+    if reports.len() == 1 && (!snap.netns.own || snap.netns.name.is_some()) {
         meta.push(vec![
             "network namespace".to_string(),
             escape(snap.netns.label().as_bytes()),
@@ -180,7 +180,7 @@ fn body(md: &mut String, r: &Report, h: &str) {
                 row
             })
             .collect();
-        let _ = writeln!(md, "{}\n", table(&head, &rows, 3));
+        let _ = writeln!(md, "{}\n", table(&head, &rows, usize::MAX));
     }
     if !r.processes.is_empty() {
         let _ = writeln!(md, "{h} Processes\n");
@@ -210,6 +210,53 @@ fn body(md: &mut String, r: &Report, h: &str) {
             })
             .collect();
         let _ = writeln!(md, "{}\n", table(&head, &rows, usize::MAX));
+    }
+    let listed = r.listed();
+    if !listed.is_empty() {
+        let title = if r.all_sockets {
+            "Sockets"
+        } else {
+            "Flagged sockets"
+        };
+        let _ = writeln!(md, "{h} {title}\n");
+        let head: Vec<String> = [
+            "state", "local", "remote", "age", "Recv-Q", "Send-Q", "timer", "pids", "findings",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Without --sockets, the 20 worst: the findings count them all.
+        let limit = if r.all_sockets { usize::MAX } else { 20 };
+        let rows: Vec<Vec<String>> = listed
+            .iter()
+            .take(limit)
+            .map(|l| {
+                let s = l.socket;
+                vec![
+                    s.state.name().to_string(),
+                    s.local.to_string(),
+                    s.remote.to_string(),
+                    l.age_ms
+                        .map_or(String::new(), |a| crate::classify::human(u64::from(a))),
+                    s.recv_q.to_string(),
+                    s.send_q.to_string(),
+                    escape(super::timer_words(&s.timer).as_bytes()),
+                    pids_text(snap.owners_of(s)),
+                    l.kinds
+                        .iter()
+                        .map(|k| escape(k.name().as_bytes()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+            .collect();
+        let _ = writeln!(md, "{}\n", table(&head, &rows, usize::MAX));
+        if listed.len() > limit {
+            let _ = writeln!(
+                md,
+                "{} more: `--sockets` lists them all.\n",
+                listed.len() - limit
+            );
+        }
     }
     if !r.limitations.is_empty() {
         let _ = writeln!(md, "{h} Limitations\n");

@@ -105,6 +105,33 @@ pub fn filter_text(snap: &Snapshot) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
+/// A socket's timer in words: "retransmit #3, next in 1.2 s",
+/// "keepalive in 1.8 h", "zero-window probe #2 in 0.4 s", "TIME_WAIT, 41 s
+/// left".
+pub fn timer_words(t: &crate::model::Timer) -> String {
+    use crate::model::TimerKind;
+    let ms = u64::from(t.expires_ms);
+    let when = if ms < 1000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        crate::classify::human(ms)
+    };
+    match t.kind {
+        TimerKind::Off => "-".into(),
+        TimerKind::Retransmit if t.count > 0 => format!("retransmit #{}, next in {when}", t.count),
+        TimerKind::Retransmit => format!("retransmit in {when}"),
+        TimerKind::Keepalive if t.count > 0 => {
+            format!("keepalive probe #{}, next in {when}", t.count)
+        }
+        TimerKind::Keepalive => format!("keepalive in {when}"),
+        TimerKind::Persist if t.count > 0 => {
+            format!("zero-window probe #{}, next in {when}", t.count)
+        }
+        TimerKind::Persist => format!("zero-window probe in {when}"),
+        TimerKind::TimeWait => format!("{when} left"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

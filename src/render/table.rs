@@ -198,7 +198,9 @@ fn write_summary(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
     } else {
         writeln!(out, "{title}")?;
     }
-    if !snap.netns.own {
+    // Run under `ip netns exec NAME`, the namespace is zombiescan's own
+    // but has a name: said, as --netns would.
+    if !snap.netns.own || snap.netns.name.is_some() {
         say(out, look, &terminal(snap.netns.label().as_bytes()))?;
     }
     if let Some(f) = filter_text(snap) {
@@ -309,85 +311,12 @@ fn write_processes(
     writeln!(out, "\n{}", fit(cols, look))
 }
 
-/// A socket's timer in words: "retransmit #3, next in 1.2 s",
-/// "keepalive in 1.8 h", "zero-window probe #2 in 0.4 s", "TIME_WAIT, 41 s
-/// left".
-fn timer_words(t: &crate::model::Timer) -> String {
-    use crate::model::TimerKind;
-    let ms = u64::from(t.expires_ms);
-    let when = if ms < 1000 {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    } else {
-        human(ms)
-    };
-    match t.kind {
-        TimerKind::Off => "-".into(),
-        TimerKind::Retransmit if t.count > 0 => format!("retransmit #{}, next in {when}", t.count),
-        TimerKind::Retransmit => format!("retransmit in {when}"),
-        TimerKind::Keepalive if t.count > 0 => {
-            format!("keepalive probe #{}, next in {when}", t.count)
-        }
-        TimerKind::Keepalive => format!("keepalive in {when}"),
-        TimerKind::Persist if t.count > 0 => {
-            format!("zero-window probe #{}, next in {when}", t.count)
-        }
-        TimerKind::Persist => format!("zero-window probe in {when}"),
-        TimerKind::TimeWait => format!("{when} left"),
-    }
-}
-
 fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
     let snap = r.snapshot;
-    let up = snap.host.uptime_ms;
-    // Worst first: by the most severe finding a socket is in, the finding,
-    // then the oldest.
-    let mut rank: std::collections::HashMap<usize, (Severity, usize)> =
-        std::collections::HashMap::new();
-    for f in &r.findings {
-        let k = crate::classify::Kind::ALL
-            .iter()
-            .position(|k| *k == f.kind)
-            .unwrap_or(usize::MAX);
-        for &i in &f.sockets {
-            let e = rank.entry(i as usize).or_insert((f.severity, k));
-            if (f.severity, std::cmp::Reverse(k)) > (e.0, std::cmp::Reverse(e.1)) {
-                *e = (f.severity, k);
-            }
-        }
-    }
-    let mut listed: Vec<(
-        usize,
-        &crate::model::Socket,
-        crate::classify::KindSet,
-        Option<u32>,
-    )> = snap
-        .sockets
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| {
-            let k = r.kinds_of(i);
-            (r.all_sockets || !k.is_empty()).then(|| {
-                let age = k
-                    .iter()
-                    .filter_map(|kind| crate::classify::socket_age(kind, s, up))
-                    .max()
-                    .or_else(|| crate::classify::state_age(s, up));
-                (i, s, k, age)
-            })
-        })
-        .collect();
+    let listed = r.listed();
     if listed.is_empty() {
         return Ok(());
     }
-    listed.sort_by(|a, b| {
-        let ra = rank.get(&a.0).copied();
-        let rb = rank.get(&b.0).copied();
-        rb.map(|r| r.0)
-            .cmp(&ra.map(|r| r.0))
-            .then(ra.map(|r| r.1).cmp(&rb.map(|r| r.1)))
-            .then(b.3.cmp(&a.3))
-            .then(a.0.cmp(&b.0))
-    });
     let mut cols = vec![
         col("STATE", 0),
         col("LOCAL", 0),
@@ -403,7 +332,8 @@ fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
     // above already count them, the JSON lists them all.
     let limit = if r.all_sockets { usize::MAX } else { 20 };
     let more = listed.len().saturating_sub(limit);
-    for &(_, s, kinds, age) in listed.iter().take(limit) {
+    for l in listed.iter().take(limit) {
+        let (s, kinds, age) = (l.socket, l.kinds, l.age_ms);
         let row = vec![
             if look.color && alarming(s.state) {
                 Cell::new(s.state.name()).fg(Color::Yellow)
@@ -415,7 +345,7 @@ fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
             num(age.map_or(String::new(), |a| human(u64::from(a)))),
             num(s.recv_q),
             num(s.send_q),
-            Cell::new(timer_words(&s.timer)),
+            Cell::new(super::timer_words(&s.timer)),
             Cell::new(pids_text(snap.owners_of(s))),
             Cell::new(kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
         ];
