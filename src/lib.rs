@@ -290,7 +290,7 @@ fn watch(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         failed_any |= failed(cfg, &reports);
         if redraw {
             let mut page = Vec::new();
-            render(cfg, &reports, &mut page)?;
+            render::table::write_page(&reports, look(cfg), &mut page)?;
             let page = String::from_utf8_lossy(&page);
             let page = match terminal_size() {
                 Some((rows, cols)) => render::table::fit_screen(&page, rows, cols),

@@ -483,6 +483,71 @@ pub fn fit_screen(text: &str, rows: usize, cols: usize) -> String {
     out
 }
 
+/// A finding in one line, for a watch page: severity, kind, count, port,
+/// owner and the oldest age.
+fn finding_line(r: &Report, f: &crate::classify::Finding, color: bool) -> String {
+    let sev = f.severity.name().to_uppercase();
+    let sev = match (color, f.severity) {
+        (false, _) => sev,
+        (true, Severity::Critical) => format!("\x1b[1;31m{sev}\x1b[0m"),
+        (true, Severity::Warning) => format!("\x1b[1;33m{sev}\x1b[0m"),
+        (true, Severity::Info) => format!("\x1b[1m{sev}\x1b[0m"),
+    };
+    let mut line = format!("{sev} {} ×{}", f.kind.name(), f.count);
+    if !f.ports.is_empty() {
+        let ports: Vec<String> = f.ports.iter().map(u16::to_string).collect();
+        line.push_str(&format!(" · port {}", ports.join(",")));
+    }
+    if let Some(p) = f.pids.first().and_then(|p| r.snapshot.processes.get(p)) {
+        line.push_str(&format!(
+            " · {} (pid {})",
+            terminal(&p.comm),
+            pids_text(&f.pids)
+        ));
+    }
+    let oldest = ["oldest_s", "oldest_wait_s"]
+        .iter()
+        .find_map(|k| f.evidence.get(k).and_then(serde_json::Value::as_f64));
+    if let Some(s) = oldest {
+        line.push_str(&format!(" · oldest {}", human((s * 1000.0) as u64)));
+    }
+    line
+}
+
+/// A watch on a terminal is for a glance: the summary and the states
+/// block, one line per finding, then the ports and processes, as much as
+/// the screen holds (the caller cuts the page to it).
+pub fn write_page(reports: &[Report], look: Look, out: &mut dyn Write) -> io::Result<()> {
+    for (i, r) in reports.iter().enumerate() {
+        if reports.len() > 1 {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            let label = terminal(r.snapshot.netns.label().as_bytes());
+            writeln!(out, "━━━━ {label} ━━━━")?;
+        }
+        write_summary(r, look, out)?;
+        write_watch(r, look.color, out)?;
+        for h in &r.hints {
+            say(out, look, &format!("hint: {}", terminal(h.as_bytes())))?;
+        }
+        if r.findings.is_empty() {
+            writeln!(out, "no findings")?;
+        }
+        for f in &r.findings {
+            let line = finding_line(r, f, look.color);
+            match look.width {
+                Some(w) => writeln!(out, "{}", wrap(&line, w, "    "))?,
+                None => writeln!(out, "{line}")?,
+            }
+        }
+        let states = r.states_present();
+        write_ports(r, &states, look, out)?;
+        write_processes(r, &states, look, out)?;
+    }
+    Ok(())
+}
+
 /// `--all-netns`: one report per namespace, each under its label.
 pub fn write_all(reports: &[Report], look: Look, out: &mut dyn Write) -> io::Result<()> {
     for (i, r) in reports.iter().enumerate() {

@@ -687,3 +687,49 @@ fn a_scan_fits_an_80_column_terminal_and_a_0x0_one_is_not_narrow() {
     );
     assert!(!zero.contains("left out to fit"), "{zero}");
 }
+
+/// A watch in an 80×24 pane is for a glance: every finding's line (with
+/// its owner and age) is on the first page.
+#[test]
+fn a_watch_page_at_80x24_shows_every_finding() {
+    if !live_or_skip("a_watch_page_at_80x24_shows_every_finding") {
+        return;
+    }
+    let mut ns = Netns::new("page");
+    let server = ns.spawn(&["listen", "--port", "30020"])[0];
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "4", "--then", "close",
+    ]);
+    ns.wait_accepted(4);
+    ns.wait_states(&[("CLOSE_WAIT", 4), ("FIN_WAIT2", 4)]);
+    let cmd = format!(
+        "stty rows 24 cols 80; NO_COLOR=1 exec {BIN} --watch 1s --count 1 --port 30020 --stall 0s"
+    );
+    let out = ns.exec(&["script", "-qec", &cmd, "/dev/null"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let page = text.split("\x1b[H").nth(1).expect("a page");
+    let lines: Vec<String> = page
+        .split("\r\n")
+        .map(|l| l.replace("\x1b[K", "").replace("\x1b[J", ""))
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert!(lines.len() <= 24, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.chars().count() <= 80), "{lines:#?}");
+    let cw = lines
+        .iter()
+        .find(|l| l.starts_with("WARNING close_wait ×4"))
+        .unwrap_or_else(|| panic!("close_wait line: {lines:#?}"));
+    assert!(
+        cw.contains(&format!("(pid {server})")) && cw.contains("oldest"),
+        "{cw}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("INFO fin_wait2 ×4")),
+        "{lines:#?}"
+    );
+}
