@@ -5,32 +5,99 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-const EXAMPLES: &str = "\
-Examples:
-  zombiescan --port 30020              who holds port 30020, in which state
-  zombiescan --port 30020 --json | jq '.summary.by_state.CLOSE_WAIT'
-  zombiescan --process uvicorn --state CLOSE_WAIT --sockets
-  zombiescan --pid 4242 --json         the sockets of one process
-  zombiescan --source proc             read /proc/net/tcp instead of netlink
-  zombiescan --netns 4242 --port 8000  inside the container that pid 4242 runs in
-  zombiescan --all-netns --json        every network namespace on the host
-  zombiescan capture -o incident.zsc   freeze everything for later
-  zombiescan analyze incident.zsc --port 30020   ...and report on it anywhere
-  zombiescan --from incident.zsc --format markdown   (the same as analyze)
-  zombiescan --watch 2s --port 30020   what changes, live
-  zombiescan --watch 5s --record night.ndjson --record-max 200M
-  zombiescan report night.ndjson --format html > night.html
-  zombiescan --port 30020 --format markdown > incident.md
-  zombiescan --port 30020 --format prometheus > /var/lib/node_exporter/textfile/zombiescan.prom
-  zombiescan --fail-on critical        exit 1 when something is critical (cron, CI)
+/// Examples, as `--help` and the man page show them: the command, and
+/// what it does.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "zombiescan --port 30020",
+        "who holds port 30020, in which state",
+    ),
+    (
+        "zombiescan --port 30020 --json | jq '.summary.by_state.CLOSE_WAIT'",
+        "the same for a script",
+    ),
+    (
+        "zombiescan --process uvicorn --state CLOSE_WAIT --sockets",
+        "every CLOSE_WAIT socket of uvicorn",
+    ),
+    ("zombiescan --pid 4242 --json", "the sockets of one process"),
+    (
+        "zombiescan --source proc",
+        "read /proc/net/tcp instead of netlink",
+    ),
+    (
+        "zombiescan --netns 4242 --port 8000",
+        "inside the container that pid 4242 runs in",
+    ),
+    (
+        "zombiescan --all-netns --json",
+        "every network namespace on the host",
+    ),
+    (
+        "zombiescan capture -o incident.zsc",
+        "freeze everything for later",
+    ),
+    (
+        "zombiescan analyze incident.zsc --port 30020",
+        "and report on it anywhere",
+    ),
+    ("zombiescan --watch 2s --port 30020", "what changes, live"),
+    (
+        "zombiescan --watch 5s --record night.ndjson --record-max 200M",
+        "record the night",
+    ),
+    (
+        "zombiescan report night.ndjson --format html > night.html",
+        "when it began, as a page",
+    ),
+    (
+        "zombiescan --port 30020 --format markdown > incident.md",
+        "a report for the ticket",
+    ),
+    (
+        "zombiescan kill --port 30020 --finding close_wait --older-than 10m",
+        "what would be closed; add --yes to close it",
+    ),
+    (
+        "zombiescan --fail-on critical",
+        "exit 1 when something is critical (cron, CI)",
+    ),
+];
 
-Exit status: 0 scanned; 1 a finding reached --fail-on; 2 usage error; 3 could
-not scan (no socket source usable, namespace not found, permission).";
+/// The exit statuses, as `--help` and the man page give them.
+pub const EXIT_STATUS: &[(&str, &str)] = &[
+    (
+        "0",
+        "scanned (kill --yes: every socket destroyed or already gone)",
+    ),
+    (
+        "1",
+        "a finding reached --fail-on (kill --yes: the kernel refused some)",
+    ),
+    ("2", "usage error"),
+    (
+        "3",
+        "could not scan (no socket source usable, namespace not found, permission, input refused; \
+         kill --yes: the kernel refused every one)",
+    ),
+];
+
+fn after_help() -> String {
+    let mut s = String::from("Examples:\n");
+    for (cmd, what) in EXAMPLES {
+        s.push_str(&format!("  {cmd}\n      {what}\n"));
+    }
+    s.push_str("\nExit status:");
+    for (code, what) in EXIT_STATUS {
+        s.push_str(&format!("\n  {code}  {what}"));
+    }
+    s
+}
 
 /// Which connections exist, in which state, owned by which process, and how
 /// near each owner is to its file-descriptor limit.
 #[derive(Debug, Parser)]
-#[command(name = "zombiescan", version, about, after_help = EXAMPLES)]
+#[command(name = "zombiescan", version, about, after_help = after_help())]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -213,17 +280,20 @@ pub struct Cli {
 
 #[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
 pub enum Command {
-    /// Write everything a later analysis needs (sockets with their diag
-    /// fields and tcp_info, owners, processes, host counters, kernel, time,
-    /// namespace) to one compressed file, and report on it as a scan does.
-    /// Takes the scan's options.
+    /// Write everything a later analysis needs to one file.
+    ///
+    /// Sockets with their diag fields and tcp_info, owners, processes, host
+    /// counters, kernel, time and namespace, in one compressed file, private
+    /// (0600); the report of that same snapshot is printed as a scan prints
+    /// it. Takes the scan's options.
     Capture {
         /// The file to write.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
-    /// Report on a capture file as the scan would have, on any machine, as
-    /// any user: the same filters, thresholds and formats. A capture is read
+    /// Report on a capture file as the scan would have.
+    ///
+    /// On any machine, as any user: the same filters, thresholds and formats. A capture is read
     /// (and inflated) up to 1 GiB; ZOMBIESCAN_MAX_INPUT=BYTES sets another
     /// bound.
     Analyze {
@@ -231,8 +301,10 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// The timeline of a recording (--record): when each state, finding,
-    /// port and process began to rise, its peak and when. --format table
+    /// The timeline of a recording (--record).
+    ///
+    /// When each state, finding, port and process began to rise, its peak
+    /// and when. --format table
     /// (sparklines), markdown, html (a page with an SVG chart) or json
     /// (schema/zombiescan-timeline.schema.json). Read a
     /// line at a time; a line longer than 1 MiB is skipped and counted.
@@ -241,8 +313,9 @@ pub enum Command {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
-    /// Close chosen sockets now, through the kernel (SOCK_DESTROY, as
-    /// `ss -K`): the peer gets a RST, the owner's next read or write fails
+    /// Close chosen sockets now, through the kernel.
+    ///
+    /// SOCK_DESTROY, as `ss -K` uses: the peer gets a RST, the owner's next read or write fails
     /// (ECONNABORTED), the kernel frees the socket. Takes the scan's
     /// selectors (--port, --pid, --process, --netns, --all-netns) and at
     /// least one of --state and --finding. A dry run that lists what would

@@ -73,6 +73,48 @@ impl Kind {
         Kind::FinWait2,
     ];
 
+    /// When the finding is raised, in a sentence (the man page's list).
+    pub fn when(self) -> &'static str {
+        match self {
+            Kind::CloseWait => {
+                "CLOSE_WAIT older than --stall: the peer closed, the owner never did (or, still in the accept \
+                 queue, nobody accepted it). Critical from --critical-count sockets."
+            }
+            Kind::HalfOpen => {
+                "The peer is gone: unacknowledged data retransmitted --retransmits times (or backoff that high), \
+                 keepalive or zero-window probes unanswered, or a SYN retried twice."
+            }
+            Kind::PeerNotReading => {
+                "Send-Q stuck for --stall while the peer answers but takes nothing: a client that does not read."
+            }
+            Kind::AppNotReading => {
+                "Recv-Q not read for --stall: requests arrived and no worker reads them."
+            }
+            Kind::AcceptQueueFull => {
+                "A listener's accept queue at half its backlog (warning) or full (critical), or whose oldest \
+                 connection has waited --stall to be accepted."
+            }
+            Kind::IdleNoKeepalive => {
+                "ESTABLISHED without data for --idle and without a keepalive timer."
+            }
+            Kind::FdExhaustion => {
+                "A process at --fd-warn or --fd-critical of its RLIMIT_NOFILE, or the host of fs.file-max."
+            }
+            Kind::EphemeralPortExhaustion => {
+                "Outbound sockets to one destination using --pressure-warn of net.ipv4.ip_local_port_range."
+            }
+            Kind::TimeWaitPressure => "TIME_WAIT sockets near net.ipv4.tcp_max_tw_buckets.",
+            Kind::OrphanPressure => "Orphaned sockets near net.ipv4.tcp_max_orphans.",
+            Kind::SynBacklog => {
+                "SYN_RECV on a port near min(backlog, net.ipv4.tcp_max_syn_backlog)."
+            }
+            Kind::FinWait2 => {
+                "FIN_WAIT2 held by its process past --stall (it never times out), or orphaned (information: \
+                 the peer does not close)."
+            }
+        }
+    }
+
     pub fn from_name(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
     }

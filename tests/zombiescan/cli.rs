@@ -55,21 +55,121 @@ fn help_has_examples_and_exit_codes() {
     }
 }
 
-#[test]
-fn man_page_is_generated_from_the_cli_and_fresh() {
-    let mut rendered = Vec::new();
-    clap_mangen::Man::new(zombiescan::cli::Cli::command())
-        .render(&mut rendered)
-        .expect("render man page");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("man/zombiescan.1");
-    if std::env::var_os("ZOMBIESCAN_BLESS").is_some() {
-        std::fs::write(&path, &rendered).expect("write man page");
+/// Text for roff: backslashes and hyphens escaped, no line starting with a
+/// control character.
+fn roff(text: &str) -> String {
+    let t = text.replace('\\', "\\e").replace('-', "\\-");
+    if t.starts_with('.') || t.starts_with('\'') {
+        format!("\\&{t}")
+    } else {
+        t
     }
-    let checked_in = std::fs::read(&path).unwrap_or_default();
-    assert!(
-        checked_in == rendered,
-        "man/zombiescan.1 is stale: regenerate with `ZOMBIESCAN_BLESS=1 cargo test man_page`"
-    );
+}
+
+/// The man pages: zombiescan(1), with the sections a man page has, and
+/// one page per subcommand it refers to.
+fn man_pages() -> Vec<(String, Vec<u8>)> {
+    use zombiescan::classify::Kind;
+    use zombiescan::cli::{EXAMPLES, EXIT_STATUS};
+    let mut cmd = zombiescan::cli::Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut page = Vec::new();
+    man.render_title(&mut page).expect("title");
+    man.render_name_section(&mut page).expect("name");
+    man.render_synopsis_section(&mut page).expect("synopsis");
+    man.render_description_section(&mut page)
+        .expect("description");
+    man.render_options_section(&mut page).expect("options");
+    man.render_subcommands_section(&mut page)
+        .expect("subcommands");
+    let mut extra = String::from(".SH EXAMPLES\n");
+    for (c, what) in EXAMPLES {
+        extra.push_str(&format!(".TP\n\\fB{}\\fR\n{}\n", roff(c), roff(what)));
+    }
+    extra.push_str(".SH \"EXIT STATUS\"\n");
+    for (code, what) in EXIT_STATUS {
+        extra.push_str(&format!(".TP\n{code}\n{}\n", roff(what)));
+    }
+    extra.push_str(".SH FINDINGS\nEach finding has a kind, a severity (info, warning, critical), the count of sockets, the ports and pids concerned, the figures behind it, an explanation and a remediation for the server that holds the sockets.\n");
+    for k in Kind::ALL {
+        extra.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            roff(k.name()),
+            roff(k.when())
+        ));
+    }
+    extra.push_str(&format!(
+        ".SH ENVIRONMENT\n.TP\nNO_COLOR\n{}\n.TP\nCOLUMNS\n{}\n.TP\nZOMBIESCAN_MAX_INPUT\n{}\n",
+        roff("set and not empty: no colour on a terminal"),
+        roff("the width to fit when stdout is not a terminal that reports its size"),
+        roff("the most bytes read from a capture, compressed or inflated (default 1 GiB)")
+    ));
+    extra.push_str(&format!(
+        ".SH FILES\n.TP\n/proc/net/tcp, /proc/net/tcp6\n{}\n.TP\n/proc/PID/fd, /proc/PID/limits\n{}\n.TP\n/run/netns\n{}\n.TP\n/var/lib/docker, /run/containerd\n{}\n",
+        roff("the socket table when netlink is unavailable (--source proc)"),
+        roff("which process holds each socket, and its descriptor limit"),
+        roff("the names ip netns gives namespaces"),
+        roff("container names (or the data roots the running dockerd and containerd name)")
+    ));
+    extra.push_str(".SH \"SEE ALSO\"\n\\fBss\\fR(8), \\fBip-netns\\fR(8), \\fBlsof\\fR(8), \\fBtcp\\fR(7), \\fBsock_diag\\fR(7), \\fBproc\\fR(5)\n");
+    page.extend_from_slice(extra.as_bytes());
+    man.render_version_section(&mut page).expect("version");
+    let mut pages = vec![("zombiescan.1".to_string(), page)];
+    for sub in cmd.get_subcommands() {
+        let name = format!("zombiescan-{}", sub.get_name());
+        // clap names are &'static str without its "string" feature.
+        let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
+        let sub = sub.clone().name(leaked).display_name(leaked);
+        let mut p = Vec::new();
+        clap_mangen::Man::new(sub).render(&mut p).expect("render");
+        p.extend_from_slice(b".SH \"SEE ALSO\"\n\\fBzombiescan\\fR(1)\n");
+        pages.push((format!("{name}.1"), p));
+    }
+    pages
+}
+
+#[test]
+fn man_pages_are_generated_from_the_cli_and_fresh() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let pages = man_pages();
+    let main = String::from_utf8_lossy(&pages[0].1).into_owned();
+    for section in [
+        "EXAMPLES",
+        "EXIT STATUS",
+        "FINDINGS",
+        "FILES",
+        "SEE ALSO",
+        "ENVIRONMENT",
+    ] {
+        assert!(
+            main.contains(&format!(".SH {section}"))
+                || main.contains(&format!(".SH \"{section}\"")),
+            "{section}"
+        );
+    }
+    assert!(!main.contains(".SH EXTRA"));
+    // Every page the main one refers to exists.
+    for (name, _) in &pages[1..] {
+        let stem = name.trim_end_matches(".1");
+        assert!(
+            main.contains(&format!("{}(1)", stem.replace('-', "\\-")))
+                || main.contains(&format!("{stem}(1)")),
+            "{stem}"
+        );
+    }
+    assert!(!main.contains("zombiescan\\-help(1)") && !main.contains("zombiescan-help(1)"));
+    for (name, rendered) in &pages {
+        let path = dir.join(name);
+        if std::env::var_os("ZOMBIESCAN_BLESS").is_some() {
+            std::fs::write(&path, rendered).expect("write man page");
+        }
+        let checked_in = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            &checked_in == rendered,
+            "man/{name} is stale: regenerate with `ZOMBIESCAN_BLESS=1 cargo test man_pages`"
+        );
+    }
 }
 
 fn validator() -> (boon::Schemas, boon::SchemaIndex) {
