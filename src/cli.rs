@@ -133,6 +133,12 @@ pub struct Cli {
     #[arg(global = true, long)]
     pub sockets: bool,
 
+    /// The order of the listed sockets: severity (the worst finding, then
+    /// the oldest), age (oldest first), queue (most bytes queued first),
+    /// pid, or remote (by peer address).
+    #[arg(global = true, long, value_enum, default_value_t = SortBy::Severity)]
+    pub sort: SortBy,
+
     /// Where sockets are read from: netlink (sock_diag, with tcp_info), proc
     /// (/proc/net/tcp), or auto (netlink, else proc).
     #[arg(global = true, long, value_enum, default_value_t = SourceArg::Auto)]
@@ -337,6 +343,16 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    #[default]
+    Severity,
+    Age,
+    Queue,
+    Pid,
+    Remote,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

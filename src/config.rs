@@ -261,6 +261,7 @@ impl Config {
             kill,
             report: report::Options {
                 all_sockets: cli.sockets,
+                sort: cli.sort,
             },
             format,
             color: color && format == Format::Table,

@@ -51,7 +51,10 @@ pub fn capture_file(data: &[u8]) {
         return;
     };
     let t = Thresholds::default();
-    let opts = Options { all_sockets: true };
+    let opts = Options {
+        all_sockets: true,
+        ..Options::default()
+    };
     let reports: Vec<Report> = snaps
         .iter()
         .map(|s| {

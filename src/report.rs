@@ -41,6 +41,8 @@ pub struct ProcessRow<'a> {
 pub struct Options {
     /// List every socket in full, not only the flagged ones.
     pub all_sockets: bool,
+    /// The order of the listed sockets.
+    pub sort: crate::cli::SortBy,
 }
 
 /// A socket listed in full, as [`Report::listed`] gives it.
@@ -73,6 +75,8 @@ pub struct Report<'a> {
     flags: Vec<KindSet>,
     /// `--sockets`: every socket is listed, not only the flagged ones.
     pub all_sockets: bool,
+    /// `--sort`: the order of the listed sockets.
+    pub sort: crate::cli::SortBy,
     /// `--watch`: what changed since the previous sample and the first.
     pub watch: Option<crate::watch::View>,
 }
@@ -138,14 +142,26 @@ impl<'a> Report<'a> {
                 })
             })
             .collect();
-        listed.sort_by(|a, b| {
+        use crate::cli::SortBy;
+        let severity = |a: &Listed, b: &Listed| {
             let ra = rank.get(&a.index).copied();
             let rb = rank.get(&b.index).copied();
             rb.map(|r| r.0)
                 .cmp(&ra.map(|r| r.0))
                 .then(ra.map(|r| r.1).cmp(&rb.map(|r| r.1)))
                 .then(b.age_ms.cmp(&a.age_ms))
-                .then(a.index.cmp(&b.index))
+        };
+        let queued = |l: &Listed| u64::from(l.socket.recv_q) + u64::from(l.socket.send_q);
+        let pid = |l: &Listed| snap.owners_of(l.socket).first().copied();
+        listed.sort_by(|a, b| {
+            match self.sort {
+                SortBy::Severity => severity(a, b),
+                SortBy::Age => b.age_ms.cmp(&a.age_ms),
+                SortBy::Queue => queued(b).cmp(&queued(a)),
+                SortBy::Pid => pid(a).cmp(&pid(b)),
+                SortBy::Remote => a.socket.remote.cmp(&b.socket.remote),
+            }
+            .then(a.index.cmp(&b.index))
         });
         listed
     }
@@ -261,6 +277,7 @@ impl<'a> Report<'a> {
             findings,
             flags,
             all_sockets: opts.all_sockets,
+            sort: opts.sort,
             watch: None,
         }
     }
@@ -406,5 +423,51 @@ mod tests {
         );
         assert!(n[1].contains("had no descriptor left to read"), "{n:?}");
         assert!(!n.iter().any(|l| l.contains("security module")), "{n:?}");
+    }
+
+    /// --sort orders the listed sockets: the worst first by default, or by
+    /// age, queue, pid or peer.
+    #[test]
+    fn sockets_are_listed_in_the_order_asked() {
+        use crate::classify::{Thresholds, classify};
+        use crate::cli::SortBy;
+        let aged = |port: u16, age: u32, q: u32| {
+            let mut s = sock(
+                TcpState::CloseWait,
+                "10.0.0.1:30020",
+                &format!("10.0.0.9:{port}"),
+                u64::from(port),
+            );
+            let ti = s.tcp_info.as_mut().expect("ti");
+            ti.last_data_recv = age;
+            ti.last_ack_recv = age;
+            s.recv_q = q;
+            s
+        };
+        let snap = snapshot(vec![
+            aged(4002, 20_000, 1),
+            aged(4001, 90_000, 700),
+            aged(4003, 50_000, 5),
+        ]);
+        let f = classify(&snap, &Thresholds::default());
+        let order = |sort: SortBy| -> Vec<u16> {
+            let opts = Options {
+                all_sockets: false,
+                sort,
+            };
+            Report::new(&snap, f.clone(), &opts)
+                .listed()
+                .iter()
+                .map(|l| l.socket.remote.port())
+                .collect()
+        };
+        assert_eq!(
+            order(SortBy::Severity),
+            [4001, 4003, 4002],
+            "one finding: oldest first"
+        );
+        assert_eq!(order(SortBy::Age), [4001, 4003, 4002]);
+        assert_eq!(order(SortBy::Queue), [4001, 4003, 4002]);
+        assert_eq!(order(SortBy::Remote), [4001, 4002, 4003]);
     }
 }
