@@ -343,6 +343,22 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Print the shell completion script for bash, zsh or fish.
+    ///
+    /// bash: `zombiescan completions bash > /etc/bash_completion.d/zombiescan`;
+    /// zsh: into a directory of $fpath as `_zombiescan`; fish: into
+    /// ~/.config/fish/completions/zombiescan.fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -50,6 +50,21 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     if let Some(Command::Report { files }) = &cfg.command {
         return timeline_report(cfg, files, out);
     }
+    if let Some(Command::Completions { shell }) = &cfg.command {
+        use clap::CommandFactory;
+        use clap_complete::Shell;
+        let shell = match shell {
+            cli::CompletionShell::Bash => Shell::Bash,
+            cli::CompletionShell::Zsh => Shell::Zsh,
+            cli::CompletionShell::Fish => Shell::Fish,
+        };
+        clap_complete::generate(shell, &mut cli::Cli::command(), "zombiescan", out);
+        out.flush()?;
+        return Ok(Outcome {
+            failed: false,
+            notice: None,
+        });
+    }
     if cfg.watch.is_some() || cfg.record.is_some() {
         return watch(cfg, out);
     }
@@ -58,7 +73,10 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     }
     let mut notice = None;
     let snaps = match &cfg.command {
-        None | Some(Command::Report { .. } | Command::Kill { .. }) => scan(cfg, None)?,
+        None
+        | Some(Command::Report { .. } | Command::Kill { .. } | Command::Completions { .. }) => {
+            scan(cfg, None)?
+        }
         // The capture, and the report of the very same snapshot.
         Some(Command::Capture { output }) => {
             let snaps = scan(cfg, None)?;

@@ -379,3 +379,72 @@ fn a_recording_or_capture_that_cannot_be_written_exits_3_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    for (shell, marker) in [
+        ("bash", "complete -F _zombiescan"),
+        ("zsh", "#compdef zombiescan"),
+        ("fish", "complete -c zombiescan"),
+    ] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: {marker}");
+        for word in ["kill", "port", "older-than", "all-netns"] {
+            assert!(text.contains(word), "{shell} completes {word}");
+        }
+    }
+    // The bash script is valid bash.
+    let script = run(&["completions", "bash"]).stdout;
+    let mut bash = std::process::Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("bash");
+    std::io::Write::write_all(&mut bash.stdin.take().expect("stdin"), &script).expect("write");
+    assert!(bash.wait().expect("bash -n").success());
+    assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+/// The static build (`RUSTFLAGS='-C target-feature=+crt-static' cargo build
+/// --release --target x86_64-unknown-linux-gnu`, which .ci/run makes) runs
+/// in a root that holds nothing but itself and a mounted /proc: no libc,
+/// no loader.
+#[test]
+fn the_static_binary_runs_in_an_empty_root() {
+    if !crate::netns::live_or_skip("the_static_binary_runs_in_an_empty_root") {
+        return;
+    }
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/release/zombiescan");
+    if !bin.exists() {
+        let why = "needs the static build (bash .ci/run makes it)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("\n!!! SKIPPED the_static_binary_runs_in_an_empty_root: {why}.\n");
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("zombiescan-emptyroot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("proc")).expect("root");
+    std::fs::copy(&bin, root.join("zombiescan")).expect("copy");
+    let r = root.display();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind /proc {r}/proc && exec chroot {r} /zombiescan --json --port 30020"
+        ))
+        .output()
+        .expect("unshare");
+    let _ = std::fs::remove_dir_all(&root);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_valid(&out.stdout);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["source"], "netlink");
+}
