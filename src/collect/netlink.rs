@@ -275,7 +275,7 @@ pub fn parse_datagram(mut buf: &[u8], out: &mut Vec<Socket>) -> Result<Datagram>
             NLMSG_ERROR => {
                 let errno = ne_u32(nl.payload(), 0).map_or(0, |e| e as i32);
                 if errno != 0 {
-                    let err = std::io::Error::from_raw_os_error(-errno);
+                    let err = std::io::Error::from_raw_os_error(errno.saturating_neg());
                     return Err(Error::Netlink(format!("the kernel answered: {err}")));
                 }
             }
