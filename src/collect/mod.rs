@@ -159,17 +159,11 @@ fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
     // Behind a scanned port there may be an upstream in trouble: a second,
     // small dump of the sockets that show it, on every other port.
     let neighbours = if source == Source::Netlink && !filter.ports.is_empty() {
-        netlink::dump_sockets(neighbour_states(), &[])
-            .map(|d| {
-                d.sockets
-                    .into_iter()
-                    .filter(|s| {
-                        !filter.ports.contains(&s.local.port())
-                            && !filter.ports.contains(&s.remote.port())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        netlink::dump_sockets_where(neighbour_states(), &[], |s| {
+            !filter.ports.contains(&s.local.port()) && !filter.ports.contains(&s.remote.port())
+        })
+        .map(|d| d.sockets)
+        .unwrap_or_default()
     } else {
         Vec::new()
     };

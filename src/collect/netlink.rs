@@ -359,10 +359,29 @@ pub fn dump(filter: &Filter) -> Result<Dump> {
 /// [`dump`] of the sockets in `states` (a mask of `1 << state`) with one of
 /// `ports` (any when empty).
 pub fn dump_sockets(states: u32, ports: &[u16]) -> Result<Dump> {
+    dump_sockets_where(states, ports, |_| true)
+}
+
+/// [`dump_sockets`], keeping only the sockets `keep` wants, datagram by
+/// datagram: what is dropped is never held.
+pub fn dump_sockets_where(
+    states: u32,
+    ports: &[u16],
+    keep: impl Fn(&Socket) -> bool,
+) -> Result<Dump> {
     let mut dumper = Dumper::open()?;
     let mut dump = Dump::default();
     let take = |dump: &mut Dump, dg: &[u8]| {
+        let before = dump.sockets.len();
         let d = parse_datagram(dg, &mut dump.sockets)?;
+        let mut i = before;
+        while i < dump.sockets.len() {
+            if keep(&dump.sockets[i]) {
+                i += 1;
+            } else {
+                dump.sockets.swap_remove(i);
+            }
+        }
         dump.interrupted |= d.interrupted;
         dump.bad_records += d.bad_records;
         Ok(d.done)
