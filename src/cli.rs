@@ -321,8 +321,9 @@ pub enum Command {
     },
     /// Close chosen sockets now, through the kernel.
     ///
-    /// SOCK_DESTROY, as `ss -K` uses: the peer gets a RST, the owner's next read or write fails
-    /// (ECONNABORTED), the kernel frees the socket. Takes the scan's
+    /// SOCK_DESTROY, as `ss -K` uses: the peer gets a RST, the owner's next
+    /// write fails with ECONNABORTED (a read too, unless the peer had
+    /// closed), the kernel frees the socket. Takes the scan's
     /// selectors (--port, --pid, --process, --netns, --all-netns) and at
     /// least one of --state and --finding. A dry run that lists what would
     /// go unless --yes; never a LISTEN socket unless --state LISTEN. Each

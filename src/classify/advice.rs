@@ -823,7 +823,8 @@ fn relief(c: &Ctx, kind: Kind) -> String {
     }
     let mut s = format!(
         "Relief now: zombiescan kill {}--port {} --finding {} lists them, and with --yes resets them: the peer gets \
-         a RST, the owner's next read or write on them fails (ECONNABORTED), the kernel frees them.",
+         a RST, the owner's next write on them fails with ECONNABORTED (a read too, unless the peer had closed: then it \
+         reads end-of-file, as before), the kernel frees them.",
         c.netns_arg,
         c.port,
         kind.name()

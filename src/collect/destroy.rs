@@ -5,7 +5,8 @@
 //! cookie when the scan had one, so that a socket that closed meanwhile, or
 //! a new one on the same ports, is never hit (the kernel checks the cookie
 //! and answers ENOENT). The peer gets a RST; the owner's next read or
-//! write fails with ECONNABORTED.
+//! write fails with ECONNABORTED (tcp_abort sets sk_err; a read returns it
+//! too, unless a FIN came first: then it reads end-of-file).
 
 use std::net::IpAddr;
 

@@ -501,8 +501,9 @@ fn forward_hint(f: &Forwarded) -> String {
             f.port, f.to, f.netns
         ),
         None => format!(
-            "nothing listens on port {} here: it is served on {} in {} (its report comes first), reached \
-             through NAT rules (Docker without its userland proxy, a Kubernetes hostPort or NodePort)",
+            "nothing listens on port {} here: the one listener on it is {} in {} (its report comes \
+             first), where NAT rules would send it (Docker without its userland proxy, a Kubernetes \
+             hostPort or NodePort)",
             f.port, f.to, f.netns
         ),
     }

@@ -434,7 +434,7 @@ fn the_static_binary_runs_in_an_empty_root() {
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg(format!(
-            "mount --bind /proc {r}/proc && exec chroot {r} /zombiescan --json --port 30020"
+            "mount --bind /proc {r}/proc && exec chroot {r} /zombiescan --json --port 30020 --no-follow"
         ))
         .output()
         .expect("unshare");

@@ -224,3 +224,74 @@ fn a_socket_gone_since_the_scan_is_already_gone() {
     let again = collect::netns::run_in(&path, || destroy::destroy(&[&cw])).expect("destroy");
     assert_eq!(again, vec![destroy::Destroyed::AlreadyGone]);
 }
+
+/// The owner of a destroyed socket learns it at its next write:
+/// ECONNABORTED, where writing to a socket its peer merely closed succeeds.
+#[test]
+fn the_owner_next_write_fails_with_econnaborted() {
+    if !live_or_skip("the_owner_next_write_fails_with_econnaborted") {
+        return;
+    }
+    let mut ns = Netns::new("killrecv");
+    let trigger = std::env::temp_dir().join(format!("zombiescan-recv-{}", std::process::id()));
+    let log = std::env::temp_dir().join(format!("zombiescan-recv-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&trigger);
+    let server = format!(
+        "import socket, os, sys, time\n\
+         l = socket.socket(); l.bind(('127.0.0.1', 30030)); l.listen(4)\n\
+         cs = [l.accept()[0] for _ in range(2)]\n\
+         while not os.path.exists({t:?}): time.sleep(0.05)\n\
+         for c in cs:\n\
+         \x20   try: print('sent', c.send(b'x'))\n\
+         \x20   except OSError as e: print('error', e.errno)\n\
+         sys.stdout.flush(); time.sleep(600)\n",
+        t = trigger.display().to_string()
+    );
+    ns.start(&["python3", "-c", &server], &[], &log);
+    ns.wait_ss("listening", |o| o.contains("127.0.0.1:30030"));
+    ns.spawn(&[
+        "connect", "--port", "30030", "--count", "2", "--then", "close",
+    ]);
+    ns.wait_states(&[("CLOSE_WAIT", 2)]);
+    // One of the two is destroyed (the one with the higher client port).
+    let (plan, _) = kill(&ns, &["--port", "30030", "--state", "CLOSE_WAIT"]);
+    let victim = plan
+        .sockets
+        .iter()
+        .map(|s| s.remote.clone())
+        .max()
+        .expect("two");
+    let out = ns.exec(&[
+        BIN,
+        "kill",
+        "--port",
+        victim.rsplit(':').next().unwrap_or_default(),
+        "--state",
+        "CLOSE_WAIT",
+        "--yes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ns.wait_states(&[("CLOSE_WAIT", 1)]);
+    std::fs::write(&trigger, b"go").expect("trigger");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        if t.lines().count() >= 2 || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let _ = std::fs::remove_file(&trigger);
+    let _ = std::fs::remove_file(&log);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        ["error 103", "sent 1"],
+        "ECONNABORTED for the destroyed one only"
+    );
+}

@@ -373,8 +373,9 @@ fn a_port_nothing_here_listens_on_is_followed_where_one_namespace_serves_it() {
     assert_eq!(parts[0]["processes"][0]["pid"], server);
     let hint = parts[1]["hints"][0].as_str().unwrap_or_default();
     assert!(
-        hint.starts_with("nothing listens on port 38777 here: it is served on 127.0.0.1:38777")
-            && hint.contains("NAT rules"),
+        hint.starts_with(
+            "nothing listens on port 38777 here: the one listener on it is 127.0.0.1:38777"
+        ) && hint.contains("NAT rules"),
         "{hint}"
     );
     // With a second namespace serving it, which one NAT picks is a guess:
