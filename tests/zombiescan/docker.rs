@@ -212,6 +212,15 @@ fn uvicorn_in_docker_scanned_from_the_host() {
         String::from_utf8_lossy(&import.stderr)
     );
     let name = format!("zs-web-{}", std::process::id());
+    // The container serves 30020; the host port is any free one of the
+    // loopback, so that nothing else on the machine is in the way.
+    let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let publish = format!("127.0.0.1:{host_port}:30020");
+    let url = format!("http://127.0.0.1:{host_port}/block");
+    let port_arg = host_port.to_string();
     let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support");
     let started = Instant::now();
     d.ok(&[
@@ -220,7 +229,7 @@ fn uvicorn_in_docker_scanned_from_the_host() {
         "--name",
         &name,
         "-p",
-        "127.0.0.1:30020:30020",
+        &publish,
         "-v",
         &format!("{}:/app:ro", support.display()),
         "-e",
@@ -251,15 +260,7 @@ fn uvicorn_in_docker_scanned_from_the_host() {
     let clients = support.join("clients.py");
     let mut holder = Command::new(&py)
         .arg(&clients)
-        .args([
-            "http://127.0.0.1:30020/block",
-            "--count",
-            "1",
-            "--timeout",
-            "900",
-            "--then",
-            "wait",
-        ])
+        .args([&url, "--count", "1", "--timeout", "900", "--then", "wait"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -275,13 +276,7 @@ fn uvicorn_in_docker_scanned_from_the_host() {
     });
     let out = Command::new(&py)
         .arg(&clients)
-        .args([
-            "http://127.0.0.1:30020/block",
-            "--count",
-            "40",
-            "--timeout",
-            "2",
-        ])
+        .args([&url, "--count", "40", "--timeout", "2"])
         .output()
         .expect("clients");
     assert!(
@@ -298,7 +293,7 @@ fn uvicorn_in_docker_scanned_from_the_host() {
     let mut doc = Value::Null;
     wait_for("the container's close_wait in the host scan", || {
         let out = Command::new(BIN)
-            .args(["--port", "30020", "--stall", "1s", "--json"])
+            .args(["--port", &port_arg, "--stall", "1s", "--json"])
             .output()
             .expect("zombiescan");
         assert!(
