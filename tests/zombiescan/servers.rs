@@ -129,6 +129,21 @@ fn scan_until(
     }
 }
 
+/// Scans port 30020 (with a 1 s stall) until close_wait counts the `cw`
+/// CLOSE_WAIT sockets ss showed.
+fn every_close_wait_flagged(ns: &Netns, cw: u32) -> Document {
+    scan_until(
+        ns,
+        &["--port", "30020", "--stall", "1s"],
+        "every CLOSE_WAIT flagged",
+        |d| {
+            of_kind(d, "close_wait")
+                .first()
+                .is_some_and(|f| f.count == cw)
+        },
+    )
+}
+
 /// A request that is read and then blocks its worker: waits until the
 /// server has read it (an accepted socket with nothing left unread).
 fn occupy(ns: &mut Netns, venv: &Path, path: &str, n: usize, tag: &str) {
@@ -241,16 +256,7 @@ fn uvicorn_whose_event_loop_is_blocked() {
         queued >= 1 && cw >= queued,
         "ss: {cw} CLOSE_WAIT, {queued} never accepted"
     );
-    let doc = scan_until(
-        &ns,
-        &["--port", "30020", "--stall", "1s"],
-        "every CLOSE_WAIT flagged",
-        |d| {
-            of_kind(d, "close_wait")
-                .first()
-                .is_some_and(|f| f.count == cw)
-        },
-    );
+    let doc = every_close_wait_flagged(&ns, cw);
     let f = of_kind(&doc, "close_wait")[0];
     assert_eq!(f.pids, vec![uv], "the listener's owner, never nobody");
     let shown = format!("{cw} CLOSE_WAIT, {queued} of them ino:0");
@@ -384,16 +390,7 @@ fn gunicorn_sync_workers_all_busy() {
     impatient(&ns, &venv, "/block", 20);
     let (cw, queued) = server_side(&ns, "CLOSE_WAIT");
     assert!(queued >= 1, "ss: {cw} CLOSE_WAIT, {queued} never accepted");
-    let doc = scan_until(
-        &ns,
-        &["--port", "30020", "--stall", "1s"],
-        "every CLOSE_WAIT flagged",
-        |d| {
-            of_kind(d, "close_wait")
-                .first()
-                .is_some_and(|f| f.count == cw)
-        },
-    );
+    let doc = every_close_wait_flagged(&ns, cw);
     let f = of_kind(&doc, "close_wait")[0];
     said(
         "gunicorn -w 2 --backlog 8, workers busy",
