@@ -448,3 +448,101 @@ fn the_static_binary_runs_in_an_empty_root() {
     let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc["source"], "netlink");
 }
+
+/// The Debian package (`cargo deb`, from the static binary): installed with
+/// dpkg, zombiescan runs from PATH and its man page is found; removed, it
+/// leaves nothing behind.
+#[test]
+fn the_debian_package_installs_runs_and_removes() {
+    if !crate::netns::live_or_skip("the_debian_package_installs_runs_and_removes") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ready = Command::new("cargo")
+        .args(["deb", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+        && root
+            .join("target/x86_64-unknown-linux-gnu/release/zombiescan")
+            .exists()
+        && root.join("target/completions/zombiescan.bash").exists();
+    let installed = Command::new("dpkg")
+        .args(["-s", "zombiescan"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready || installed {
+        let why = if installed {
+            "a zombiescan package is installed here already: not touching it"
+        } else {
+            "needs cargo-deb, the static build and the completions (bash .ci/run makes them)"
+        };
+        if std::env::var_os("CI").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("\n!!! SKIPPED the_debian_package_installs_runs_and_removes: {why}.\n");
+        return;
+    }
+    let deb = std::env::temp_dir().join(format!("zombiescan-{}.deb", std::process::id()));
+    let out = Command::new("cargo")
+        .current_dir(root)
+        .args([
+            "deb",
+            "--no-build",
+            "--no-strip",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--output",
+        ])
+        .arg(&deb)
+        .output()
+        .expect("cargo deb");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dpkg = |args: &[&str]| {
+        let out = Command::new("dpkg").args(args).output().expect("dpkg");
+        assert!(
+            out.status.success(),
+            "dpkg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    dpkg(&["-i", deb.to_str().expect("path")]);
+    let on_path = Command::new("sh")
+        .args([
+            "-c",
+            "command -v zombiescan && zombiescan --version && man -w zombiescan",
+        ])
+        .output()
+        .expect("sh");
+    let files = dpkg(&["-L", "zombiescan"]);
+    dpkg(&["--purge", "zombiescan"]);
+    let _ = std::fs::remove_file(&deb);
+    let text = String::from_utf8_lossy(&on_path.stdout);
+    assert!(
+        on_path.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&on_path.stderr)
+    );
+    assert!(
+        text.contains("/usr/bin/zombiescan") && text.contains("zombiescan 0."),
+        "{text}"
+    );
+    assert!(text.contains("zombiescan.1"), "man -w: {text}");
+    for f in [
+        "/lib/systemd/system/zombiescan-record.service",
+        "/usr/share/bash-completion/completions/zombiescan",
+        "/usr/share/zsh/vendor-completions/_zombiescan",
+        "/usr/share/fish/vendor_completions.d/zombiescan.fish",
+        "/usr/share/man/man1/zombiescan-kill.1",
+    ] {
+        assert!(
+            files.lines().any(|l| l.starts_with(f)),
+            "{f} not packed:\n{files}"
+        );
+    }
+    assert!(!Path::new("/usr/bin/zombiescan").exists(), "removed");
+}
