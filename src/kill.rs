@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::classify::{Kind, socket_age, state_age};
+use crate::classify::{Kind, age_of};
 use crate::model::{Socket, TcpState};
 use crate::report::Report;
 
@@ -59,11 +59,7 @@ pub fn choose<'a>(r: &Report<'a>, c: &Choice) -> (Vec<Target<'a>>, Spared) {
         if s.state == TcpState::Listen && !c.states.contains(&TcpState::Listen) {
             continue;
         }
-        let age_ms = why
-            .iter()
-            .filter_map(|k| socket_age(*k, s, up))
-            .max()
-            .or_else(|| state_age(s, up));
+        let age_ms = age_of(why.iter().copied(), s, up);
         if let Some(min) = c.older_than {
             match age_ms {
                 Some(a) if u128::from(a) >= min.as_millis() => {}

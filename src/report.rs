@@ -134,11 +134,7 @@ impl<'a> Report<'a> {
                     index: i,
                     socket: s,
                     kinds,
-                    age_ms: kinds
-                        .iter()
-                        .filter_map(|k| classify::socket_age(k, s, up))
-                        .max()
-                        .or_else(|| classify::state_age(s, up)),
+                    age_ms: classify::age_of(kinds.iter(), s, up),
                 })
             })
             .collect();

@@ -22,7 +22,21 @@ use crate::model::{Snapshot, Socket, Source, TcpState};
 
 pub use advice::Server;
 pub use pointers::pointers;
-pub use sockets::age as socket_age;
+
+/// A listed socket's age: the oldest its findings among `kinds` quote,
+/// else the kernel's age of its state. What the table, the Markdown and
+/// `kill --older-than` go by.
+pub fn age_of(
+    kinds: impl IntoIterator<Item = Kind>,
+    s: &Socket,
+    uptime_ms: Option<u64>,
+) -> Option<u32> {
+    kinds
+        .into_iter()
+        .filter_map(|k| sockets::age(k, s, uptime_ms))
+        .max()
+        .or_else(|| state_age(s, uptime_ms))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {

@@ -10,9 +10,6 @@
 
 use std::net::IpAddr;
 
-use netlink_sys::constants::NETLINK_SOCK_DIAG;
-use netlink_sys::{Socket as NlSocket, SocketAddr as NlAddr};
-
 use crate::error::{Error, Result};
 use crate::model::{Family, Socket};
 
@@ -104,10 +101,7 @@ fn outcome(errno: i32) -> Destroyed {
 /// Destroys each of `sockets`, in the calling thread's network namespace,
 /// and says what became of each.
 pub fn destroy(sockets: &[&Socket]) -> Result<Vec<Destroyed>> {
-    let mut sock = NlSocket::new(NETLINK_SOCK_DIAG).map_err(Error::NetlinkUnavailable)?;
-    sock.bind_auto().map_err(Error::NetlinkUnavailable)?;
-    sock.connect(&NlAddr::new(0, 0))
-        .map_err(Error::NetlinkUnavailable)?;
+    let sock = super::netlink::open_socket()?;
     let mut buf = vec![0u8; 8192];
     let mut out = Vec::with_capacity(sockets.len());
     for (i, s) in sockets.iter().enumerate() {

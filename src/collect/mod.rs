@@ -351,10 +351,10 @@ fn follow(opts: &ScanOptions, here: &[Socket]) -> Vec<Followed> {
             continue;
         }
         let ways = netns::ways_in(ino, &path, &pids, &names, Path::new(PROC));
-        let Some((path, _)) = netns::open_ns(ino, &ways) else {
+        let Some((path, fd)) = netns::open_ns(ino, &ways) else {
             continue;
         };
-        let found = netns::run_in(&path, || {
+        let found = netns::run_in_file(&path, fd, || {
             let d = netlink::dump_sockets(listen, &look)?;
             let addrs = fs::read_to_string("/proc/thread-self/net/fib_trie")
                 .map(|t| local_addrs(&t))
@@ -685,13 +685,14 @@ fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<String> {
         }
         let listen = crate::model::TcpState::Listen.mask_bit();
         let ways = netns::ways_in(ino, &path, &pids, &names, Path::new(PROC));
-        let path = match netns::open_ns(ino, &ways) {
-            Some((p, _)) => p,
-            // Not one way in opens: gone, or (not root) not ours to open.
+        let dump = || netlink::dump_sockets(listen, &ports);
+        let found = match netns::open_ns(ino, &ways) {
+            Some((p, fd)) => netns::run_in_file(&p, fd, dump),
+            // Not one way in opens: gone, or (not root) not ours to open,
+            // which entering through its path says.
             None if nix::unistd::geteuid().is_root() => continue,
-            None => path,
+            None => netns::run_in(&path, dump),
         };
-        let found = netns::run_in(&path, || netlink::dump_sockets(listen, &ports));
         let listeners = match found {
             Ok(netlink::Dump { sockets, .. }) => sockets,
             Err(_) => {

@@ -298,12 +298,19 @@ pub struct Dumper {
     buf: Vec<u8>,
 }
 
+/// A NETLINK_SOCK_DIAG socket of the calling thread's network namespace,
+/// bound and connected to the kernel: for dumps, and for SOCK_DESTROY.
+pub fn open_socket() -> Result<NlSocket> {
+    let mut sock = NlSocket::new(NETLINK_SOCK_DIAG).map_err(Error::NetlinkUnavailable)?;
+    sock.bind_auto().map_err(Error::NetlinkUnavailable)?;
+    sock.connect(&NlAddr::new(0, 0))
+        .map_err(Error::NetlinkUnavailable)?;
+    Ok(sock)
+}
+
 impl Dumper {
     pub fn open() -> Result<Dumper> {
-        let mut sock = NlSocket::new(NETLINK_SOCK_DIAG).map_err(Error::NetlinkUnavailable)?;
-        sock.bind_auto().map_err(Error::NetlinkUnavailable)?;
-        sock.connect(&NlAddr::new(0, 0))
-            .map_err(Error::NetlinkUnavailable)?;
+        let sock = open_socket()?;
         Ok(Dumper {
             sock,
             seq: 0,

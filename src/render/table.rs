@@ -47,6 +47,13 @@ struct Col {
     drop: u8,
 }
 
+/// Adds one row: each cell to its column, in order.
+fn push_row(cols: &mut [Col], row: Vec<Cell>) {
+    for (c, cell) in cols.iter_mut().zip(row) {
+        c.cells.push(cell);
+    }
+}
+
 fn col(name: &str, drop: u8) -> Col {
     Col {
         name: name.to_string(),
@@ -258,9 +265,7 @@ fn write_ports(r: &Report, states: &[TcpState], look: Look, out: &mut dyn Write)
                 .map(|&s| state_cell(s, g.by_state.get(s), look.color)),
         );
         row.extend([num(g.recv_q), num(g.send_q), Cell::new(pids_text(&g.pids))]);
-        for (c, cell) in cols.iter_mut().zip(row) {
-            c.cells.push(cell);
-        }
+        push_row(&mut cols, row);
     }
     writeln!(out, "\n{}", fit(cols, look))
 }
@@ -304,9 +309,7 @@ fn write_processes(
             cmd = cmd.chars().take(47).collect::<String>() + "…";
         }
         row.push(Cell::new(cmd));
-        for (c, cell) in cols.iter_mut().zip(row) {
-            c.cells.push(cell);
-        }
+        push_row(&mut cols, row);
     }
     writeln!(out, "\n{}", fit(cols, look))
 }
@@ -349,9 +352,7 @@ fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
             Cell::new(pids_text(snap.owners_of(s))),
             Cell::new(kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
         ];
-        for (c, cell) in cols.iter_mut().zip(row) {
-            c.cells.push(cell);
-        }
+        push_row(&mut cols, row);
     }
     writeln!(out, "\n{}", fit(cols, look))?;
     if more > 0 {
