@@ -24,17 +24,6 @@ fn skip(test: &str, why: &str) {
     eprintln!("\n!!! SKIPPED Docker test {test}: {why}.\n");
 }
 
-/// The root `.ci/run` makes: `$ZOMBIESCAN_ROOTFS`, or
-/// `~/.cache/zombiescan/rootfs`.
-fn rootfs() -> PathBuf {
-    std::env::var_os("ZOMBIESCAN_ROOTFS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/zombiescan/rootfs")
-        })
-}
-
 /// A dockerd of the test's own, stopped and cleaned up when dropped.
 struct Dockerd {
     dir: PathBuf,
@@ -167,7 +156,8 @@ fn uvicorn_in_docker_scanned_from_the_host() {
     if Command::new("dockerd").arg("--version").output().is_err() {
         return skip(test, "needs dockerd (bash .ci/run installs docker.io)");
     }
-    let root = rootfs();
+    // The root .ci/run makes: $ZOMBIESCAN_ROOTFS, or ~/.cache/zombiescan/rootfs.
+    let root = crate::servers::cached("ZOMBIESCAN_ROOTFS", "rootfs");
     if !root.join("opt/zs/uvicorn").exists() {
         return skip(
             test,
@@ -177,12 +167,7 @@ fn uvicorn_in_docker_scanned_from_the_host() {
             ),
         );
     }
-    let venv = std::env::var_os("ZOMBIESCAN_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/zombiescan/venv")
-        });
+    let venv = crate::servers::cached("ZOMBIESCAN_VENV", "venv");
     let py = venv.join("bin/python");
     if !py.exists() {
         return skip(

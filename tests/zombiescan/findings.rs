@@ -1,36 +1,24 @@
 //! Every finding that can be built on one machine, built for real in
 //! namespaces, and the healthy controls that must raise nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zombiescan::render::json::{Document, Finding};
 
 use crate::netns::{Netns, live_or_skip, ss_counts};
 
-fn of_kind<'a>(doc: &'a Document, kind: &str) -> Vec<&'a Finding> {
+pub(crate) fn of_kind<'a>(doc: &'a Document, kind: &str) -> Vec<&'a Finding> {
     doc.findings.iter().filter(|f| f.kind == kind).collect()
 }
 
-/// Scans until `ready` holds (timers need time to fire), at most 20 s.
+/// Scans until `ready` holds, at most 20 s.
 fn scan_until(
     ns: &Netns,
     args: &[&str],
     what: &str,
     ready: impl Fn(&Document) -> bool,
 ) -> Document {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let doc = ns.zombiescan_json(args);
-        if ready(&doc) {
-            return doc;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; findings: {:#?}",
-            doc.findings
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    ns.scan_until(args, what, Duration::from_secs(20), ready)
 }
 
 fn one<'a>(doc: &'a Document, kind: &str, port: u16) -> &'a Finding {

@@ -50,17 +50,7 @@ fn hostile_names_and_files_in_every_format() {
     // with a hostile argument (sockets.py ignores what it does not know).
     let dir = temp("bin");
     std::fs::create_dir_all(&dir).expect("dir");
-    let python = String::from_utf8(
-        Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3")
-            .stdout,
-    )
-    .expect("utf-8");
-    let link = dir.join("ev\u{1b}[31m|\u{202e}x");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(python.trim(), &link).expect("symlink");
+    let link = crate::netns::python_as(&dir, "ev\u{1b}[31m|\u{202e}x");
     let evil_arg = format!("--evil={EVIL}");
     ns.spawn_as(
         link.to_str().expect("path"),

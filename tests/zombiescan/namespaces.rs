@@ -52,6 +52,23 @@ fn json(args: &[&str]) -> Document {
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
+/// The document of a followed port: valid, and in two parts, the
+/// backend's namespace and the one the port was asked in.
+fn followed(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::cli::assert_valid(&out.stdout);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let parts = all["namespaces"]
+        .as_array()
+        .expect("one part per namespace");
+    assert_eq!(parts.len(), 2, "{all:#}");
+    all
+}
+
 #[test]
 fn scan_another_namespace_by_name_path_and_pid() {
     if !live_or_skip("scan_another_namespace_by_name_path_and_pid") {
@@ -242,17 +259,7 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
     // A process named docker-proxy forwarding host port 30020 to 8000.
     let dir = std::env::temp_dir().join(format!("zombiescan-proxy-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let python = String::from_utf8(
-        Command::new("python3")
-            .args(["-c", "import sys; print(sys.executable)"])
-            .output()
-            .expect("python3")
-            .stdout,
-    )
-    .expect("utf-8");
-    let proxy = dir.join("docker-proxy");
-    let _ = std::fs::remove_file(&proxy);
-    std::os::unix::fs::symlink(python.trim(), &proxy).expect("symlink");
+    let proxy = crate::netns::python_as(&dir, "docker-proxy");
     // The container's address: the backend's own, on a veth pair.
     host.veth_to(&backend, "10.231.9.1", "10.231.9.2");
     let proxy_pid = host.spawn_as(
@@ -291,17 +298,10 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
     // then the forwarder's, which says where the port went.
     let out = host.exec(&[BIN, "--port", "30020", "--json"]);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    crate::cli::assert_valid(&out.stdout);
-    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let all = followed(&out);
     let parts = all["namespaces"]
         .as_array()
         .expect("one part per namespace");
-    assert_eq!(parts.len(), 2, "{all:#}");
     assert_eq!(parts[0]["netns"]["name"], backend.name.as_str());
     assert_eq!(parts[0]["filter"]["ports"], serde_json::json!([38123]));
     assert_eq!(parts[0]["processes"][0]["pid"], server);
@@ -358,17 +358,10 @@ fn a_port_nothing_here_listens_on_is_followed_where_one_namespace_serves_it() {
     let mut back = Netns::new("natb");
     let server = back.spawn(&["listen", "--port", "38777"])[0];
     let out = front.exec(&[BIN, "--port", "38777", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    crate::cli::assert_valid(&out.stdout);
-    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let all = followed(&out);
     let parts = all["namespaces"]
         .as_array()
-        .expect("followed: one part per namespace");
-    assert_eq!(parts.len(), 2, "{all:#}");
+        .expect("one part per namespace");
     assert_eq!(parts[0]["netns"]["name"], back.name.as_str());
     assert_eq!(parts[0]["processes"][0]["pid"], server);
     let hint = parts[1]["hints"][0].as_str().unwrap_or_default();

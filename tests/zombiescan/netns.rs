@@ -13,6 +13,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// A link named `name` in `dir` to this machine's python3: a process
+/// started through it has `name` as its comm.
+pub fn python_as(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3");
+    let python = String::from_utf8(out.stdout).expect("utf-8");
+    let link = dir.join(name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(python.trim(), &link).expect("symlink");
+    link
+}
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_zombiescan");
 
 fn sockets_py() -> String {
@@ -247,6 +261,30 @@ impl Netns {
     pub fn zombiescan_json(&self, args: &[&str]) -> zombiescan::render::json::Document {
         let out = self.zombiescan(&[args, &["--json"]].concat());
         serde_json::from_slice(&out.stdout).expect("zombiescan JSON reads back into its types")
+    }
+
+    /// Scans with `args` until `ready` holds (timers need time to fire),
+    /// failing with the findings seen once `within` has passed.
+    pub fn scan_until(
+        &self,
+        args: &[&str],
+        what: &str,
+        within: std::time::Duration,
+        ready: impl Fn(&zombiescan::render::json::Document) -> bool,
+    ) -> zombiescan::render::json::Document {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let doc = self.zombiescan_json(args);
+            if ready(&doc) {
+                return doc;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}; findings: {:#?}",
+                doc.findings
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 
     pub fn ss(&self, args: &[&str]) -> String {

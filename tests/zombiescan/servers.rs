@@ -11,7 +11,17 @@ use std::time::Instant;
 
 use zombiescan::render::json::{Document, Finding};
 
+use crate::findings::of_kind;
 use crate::netns::{Netns, live_or_skip};
+
+/// What `.ci/run` keeps between runs: `$VAR`, or
+/// `~/.cache/zombiescan/NAME`.
+pub fn cached(var: &str, name: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+        Path::new(&home).join(".cache/zombiescan").join(name)
+    })
+}
 
 /// The virtualenv with the pinned servers and clients
 /// (tests/support/requirements.txt), made by `.ci/run`:
@@ -20,12 +30,7 @@ fn venv(test: &str) -> Option<PathBuf> {
     if !live_or_skip(test) {
         return None;
     }
-    let dir = std::env::var_os("ZOMBIESCAN_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-            Path::new(&home).join(".cache/zombiescan/venv")
-        });
+    let dir = cached("ZOMBIESCAN_VENV", "venv");
     if dir.join("bin/uvicorn").exists() && dir.join("bin/gunicorn").exists() {
         return Some(dir);
     }
@@ -103,10 +108,6 @@ fn said(scenario: &str, ss: &str, f: &Finding) {
     );
 }
 
-fn of_kind<'a>(doc: &'a Document, kind: &str) -> Vec<&'a Finding> {
-    doc.findings.iter().filter(|f| f.kind == kind).collect()
-}
-
 /// Scans until `ready` holds, at most 30 s.
 fn scan_until(
     ns: &Netns,
@@ -114,19 +115,7 @@ fn scan_until(
     what: &str,
     ready: impl Fn(&Document) -> bool,
 ) -> Document {
-    let deadline = Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let doc = ns.zombiescan_json(args);
-        if ready(&doc) {
-            return doc;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; findings: {:#?}",
-            doc.findings
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    ns.scan_until(args, what, std::time::Duration::from_secs(30), ready)
 }
 
 /// Scans port 30020 (with a 1 s stall) until close_wait counts the `cw`
