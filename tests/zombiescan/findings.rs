@@ -367,6 +367,9 @@ fn healthy_traffic_raises_no_warning() {
         "close-after-peer",
     ]);
     ns.wait_accepted(12);
+    // The four client-closed connections reach TIME_WAIT one by one: wait
+    // for all four, then past the 1 s thresholds the first scan uses.
+    ns.wait_states(&[("TIME_WAIT", 4)]);
     std::thread::sleep(Duration::from_millis(1500));
     for args in [
         &["--idle", "1s", "--stall", "1s"][..],
