@@ -192,6 +192,18 @@ pub struct Cli {
     #[arg(global = true, long, value_name = "SIZE", requires = "record")]
     pub record_max: Option<String>,
 
+    /// With --format prometheus and serve: the outbound remote endpoints
+    /// (address and port, most connections first) with series of their
+    /// own (default 20); the others are summed under remote="other".
+    #[arg(global = true, long, value_name = "N", help_heading = "Prometheus")]
+    pub top_remotes: Option<usize>,
+
+    /// With --format prometheus and serve: one series per process with a
+    /// pid label, instead of one per process name (pids change at every
+    /// restart: each makes new series).
+    #[arg(global = true, long, help_heading = "Prometheus")]
+    pub pid_labels: bool,
+
     /// Exit with status 1 when a finding reaches this severity.
     #[arg(global = true, long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<FailOn>,
@@ -344,6 +356,28 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Serve the Prometheus metrics over HTTP: an exporter.
+    ///
+    /// GET /metrics scans (with the scan's options: --port, --all-netns,
+    /// thresholds) and answers in the Prometheus text format; GET / is a
+    /// page linking to it; anything else is 404. Concurrent scrapes share
+    /// one scan; a scrape that waits longer than --scrape-timeout gets the
+    /// last complete scan, its age in zombiescan_scan_age_seconds; a failed
+    /// scan is zombiescan_scrape_error 1 and a line on stderr, and the
+    /// exporter serves on. The owners' fd tables are remembered between
+    /// scans, as a watch does. SIGTERM or SIGINT stops it.
+    Serve {
+        /// The address and port to listen on. The default is loopback
+        /// only: give 0.0.0.0:10130 (or an address) for a remote Prometheus.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:10130")]
+        listen: String,
+        /// How long a scrape waits for its scan before it is answered with
+        /// the last complete one (Prometheus's own timeout, in the
+        /// X-Prometheus-Scrape-Timeout-Seconds header, shortens it). 0: never
+        /// wait.
+        #[arg(long, value_name = "DURATION", default_value = "5s")]
+        scrape_timeout: String,
+    },
     /// Print the shell completion script for bash, zsh or fish.
     ///
     /// bash: `zombiescan completions bash > /etc/bash_completion.d/zombiescan`;
@@ -384,7 +418,8 @@ pub enum Format {
     Json,
     /// A report to paste into a ticket (GitHub, Jira).
     Markdown,
-    /// Prometheus text exposition, for node_exporter's textfile collector.
+    /// Prometheus text exposition, for node_exporter's textfile collector
+    /// (`zombiescan serve` is the exporter).
     Prometheus,
     /// `report` only: one self-contained page with a chart.
     Html,

@@ -37,6 +37,10 @@ pub struct Config {
     pub tty: bool,
     /// `zombiescan kill`: what to close, and whether for real (`--yes`).
     pub kill: Option<(crate::kill::Choice, bool)>,
+    /// What the Prometheus labels may name.
+    pub metrics: crate::render::prometheus::Options,
+    /// `zombiescan serve`: where to listen, and how long a scrape waits.
+    pub serve: Option<(std::net::SocketAddr, Duration)>,
 }
 
 /// Parses `200M`, `1G`, `64K`, `1000`.
@@ -149,6 +153,34 @@ impl Config {
                 "`zombiescan report` writes table, json, markdown or html".into(),
             ));
         }
+        let serving = matches!(command, Some(Command::Serve { .. }));
+        if (cli.top_remotes.is_some() || cli.pid_labels)
+            && !serving
+            && cli.format != Format::Prometheus
+        {
+            return Err(UsageError(
+                "--top-remotes and --pid-labels go with --format prometheus or serve".into(),
+            ));
+        }
+        if serving && (cli.format != Format::Table || cli.json || cli.fail_on.is_some()) {
+            return Err(UsageError(
+                "serve answers in the Prometheus format: no --format, --json or --fail-on".into(),
+            ));
+        }
+        let serve = match &command {
+            Some(Command::Serve {
+                listen,
+                scrape_timeout,
+            }) => {
+                let addr = listen.parse().map_err(|_| {
+                    UsageError(format!(
+                        "--listen {listen}: give ADDR:PORT, such as 127.0.0.1:10130 or [::1]:10130"
+                    ))
+                })?;
+                Some((addr, duration("--scrape-timeout", scrape_timeout)?))
+            }
+            _ => None,
+        };
         if (watch.is_some() || cli.record.is_some()) && command.is_some() {
             return Err(UsageError(
                 "--watch and --record go with a scan, not a subcommand".into(),
@@ -259,6 +291,11 @@ impl Config {
             record_max,
             tty,
             kill,
+            metrics: crate::render::prometheus::Options {
+                top_remotes: cli.top_remotes.unwrap_or(20),
+                pid_labels: cli.pid_labels,
+            },
+            serve,
             report: report::Options {
                 all_sockets: cli.sockets,
                 sort: cli.sort,
@@ -364,6 +401,25 @@ mod tests {
         assert!(cfg(&["--port", "0"]).is_err());
         assert!(cfg(&["--port", "70000"]).is_err());
         assert!(cfg(&["--pid", "1", "--no-processes"]).is_err());
+    }
+
+    #[test]
+    fn serve_and_its_labels() {
+        let c = cfg(&["serve", "--port", "30020", "--top-remotes", "5"]).expect("valid");
+        let (addr, timeout) = c.serve.expect("serve");
+        assert_eq!(addr.to_string(), "127.0.0.1:10130");
+        assert_eq!(timeout, Duration::from_secs(5));
+        assert_eq!(c.metrics.top_remotes, 5);
+        let c = cfg(&["serve", "--listen", "[::1]:9999", "--scrape-timeout", "0"]).expect("v");
+        assert_eq!(c.serve.map(|s| s.0.to_string()), Some("[::1]:9999".into()));
+        assert!(cfg(&["serve", "--listen", "localhost"]).is_err());
+        assert!(cfg(&["serve", "--json"]).is_err());
+        assert!(cfg(&["serve", "--format", "markdown"]).is_err());
+        // Labels are the exporter's and the exposition's business only.
+        assert!(cfg(&["--pid-labels"]).is_err());
+        assert!(cfg(&["--top-remotes", "3", "--json"]).is_err());
+        let c = cfg(&["--format", "prometheus", "--pid-labels"]).expect("valid");
+        assert!(c.metrics.pid_labels && c.serve.is_none());
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub fn capture_file(data: &[u8]) {
     let _ = render::table::write_all(&reports, narrow, &mut out);
     let _ = render::json::write_all(&reports, &mut out);
     let _ = render::markdown::write(&reports, "zombiescan analyze fuzz", &mut out);
-    let _ = render::prometheus::write(&reports, &mut out);
+    let _ = render::prometheus::write(&reports, &Default::default(), &mut out);
 }
 
 /// A recording: read line by line, its timeline rendered in every format.

@@ -13,6 +13,7 @@ pub mod kill;
 pub mod model;
 pub mod render;
 pub mod report;
+pub mod serve;
 pub mod timeline;
 pub mod watch;
 
@@ -68,15 +69,21 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
     if cfg.watch.is_some() || cfg.record.is_some() {
         return watch(cfg, out);
     }
+    if let Some((listen, timeout)) = cfg.serve {
+        return serve::serve(cfg, listen, timeout);
+    }
     if let Some((choice, yes)) = &cfg.kill {
         return kill(cfg, choice, *yes, out);
     }
     let mut notice = None;
     let snaps = match &cfg.command {
         None
-        | Some(Command::Report { .. } | Command::Kill { .. } | Command::Completions { .. }) => {
-            scan(cfg, None)?
-        }
+        | Some(
+            Command::Report { .. }
+            | Command::Kill { .. }
+            | Command::Completions { .. }
+            | Command::Serve { .. },
+        ) => scan(cfg, None)?,
         // The capture, and the report of the very same snapshot.
         Some(Command::Capture { output }) => {
             let snaps = scan(cfg, None)?;
@@ -217,7 +224,7 @@ fn render(cfg: &Config, reports: &[Report], out: &mut dyn Write) -> std::io::Res
         (Format::Table, all) => render::table::write_all(all, look(cfg), out),
         (Format::Json, [one]) if !many => render::json::write(one, out),
         (Format::Json, all) => render::json::write_all(all, out),
-        (Format::Prometheus, all) => render::prometheus::write(all, out),
+        (Format::Prometheus, all) => render::prometheus::write(all, &cfg.metrics, out),
         (Format::Markdown | Format::Html, all) => {
             render::markdown::write(all, &cfg.command_line, out)
         }

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
         }
     };
     // Stdout is line-buffered: a report of many lines would cost a write per line.
-    if cfg.watch.is_some() {
+    if cfg.watch.is_some() || cfg.serve.is_some() {
         stop_on_signals();
     }
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
@@ -58,7 +58,8 @@ fn say(msg: &dyn std::fmt::Display) {
     );
 }
 
-/// Ctrl-C (or SIGTERM) ends a watch cleanly, after the current sample.
+/// Ctrl-C (or SIGTERM) ends a watch cleanly, after the current sample, and
+/// stops the exporter.
 fn stop_on_signals() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     extern "C" fn stop(_: nix::libc::c_int) {

@@ -110,6 +110,12 @@ impl StateCounts {
     pub fn total(&self) -> u32 {
         self.0.iter().sum()
     }
+    /// Adds another set of counts to this one.
+    pub fn merge(&mut self, other: &StateCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a = a.saturating_add(b);
+        }
+    }
     /// `(state, count)` for every state, in kernel order.
     pub fn iter(&self) -> impl Iterator<Item = (TcpState, u32)> + '_ {
         TcpState::ALL.into_iter().map(|s| (s, self.get(s)))

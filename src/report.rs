@@ -24,6 +24,8 @@ pub struct PortGroup {
     pub port: u16,
     /// The remote address, for outbound groups.
     pub remote: Option<IpAddr>,
+    /// An inbound group whose port has a listener in the snapshot.
+    pub listening: bool,
     pub by_state: StateCounts,
     pub recv_q: u64,
     pub send_q: u64,
@@ -190,6 +192,7 @@ impl<'a> Report<'a> {
                 direction: dir,
                 port: key.2,
                 remote: key.1,
+                listening: dir == Direction::Inbound && listening.contains(&key.2),
                 by_state: StateCounts::default(),
                 recv_q: 0,
                 send_q: 0,

@@ -519,6 +519,8 @@ fn the_debian_package_installs_runs_and_removes() {
     assert!(text.contains("zombiescan.1"), "man -w: {text}");
     for f in [
         "/lib/systemd/system/zombiescan-record.service",
+        "/lib/systemd/system/zombiescan-serve.service",
+        "/usr/share/man/man1/zombiescan-serve.1",
         "/usr/share/bash-completion/completions/zombiescan",
         "/usr/share/zsh/vendor-completions/_zombiescan",
         "/usr/share/fish/vendor_completions.d/zombiescan.fish",

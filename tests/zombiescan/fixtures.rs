@@ -399,8 +399,12 @@ fn table_and_markdown_renderings_of_the_captured_namespace() {
     assert!(!txt.contains(&0x1b), "no colour when not asked");
 
     let mut prom = Vec::new();
-    zombiescan::render::prometheus::write(std::slice::from_ref(&report), &mut prom)
-        .expect("prometheus");
+    zombiescan::render::prometheus::write(
+        std::slice::from_ref(&report),
+        &Default::default(),
+        &mut prom,
+    )
+    .expect("prometheus");
     golden("report.prom", &prom);
     let series = assert_exposition(&String::from_utf8(prom).expect("utf-8"));
     let value = |name: &str, labels: &str| {
@@ -459,7 +463,7 @@ pub fn assert_exposition(text: &str) -> std::collections::BTreeMap<String, f64> 
         assert!(typed, "a sample before its family's HELP and TYPE: {line}");
         let (key, value) = line.rsplit_once(' ').expect("NAME{LABELS} VALUE");
         let value: f64 = value.parse().unwrap_or_else(|_| panic!("value: {line}"));
-        let (name, labels) = key.split_once('{').expect("labels");
+        let (name, labels) = key.split_once('{').unwrap_or((key, "}"));
         assert_eq!(name, current, "{line}");
         let mut rest = labels.strip_suffix('}').expect("closing brace");
         while !rest.is_empty() {

@@ -434,7 +434,15 @@ fn prometheus_exposition_of_a_live_namespace() {
     ns.spawn(&["connect", "--port", "30020", "--count", "2"]);
     ns.wait_accepted(5);
     ns.wait_states(&[("CLOSE_WAIT", 3)]);
-    let out = ns.zombiescan(&["--port", "30020", "--stall", "0s", "--format", "prometheus"]);
+    let out = ns.zombiescan(&[
+        "--port",
+        "30020",
+        "--stall",
+        "0s",
+        "--format",
+        "prometheus",
+        "--pid-labels",
+    ]);
     let text = String::from_utf8(out.stdout).expect("utf-8");
     let series = crate::fixtures::assert_exposition(&text);
     let value = |name: &str, labels: &[&str]| -> f64 {
@@ -479,8 +487,22 @@ fn prometheus_exposition_of_a_live_namespace() {
         2.0,
         "warning"
     );
-    let netns = format!("netns=\"netns {}", ns_inode(&ns));
+    // Named as `ip netns` names it, no inode: a series outlives the namespace's
+    // re-creation.
+    let netns = format!("netns_name=\"{}\",container=\"\"", ns.name());
     assert!(series.keys().all(|k| k.contains(&netns)), "{text}");
+    assert!(!text.contains(&ns_inode(&ns).to_string()), "{text}");
+    // Without --pid-labels, the processes of a name are one series.
+    let by_comm = ns.zombiescan(&["--port", "30020", "--stall", "0s", "--format", "prometheus"]);
+    let by_comm = String::from_utf8(by_comm.stdout).expect("utf-8");
+    let by_comm = crate::fixtures::assert_exposition(&by_comm);
+    assert!(!by_comm.keys().any(|k| k.contains("pid=")));
+    assert_eq!(
+        by_comm[&format!(
+            "zombiescan_process_sockets{{{netns},comm=\"python3\",state=\"CLOSE_WAIT\"}}"
+        )],
+        3.0
+    );
 
     // Every namespace of the host in one exposition: one set of series
     // each, told apart by the netns label.

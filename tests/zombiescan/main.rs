@@ -15,5 +15,6 @@ mod kill;
 mod live;
 mod namespaces;
 mod netns;
+mod serve;
 mod servers;
 mod watch;

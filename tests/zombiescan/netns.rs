@@ -137,6 +137,11 @@ impl Netns {
         ip(&["-n", &peer.name, "link", "set", b, "up"]);
     }
 
+    /// Its `ip netns` name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     pub fn path(&self) -> String {
         format!("/run/netns/{}", self.name)
     }

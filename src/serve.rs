@@ -1,0 +1,412 @@
+//! `zombiescan serve`: the Prometheus exporter.
+//!
+//! One scanner thread owns the memory of the owners' fd tables (as a watch
+//! does) and runs a scan when a scrape asks for one; scrapes that arrive
+//! while it runs wait for that same scan. A scrape waits at most its
+//! timeout, then gets the last complete scan and its age. A failed scan
+//! (or a panic in one) is logged and served as `zombiescan_scrape_error 1`;
+//! the exporter serves on. Four threads answer HTTP (tiny_http: a blocking
+//! server for one endpoint, no async runtime).
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use crate::config::Config;
+use crate::render::prometheus;
+use crate::{Outcome, RunError, STOP, collect, error};
+
+/// The last scan the scanner completed.
+struct Done {
+    /// Its exposition; empty when it failed.
+    text: Arc<String>,
+    failed: bool,
+    finished: Instant,
+    took: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    /// A scrape waits for a scan.
+    wanted: bool,
+    scanning: bool,
+    /// Scans completed, failed ones included.
+    scans: u64,
+    failed: u64,
+    last: Option<Done>,
+    /// The last successful scan, served when a new one is late.
+    last_good: Option<Done>,
+    /// Scrapes waiting for a scan.
+    waiting: u32,
+    stopping: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data: go on with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+const WORKERS: usize = 4;
+
+/// Serves until SIGTERM or SIGINT.
+pub fn serve(cfg: &Config, listen: SocketAddr, timeout: Duration) -> Result<Outcome, RunError> {
+    let server = Server::http(listen).map_err(|e| {
+        error::Error::Refused(format!(
+            "cannot listen on {listen}: {e} (another exporter there? --listen ADDR:PORT)"
+        ))
+    })?;
+    let bound = server.server_addr().to_ip().unwrap_or(listen);
+    log(&format!("serving http://{bound}/metrics"));
+    let shared = Shared {
+        state: Mutex::new(State::default()),
+        changed: Condvar::new(),
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| scanner(cfg, &shared));
+        for _ in 0..WORKERS {
+            s.spawn(|| {
+                while !STOP.load(Ordering::Relaxed) {
+                    match server.recv_timeout(Duration::from_millis(200)) {
+                        Ok(Some(req)) => answer(req, &shared, timeout),
+                        Ok(None) => {}
+                        Err(e) => {
+                            log(&format!("cannot read a request: {e}"));
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                    }
+                }
+            });
+        }
+        while !STOP.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        shared.lock().stopping = true;
+        shared.changed.notify_all();
+    });
+    log("stopped");
+    Ok(Outcome {
+        failed: false,
+        notice: None,
+    })
+}
+
+/// Runs a scan each time a scrape asks, until the exporter stops.
+fn scanner(cfg: &Config, shared: &Shared) {
+    let mut memory = collect::procs::Memory::default();
+    run_scans(shared, || {
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let snaps = crate::scan(cfg, Some(&mut memory))?;
+            let reports: Vec<_> = snaps.iter().map(|snap| crate::report(cfg, snap)).collect();
+            Ok::<_, error::Error>(prometheus::encode(&reports, &cfg.metrics))
+        }));
+        match result {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => {
+                // What the walk remembered may be half-updated.
+                memory = collect::procs::Memory::default();
+                Err("it panicked (a bug: please report it)".into())
+            }
+        }
+    });
+}
+
+/// The scanner's loop: `scan` each time a scrape asks, until stopping.
+fn run_scans(shared: &Shared, mut scan: impl FnMut() -> Result<String, String>) {
+    loop {
+        {
+            let mut st = shared.lock();
+            while !st.wanted && !st.stopping {
+                st = shared
+                    .changed
+                    .wait_timeout(st, Duration::from_millis(200))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            if st.stopping {
+                return;
+            }
+            st.wanted = false;
+            st.scanning = true;
+        }
+        let started = Instant::now();
+        let (text, failed) = match scan() {
+            Ok(text) => (text, false),
+            Err(e) => {
+                log(&format!("scan failed: {e}"));
+                (String::new(), true)
+            }
+        };
+        let done = Done {
+            text: Arc::new(text),
+            failed,
+            finished: Instant::now(),
+            took: started.elapsed(),
+        };
+        let mut st = shared.lock();
+        st.scanning = false;
+        st.scans += 1;
+        if failed {
+            st.failed += 1;
+        } else {
+            st.last_good = Some(Done {
+                text: Arc::clone(&done.text),
+                ..done
+            });
+        }
+        st.last = Some(done);
+        shared.changed.notify_all();
+    }
+}
+
+/// tiny_http leaves the body out of an answer to HEAD.
+fn answer(req: Request, shared: &Shared, timeout: Duration) {
+    let path = req.url().split('?').next().unwrap_or("");
+    let response = match (req.method(), path) {
+        (Method::Get | Method::Head, "/metrics") => metrics(&req, shared, timeout),
+        (Method::Get | Method::Head, "/") => page(
+            200,
+            "text/html; charset=utf-8",
+            "<!DOCTYPE html>\n<html><head><title>zombiescan exporter</title></head>\n\
+             <body><h1>zombiescan exporter</h1>\n\
+             <p>TCP connection states, zombie connections and descriptor limits, \
+             per port and process.</p>\n\
+             <p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n"
+                .to_string(),
+        ),
+        (Method::Get | Method::Head, _) => page(
+            404,
+            "text/plain; charset=utf-8",
+            "not found: GET /metrics\n".into(),
+        ),
+        _ => page(
+            405,
+            "text/plain; charset=utf-8",
+            "method not allowed: GET /metrics\n".into(),
+        ),
+    };
+    // A scraper that went away is no error of ours.
+    let _ = req.respond(response);
+}
+
+fn page(status: u16, content_type: &str, body: String) -> Response<std::io::Cursor<Vec<u8>>> {
+    let mut r = Response::from_string(body).with_status_code(status);
+    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes()) {
+        r = r.with_header(h);
+    }
+    r
+}
+
+/// How long a scrape may wait: ours, or a little less than Prometheus's.
+fn deadline(req: &Request, timeout: Duration) -> Duration {
+    let theirs = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("X-Prometheus-Scrape-Timeout-Seconds"))
+        .and_then(|h| h.value.as_str().trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t > 0.0)
+        // Time to encode and send.
+        .map(|t| Duration::from_secs_f64(t * 0.8));
+    theirs.map_or(timeout, |t| t.min(timeout))
+}
+
+fn metrics(
+    req: &Request,
+    shared: &Shared,
+    timeout: Duration,
+) -> Response<std::io::Cursor<Vec<u8>>> {
+    match fetch(shared, deadline(req, timeout)) {
+        Some((text, scrape)) => {
+            let mut body = String::with_capacity(text.len() + 1024);
+            body.push_str(&text);
+            body.push_str(&prometheus::encode_scrape(&scrape));
+            page(200, "text/plain; version=0.0.4; charset=utf-8", body)
+        }
+        None => page(
+            503,
+            "text/plain; charset=utf-8",
+            "the first scan has not completed yet: try again\n".into(),
+        ),
+    }
+}
+
+/// What a scrape serves: the scan running now (its own, or one it shares
+/// with the scrapes that came during it) when it completes within `wait`,
+/// else the last complete one; `None` before any scan completed.
+fn fetch(shared: &Shared, wait: Duration) -> Option<(Arc<String>, prometheus::Scrape)> {
+    let until = Instant::now() + wait;
+    let mut st = shared.lock();
+    let seen = st.scans;
+    if !st.scanning {
+        st.wanted = true;
+        shared.changed.notify_all();
+    }
+    st.waiting += 1;
+    while st.scans == seen && !st.stopping {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        st = shared
+            .changed
+            .wait_timeout(st, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    st.waiting -= 1;
+    let fresh = st.scans > seen;
+    let done = match (&st.last, &st.last_good) {
+        (Some(last), _) if fresh => last,
+        // Late: the last complete scan that did not fail.
+        (_, Some(good)) => good,
+        (Some(last), None) => last,
+        (None, None) => return None,
+    };
+    let scrape = prometheus::Scrape {
+        error: done.failed,
+        duration_s: done.took.as_secs_f64(),
+        age_s: done.finished.elapsed().as_secs_f64(),
+        scans: st.scans,
+        failed_scans: st.failed,
+    };
+    Some((Arc::clone(&done.text), scrape))
+}
+
+/// One line on stderr, escaped as any text from outside (an error can
+/// quote a path or a name).
+fn log(msg: &str) {
+    eprintln!(
+        "zombiescan serve: {}",
+        crate::render::sanitize::terminal(msg.as_bytes())
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn shared() -> Shared {
+        Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn wait_until(shared: &Shared, what: &str, done: impl Fn(&State) -> bool) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !done(&shared.lock()) {
+            assert!(Instant::now() < until, "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn stop(shared: &Shared) {
+        shared.lock().stopping = true;
+        shared.changed.notify_all();
+    }
+
+    /// Eight scrapes that come while a scan runs get that one scan.
+    #[test]
+    fn concurrent_scrapes_share_one_scan() {
+        let shared = &shared();
+        let (go, gate) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut n = 0;
+                run_scans(shared, || {
+                    gate.recv().map_err(|e| e.to_string())?;
+                    n += 1;
+                    Ok(format!("scan {n}\n"))
+                });
+            });
+            let scrapes: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| fetch(shared, Duration::from_secs(60))))
+                .collect();
+            wait_until(shared, "8 scrapes waiting on one scan", |st| {
+                st.waiting == 8 && st.scanning
+            });
+            go.send(()).expect("scan");
+            for t in scrapes {
+                let (text, scrape) = t.join().expect("scrape").expect("served");
+                assert_eq!(text.as_str(), "scan 1\n");
+                assert_eq!((scrape.scans, scrape.error), (1, false));
+            }
+            stop(shared);
+        });
+    }
+
+    /// A scan that takes longer than the scrape may wait: the scrape gets
+    /// the last complete scan and its age; before any, nothing.
+    #[test]
+    fn a_late_scan_serves_the_last_complete_one() {
+        let shared = &shared();
+        let (go, gate) = mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut n = 0;
+                run_scans(shared, || {
+                    gate.recv().map_err(|e| e.to_string())?;
+                    n += 1;
+                    Ok(format!("scan {n}\n"))
+                });
+            });
+            assert!(fetch(shared, Duration::from_millis(20)).is_none());
+            go.send(()).expect("scan");
+            wait_until(shared, "the first scan", |st| st.scans == 1);
+            std::thread::sleep(Duration::from_millis(30));
+            // The second scan waits at the gate.
+            let (text, scrape) = fetch(shared, Duration::from_millis(20)).expect("served");
+            assert_eq!(text.as_str(), "scan 1\n");
+            assert!(scrape.age_s >= 0.03, "{scrape:?}");
+            go.send(()).expect("scan");
+            wait_until(shared, "the second scan", |st| st.scans == 2);
+            stop(shared);
+        });
+    }
+
+    /// A failed scan, or one that panics, is an error to the scrape; the
+    /// next scan serves again.
+    #[test]
+    fn a_failed_scan_is_an_error_not_a_dead_exporter() {
+        let shared = shared();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut n = 0;
+                run_scans(&shared, || {
+                    n += 1;
+                    match n {
+                        1 => Err("namespace not found".into()),
+                        2 => {
+                            let r = std::panic::catch_unwind(|| panic!("a bug"));
+                            r.map_err(|_| "it panicked".to_string())
+                        }
+                        _ => Ok("fine\n".into()),
+                    }
+                });
+            });
+            let wait = Duration::from_secs(60);
+            let (text, scrape) = fetch(&shared, wait).expect("served");
+            assert!(text.is_empty() && scrape.error, "{scrape:?}");
+            let (_, scrape) = fetch(&shared, wait).expect("served");
+            assert_eq!((scrape.error, scrape.failed_scans), (true, 2));
+            let (text, scrape) = fetch(&shared, wait).expect("served");
+            assert_eq!(text.as_str(), "fine\n");
+            assert_eq!(
+                (scrape.error, scrape.scans, scrape.failed_scans),
+                (false, 3, 2)
+            );
+            stop(&shared);
+        });
+    }
+}

@@ -1,0 +1,277 @@
+//! `zombiescan serve`, the exporter, over real HTTP on the host's loopback,
+//! scanning a live test namespace (`--netns`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use crate::fixtures::assert_exposition;
+use crate::netns::{BIN, Netns, live_or_skip, ss_counts};
+
+/// A running `zombiescan serve`, killed when dropped.
+struct Exporter {
+    child: Child,
+    addr: String,
+    /// Its stderr lines (a Mutex: scrapes share the exporter across threads).
+    log: std::sync::Mutex<Receiver<String>>,
+}
+
+impl Exporter {
+    /// Starts it on a free loopback port with `args` and waits for the line
+    /// that says where it serves.
+    fn start(args: &[&str]) -> Exporter {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("zombiescan serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, log) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let line = log
+            .recv_timeout(Duration::from_secs(20))
+            .expect("zombiescan serve said nothing");
+        let addr = line
+            .strip_prefix("zombiescan serve: serving http://")
+            .and_then(|r| r.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("first line: {line}"))
+            .to_string();
+        Exporter {
+            child,
+            addr,
+            log: std::sync::Mutex::new(log),
+        }
+    }
+
+    /// One HTTP/1.0 request: its status, headers and body.
+    fn request(&self, method: &str, path: &str, headers: &[&str]) -> (u16, String, String) {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\n", self.addr);
+        for h in headers {
+            req.push_str(h);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).expect("send");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("head and body");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("status line: {head}"));
+        (status, head.to_string(), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.request("GET", path, &[]);
+        (status, body)
+    }
+
+    /// Scrapes until `ready` holds (a scan after the sockets settled).
+    fn scrape_until(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.get("/metrics");
+            if status == 200 && ready(&body) {
+                return body;
+            }
+            assert!(Instant::now() < until, "no scrape with {what}:\n{body}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for a logged line that `wanted` accepts (the reader thread
+    /// passes them on when it gets to them).
+    fn wait_logged(&self, what: &str, wanted: impl Fn(&str) -> bool) {
+        let log = self.log.lock().expect("log");
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match log.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no line logged with {what}: {seen:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of the one series of `name` whose labels contain all of
+/// `labels`.
+fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
+    let series = assert_exposition(text);
+    let hits: Vec<f64> = series
+        .iter()
+        .filter(|(k, _)| k.split('{').next() == Some(name))
+        .filter(|(k, _)| labels.iter().all(|l| k.contains(l)))
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(hits.len(), 1, "{name} {labels:?}:\n{text}");
+    hits[0]
+}
+
+#[test]
+fn the_exporter_serves_a_live_namespace() {
+    if !live_or_skip("the_exporter_serves_a_live_namespace") {
+        return;
+    }
+    let mut ns = Netns::new("serve");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "3", "--then", "close",
+    ]);
+    ns.spawn(&["connect", "--port", "30020", "--count", "2"]);
+    ns.wait_accepted(5);
+    ns.wait_states(&[("CLOSE_WAIT", 3)]);
+    let exporter = Exporter::start(&["--netns", ns.name(), "--port", "30020", "--stall", "0s"]);
+
+    let text = exporter.scrape_until("close_wait at warning", |t| {
+        t.contains("zombiescan_finding_severity{netns_name=")
+            && value(t, "zombiescan_finding_severity", &["kind=\"close_wait\""]) == 2.0
+    });
+    let netns = format!("netns_name=\"{}\"", ns.name());
+    for (state, n) in ss_counts(&ns.ss(&["-tanH"])) {
+        assert_eq!(
+            value(
+                &text,
+                "zombiescan_sockets",
+                &[&netns, &format!("state=\"{state}\"")]
+            ),
+            f64::from(n),
+            "{state}"
+        );
+    }
+    assert_eq!(
+        value(
+            &text,
+            "zombiescan_process_sockets",
+            &["comm=\"python3\"", "state=\"CLOSE_WAIT\""]
+        ),
+        3.0
+    );
+    let oldest = value(
+        &text,
+        "zombiescan_finding_oldest_seconds",
+        &[
+            "kind=\"close_wait\"",
+            "direction=\"inbound\"",
+            "port=\"30020\"",
+        ],
+    );
+    assert!(oldest >= 0.0);
+    assert_eq!(value(&text, "zombiescan_scrape_error", &[]), 0.0);
+    assert!(value(&text, "zombiescan_scans_total", &[]) >= 1.0);
+
+    let (status, head, _) = exporter.request("GET", "/metrics", &[]);
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let (status, page) = exporter.get("/");
+    assert_eq!(status, 200);
+    assert!(page.contains("href=\"/metrics\""), "{page}");
+    assert_eq!(exporter.get("/metrics/x").0, 404);
+    assert_eq!(exporter.get("/favicon.ico").0, 404);
+    assert_eq!(exporter.request("POST", "/metrics", &[]).0, 405);
+    let (status, _, body) = exporter.request("HEAD", "/metrics", &[]);
+    assert_eq!((status, body.as_str()), (200, ""));
+
+    // Scrapes at once: each gets a whole exposition.
+    std::thread::scope(|s| {
+        let all: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| exporter.get("/metrics")))
+            .collect();
+        for t in all {
+            let (status, body) = t.join().expect("scrape");
+            assert_eq!(status, 200);
+            assert_eq!(value(&body, "zombiescan_scrape_error", &[]), 0.0);
+            assert!(body.contains("zombiescan_sockets{"));
+        }
+    });
+
+    // Prometheus allows less time than the scan takes: the last complete
+    // scan, and its age (made older than a second first).
+    std::thread::sleep(Duration::from_millis(1100));
+    let (status, _, body) = exporter.request(
+        "GET",
+        "/metrics",
+        &["X-Prometheus-Scrape-Timeout-Seconds: 0.000001"],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("zombiescan_sockets{"), "{body}");
+    assert!(
+        value(&body, "zombiescan_scan_age_seconds", &[]) >= 1.0,
+        "{body}"
+    );
+
+    // SIGTERM: a clean stop.
+    let mut exporter = exporter;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(exporter.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let until = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = exporter.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(Instant::now() < until, "still serving after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    exporter.wait_logged("stopped", |l| l.ends_with("stopped"));
+}
+
+/// A scan that cannot be made (its namespace deleted under it) is
+/// `zombiescan_scrape_error 1` and a log line; the exporter serves on.
+#[test]
+fn a_failed_scan_is_a_scrape_error_and_the_exporter_serves_on() {
+    if !live_or_skip("a_failed_scan_is_a_scrape_error_and_the_exporter_serves_on") {
+        return;
+    }
+    let ns = Netns::new("gone");
+    let exporter = Exporter::start(&["--netns", ns.name()]);
+    let text = exporter.scrape_until("a scan", |t| t.contains("zombiescan_sockets{"));
+    assert_eq!(value(&text, "zombiescan_scrape_error", &[]), 0.0);
+    // Deleted with nothing in it: Drop's second delete is a no-op.
+    let out = Command::new("ip")
+        .args(["netns", "del", ns.name()])
+        .output()
+        .expect("ip");
+    assert!(out.status.success());
+    let text = exporter.scrape_until("the error", |t| {
+        value(t, "zombiescan_scrape_error", &[]) == 1.0
+    });
+    assert!(!text.contains("zombiescan_sockets{"), "{text}");
+    assert!(value(&text, "zombiescan_scan_errors_total", &[]) >= 1.0);
+    exporter.wait_logged("scan failed", |l| {
+        l.contains("scan failed") && l.contains(ns.name())
+    });
+    // Still there, still answering.
+    assert_eq!(exporter.get("/").0, 200);
+}
