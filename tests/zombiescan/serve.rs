@@ -56,25 +56,7 @@ impl Exporter {
 
     /// One HTTP/1.0 request: its status, headers and body.
     fn request(&self, method: &str, path: &str, headers: &[&str]) -> (u16, String, String) {
-        let mut s = TcpStream::connect(&self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(60)))
-            .expect("timeout");
-        let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {}\r\n", self.addr);
-        for h in headers {
-            req.push_str(h);
-            req.push_str("\r\n");
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).expect("send");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("head and body");
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("status line: {head}"));
-        (status, head.to_string(), body.to_string())
+        http(&self.addr, method, path, headers)
     }
 
     fn get(&self, path: &str) -> (u16, String) {
@@ -117,6 +99,29 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One HTTP/1.0 request to `addr` (on loopback): status, head, body.
+fn http(addr: &str, method: &str, path: &str, headers: &[&str]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("head and body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("status line: {head}"));
+    (status, head.to_string(), body.to_string())
 }
 
 /// The value of the one series of `name` whose labels contain all of
@@ -274,4 +279,171 @@ fn a_failed_scan_is_a_scrape_error_and_the_exporter_serves_on() {
     });
     // Still there, still answering.
     assert_eq!(exporter.get("/").0, 200);
+}
+
+/// Whether promtool and prometheus are there (Debian's `prometheus`
+/// package; `.ci/run` installs it): in CI their absence is a failure.
+fn prometheus_or_skip(test: &str) -> bool {
+    let have = |b: &str| Command::new(b).arg("--version").output().is_ok();
+    if have("promtool") && have("prometheus") {
+        return true;
+    }
+    let why = "needs promtool and prometheus (apt-get install prometheus)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}; CI must run it");
+    }
+    eprintln!("\n!!! SKIPPED {test}: {why}.\n");
+    false
+}
+
+fn contrib(file: &str) -> String {
+    format!("{}/contrib/prometheus/{file}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The rules of contrib/prometheus load, and their unit tests pass.
+#[test]
+fn the_alerting_rules_check_and_pass_their_tests() {
+    if !prometheus_or_skip("the_alerting_rules_check_and_pass_their_tests") {
+        return;
+    }
+    for args in [
+        ["check", "rules", &contrib("zombiescan.rules.yml")],
+        ["test", "rules", &contrib("zombiescan.rules.test.yml")],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .output()
+            .expect("promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A Prometheus server of the test's own, killed and its data removed when
+/// dropped.
+struct Prometheus {
+    child: Child,
+    dir: std::path::PathBuf,
+    addr: String,
+}
+
+impl Prometheus {
+    /// Scrapes `target` every second and evaluates the project's rules every
+    /// second, listening on a free loopback port.
+    fn start(target: &str) -> Prometheus {
+        let dir = std::env::temp_dir().join(format!("zs-prometheus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).expect("dir");
+        let config = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: zombiescan\n    static_configs:\n      - targets: [\"{target}\"]\n",
+            contrib("zombiescan.rules.yml")
+        );
+        std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+        // A free port: the kernel's choice, released for Prometheus to take.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("log")).expect("log");
+        let child = Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus");
+        Prometheus { child, dir, addr }
+    }
+
+    /// GET `path` of its HTTP API, parsed; None until it answers.
+    fn api(&mut self, path: &str) -> Option<serde_json::Value> {
+        if let Some(st) = self.child.try_wait().expect("wait") {
+            panic!("prometheus exited ({st}):\n{}", self.log());
+        }
+        TcpStream::connect(&self.addr).ok()?;
+        let (status, _, body) = http(&self.addr, "GET", path, &[]);
+        (status == 200).then(|| serde_json::from_str(&body).expect("json"))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A real Prometheus scrapes `zombiescan serve` on a namespace with a
+/// CLOSE_WAIT leak: the series reads 2 (warning) in its API and the
+/// rule's alert is pending (its `for` is 5 minutes) or firing.
+#[test]
+fn a_real_prometheus_scrapes_the_exporter_and_the_alert_fires() {
+    let test = "a_real_prometheus_scrapes_the_exporter_and_the_alert_fires";
+    if !live_or_skip(test) || !prometheus_or_skip(test) {
+        return;
+    }
+    let mut ns = Netns::new("prom");
+    ns.spawn(&["listen", "--port", "30020"]);
+    ns.spawn(&[
+        "connect", "--port", "30020", "--count", "3", "--then", "close",
+    ]);
+    ns.wait_accepted(3);
+    ns.wait_states(&[("CLOSE_WAIT", 3)]);
+    let exporter = Exporter::start(&["--netns", ns.name(), "--stall", "0s"]);
+    let mut prom = Prometheus::start(&exporter.addr);
+    let query = "/api/v1/query?query=zombiescan_finding_severity%7Bkind%3D%22close_wait%22%7D";
+    let until = Instant::now() + Duration::from_secs(120);
+    let (mut severity, mut alert) = (None, None);
+    while severity != Some(2.0) || alert.is_none() {
+        assert!(
+            Instant::now() < until,
+            "severity {severity:?}, alert {alert:?}\nprometheus log:\n{}",
+            prom.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+        if let Some(doc) = prom.api(query) {
+            severity = doc["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok());
+        }
+        if let Some(doc) = prom.api("/api/v1/alerts") {
+            alert = doc["data"]["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| {
+                    a["labels"]["alertname"] == "ZombiescanFinding"
+                        && a["labels"]["kind"] == "close_wait"
+                        && a["labels"]["netns_name"] == ns.name()
+                })
+                .map(|a| a["state"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert!(
+        matches!(alert.as_deref(), Some("pending" | "firing")),
+        "{alert:?}"
+    );
+    // And Prometheus saw the exporter healthy.
+    let up = prom.api("/api/v1/query?query=up").expect("up");
+    assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
 }
