@@ -24,8 +24,17 @@ by a veth pair (a server host with N connections: N sockets), and a
 CPU time (user + system, /usr/bin/time) over wall time is its share of one
 core.
 
+With --exporter, measures the CPU of `zombiescan serve` scraped every 15 s
+for --seconds: N connections opened from one namespace (the host scanned)
+to --peers distinct remote endpoints in a second (addresses of
+10.78.0.0/16, all local there, on 12 listening ports), so that the labels'
+bounds are tried; reports the exporter's CPU share of one core (from
+/proc/PID/stat), its peak RSS (VmHWM), each scrape's scan time and the
+series a scrape holds.
+
 Usage (as root): python3 bench/bench.py [--rounds R] [--bin PATH] [N ...]
                  python3 bench/bench.py --recorder [--seconds S] [N ...]
+                 python3 bench/bench.py --exporter [--seconds S] [--peers P] [N ...]
 """
 import argparse
 import json
@@ -143,6 +152,77 @@ def build(srv, n, cli=None):
         time.sleep(0.5)
 
 
+def build_spread(host, peers, n, endpoints, ports=12):
+    """N connections from HOST to ENDPOINTS distinct (address, port) pairs
+    in PEERS: addresses of 10.78.0.0/16, local to PEERS, on PORTS ports."""
+    host.link(peers, CLIENT_IP, SERVER_IP)
+    peers.exec("ip", "route", "add", "local", "10.78.0.0/16", "dev", "lo")
+    host.exec("ip", "route", "add", "10.78.0.0/16", "via", SERVER_IP)
+    per_port = (n + ports - 1) // ports
+    addresses = max(1, endpoints // ports)
+    left = n
+    for i in range(ports):
+        k = min(per_port, left)
+        left -= k
+        port = str(FIRST_PORT + i)
+        peers.spawn("listen", "--host", "0.0.0.0", "--port", port, "--backlog", "8192", "--quiet")
+        if k:
+            host.spawn("connect", "--host", "10.78.0.1", "--spread", str(addresses),
+                       "--port", port, "--count", str(k))
+    deadline = time.time() + 180
+    while True:
+        est, _, total = host.count()
+        if est >= n:
+            return est, addresses * ports, total
+        if time.time() > deadline:
+            raise RuntimeError(f"built only {est} ESTABLISHED of {n}")
+        time.sleep(0.5)
+
+
+SCRAPE = """
+import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:10130/metrics", timeout=60).read().decode()
+series = [l for l in body.splitlines() if l and not l.startswith("#")]
+scan = [l.split()[-1] for l in series if l.startswith("zombiescan_scrape_duration_seconds")]
+print(len(series), scan[0] if scan else "nan", len(body))
+"""
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def exporter_overhead(ns, binary, seconds, interval=15):
+    """CPU share of one core, peak RSS, per-scrape scan times and series of
+    `zombiescan serve` scraped every INTERVAL s."""
+    p = subprocess.Popen(["ip", "netns", "exec", ns.name, binary, "serve"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        if "serving" not in p.stderr.readline():
+            raise RuntimeError("zombiescan serve did not start")
+        hz = os.sysconf("SC_CLK_TCK")
+        t0, c0 = time.monotonic(), cpu_ticks(p.pid)
+        scans, series, size = [], 0, 0
+        n = seconds // interval
+        for i in range(n):
+            out = ns.exec("python3", "-c", SCRAPE).stdout.split()
+            series, size = int(out[0]), int(out[2])
+            scans.append(float(out[1]))
+            if i + 1 < n:
+                time.sleep(max(0.0, t0 + (i + 1) * interval - time.monotonic()))
+        # The window ends where the next scrape would begin.
+        time.sleep(max(0.0, t0 + n * interval - time.monotonic()))
+        wall, cpu = time.monotonic() - t0, (cpu_ticks(p.pid) - c0) / hz
+        with open(f"/proc/{p.pid}/status") as f:
+            hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+        return cpu, wall, hwm, scans, series, size
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
 def run_once(ns, cmd):
     """Wall time (s) and peak RSS (KiB) of one run; output discarded.
 
@@ -212,7 +292,11 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "zombiescan"))
     ap.add_argument("--recorder", action="store_true",
                     help="instead: the CPU share of a recorder sampling every 5 s")
-    ap.add_argument("--seconds", type=int, default=300, help="how long the recorder runs")
+    ap.add_argument("--seconds", type=int, default=300, help="how long the recorder or exporter runs")
+    ap.add_argument("--exporter", action="store_true",
+                    help="instead: the CPU share of zombiescan serve scraped every 15 s")
+    ap.add_argument("--peers", type=int, default=5000,
+                    help="with --exporter: distinct remote endpoints")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.py: run as root (it creates a network namespace)")
@@ -222,10 +306,15 @@ def main():
         sys.exit(f"bench.py: {args.bin} missing: cargo build --release first")
     procs = len([d for d in os.listdir("/proc") if d.isdigit()])
     what = (f"a recorder for {args.seconds} s" if args.recorder
+            else f"zombiescan serve scraped every 15 s for {args.seconds} s" if args.exporter
             else f"zombiescan vs ss, median of {args.rounds} alternating runs")
     print(f"# {what}, {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, "
           f"{os.cpu_count()} cores, {procs} processes on the host\n")
-    if args.recorder:
+    if args.exporter:
+        print("| connections | peers | sockets | scrapes | CPU | wall | share of one core | "
+              "first scan | later scans (median) | series | bytes | peak RSS |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    elif args.recorder:
         print("| connections | sockets | recorder | samples | CPU | wall | share of one core | peak RSS |")
         print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     else:
@@ -233,8 +322,16 @@ def main():
         print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for n in args.sizes:
         ns = Namespace(f"zs-bench-{os.getpid()}")
-        peer = Namespace(f"zs-bench-{os.getpid()}-c") if args.recorder else None
+        peer = Namespace(f"zs-bench-{os.getpid()}-c") if args.recorder or args.exporter else None
         try:
+            if args.exporter:
+                _, peers, total = build_spread(ns, peer, n, args.peers)
+                cpu, wall, hwm, scans, series, size = exporter_overhead(ns, args.bin, args.seconds)
+                later = statistics.median(scans[1:]) if len(scans) > 1 else float("nan")
+                print(f"| {n} | {peers} | {total} | {len(scans)} | {cpu:.2f} s | {wall:.1f} s | "
+                      f"{100 * cpu / wall:.2f}% | {scans[0] * 1000:.0f} ms | {later * 1000:.0f} ms | "
+                      f"{series} | {size} | {hwm / 1024:.1f} MiB |", flush=True)
+                continue
             if args.recorder:
                 _, _, total = build(ns, n, peer)
                 for name, samples, cpu, wall, rss in recorder_overhead(ns, args.bin, args.seconds):

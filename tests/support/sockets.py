@@ -129,9 +129,14 @@ def chat(s):
         time.sleep(0.1)
 
 
-def open_one(args):
-    """One client connection as ARGS asks; None when --then close closed it."""
-    s = socket.socket(family_of(args.host), socket.SOCK_STREAM)
+def open_one(args, i=0):
+    """Connection I as ARGS asks; None when --then close closed it."""
+    host = args.host
+    if args.spread > 1:
+        # The I-th of the addresses from --host up: many distinct peers.
+        import ipaddress
+        host = str(ipaddress.ip_address(args.host) + (args.spread_offset + i) % args.spread)
+    s = socket.socket(family_of(host), socket.SOCK_STREAM)
     if args.keepalive:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     if args.rcvbuf:
@@ -139,11 +144,11 @@ def open_one(args):
     if args.nonblocking:
         s.setblocking(False)
         try:
-            s.connect((args.host, args.port))
+            s.connect((host, args.port))
         except BlockingIOError:
             pass
     else:
-        s.connect((args.host, args.port))
+        s.connect((host, args.port))
     if args.send:
         s.sendall(b"y" * args.send)
     if args.then == "close":
@@ -161,7 +166,7 @@ def connect(args):
         threading.Thread(target=connect_slowly, args=(args,), daemon=True).start()
         say(ready="connect", pids=[os.getpid()])
         wait()
-    held = [s for s in (open_one(args) for _ in range(args.count)) if s]
+    held = [s for s in (open_one(args, i) for i in range(args.count)) if s]
     if args.then == "close-after-peer":
         # Wait for the peer's FIN (recv returns b""), then close: TIME_WAIT here
         # only if we closed first, so this leaves TIME_WAIT on the peer.
@@ -226,6 +231,10 @@ def main():
     c.add_argument("--host", default="127.0.0.1")
     c.add_argument("--port", type=int, required=True)
     c.add_argument("--count", type=int, default=1)
+    c.add_argument("--spread", type=int, default=1,
+                   help="cycle over SPREAD consecutive addresses from --host")
+    c.add_argument("--spread-offset", type=int, default=0,
+                   help="the address of the first connection, counted from --host")
     c.add_argument("--keepalive", action="store_true")
     c.add_argument("--nonblocking", action="store_true")
     c.add_argument("--send", type=int, default=0)

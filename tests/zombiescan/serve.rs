@@ -446,4 +446,99 @@ fn a_real_prometheus_scrapes_the_exporter_and_the_alert_fires() {
     // And Prometheus saw the exporter healthy.
     let up = prom.api("/api/v1/query?query=up").expect("up");
     assert_eq!(up["data"]["result"][0]["value"][1], "1", "{up}");
+    // Every query of the Grafana dashboard runs; the leak is on its
+    // CLOSE_WAIT panel.
+    for q in dashboard_queries() {
+        let doc = prom
+            .api(&format!("/api/v1/query?query={}", encode_query(&q)))
+            .unwrap_or_else(|| panic!("{q}: refused"));
+        assert_eq!(doc["status"], "success", "{q}: {doc}");
+        if q.contains("CLOSE_WAIT") {
+            assert_eq!(doc["data"]["result"][0]["value"][1], "3", "{q}: {doc}");
+        }
+    }
+}
+
+/// The metric names the rules and the dashboard use.
+fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("zombiescan_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Every series the alerting rules and the Grafana dashboard name is one
+/// zombiescan writes (the golden exposition, this host's, the exporter's
+/// own).
+#[test]
+fn the_rules_and_dashboard_name_only_series_zombiescan_writes() {
+    let golden = std::fs::read_to_string(format!(
+        "{}/fixtures/golden/report.prom",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("golden");
+    let host = Command::new(BIN)
+        .args(["--format", "prometheus"])
+        .output()
+        .expect("run");
+    assert!(host.status.success());
+    let host = String::from_utf8(host.stdout).expect("utf-8");
+    let ours = zombiescan::render::prometheus::encode_scrape(&Default::default());
+    let written: std::collections::BTreeSet<String> = [golden, host, ours]
+        .iter()
+        .flat_map(|t| t.lines())
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string)
+        .collect();
+    for file in [
+        contrib("zombiescan.rules.yml"),
+        contrib("zombiescan.rules.test.yml"),
+        format!(
+            "{}/contrib/grafana/zombiescan.json",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    ] {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let used = names_in(&text);
+        assert!(!used.is_empty(), "{file}");
+        let unknown: Vec<&String> = used.difference(&written).collect();
+        assert!(unknown.is_empty(), "{file} names {unknown:?}, not written");
+    }
+}
+
+/// The dashboard's queries, `$instance` standing for every instance.
+fn dashboard_queries() -> Vec<String> {
+    let path = format!(
+        "{}/contrib/grafana/zombiescan.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("json");
+    doc["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().expect("expr").replace("$instance", ".+"))
+        .collect()
+}
+
+/// A query string's value, percent-encoded.
+fn encode_query(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
