@@ -233,6 +233,19 @@ fn the_exporter_serves_a_live_namespace() {
         "{body}"
     );
 
+    // --all-netns: every namespace, this one among them by its name.
+    let all = Exporter::start(&["--all-netns", "--stall", "0s"]);
+    let text = all.scrape_until("the test's namespace", |t| {
+        t.contains(&format!(
+            "zombiescan_sockets{{{netns},container=\"\",state=\"CLOSE_WAIT\"}} 3"
+        ))
+    });
+    assert!(
+        text.contains("zombiescan_sockets{netns_name=\"\",container=\"\",state="),
+        "own namespace"
+    );
+    drop(all);
+
     // SIGTERM: a clean stop.
     let mut exporter = exporter;
     nix::sys::signal::kill(
