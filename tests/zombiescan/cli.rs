@@ -390,6 +390,35 @@ fn completions_for_bash_zsh_and_fish() {
     std::io::Write::write_all(&mut bash.stdin.take().expect("stdin"), &script).expect("write");
     assert!(bash.wait().expect("bash -n").success());
     assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
+
+    // And it completes, as bash calls it on TAB: a subcommand, a flag of
+    // one, a global flag.
+    let file = std::env::temp_dir().join(format!("zombiescan-{}.bash", std::process::id()));
+    std::fs::write(&file, &script).expect("write");
+    for (line, want) in [
+        ("zombiescan ser", "serve"),
+        ("zombiescan serve --lis", "--listen"),
+        ("zombiescan kill --old", "--older-than"),
+        ("zombiescan --all-n", "--all-netns"),
+    ] {
+        let words: Vec<&str> = line.split(' ').collect();
+        let cur = words.last().copied().unwrap_or_default();
+        let prev = words[words.len().saturating_sub(2)];
+        let call = format!(
+            "source {}; COMP_WORDS=({line}); COMP_CWORD={}; COMP_LINE='{line}'; \
+             COMP_POINT=${{#COMP_LINE}}; _zombiescan zombiescan {cur} {prev}; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+            words.len() - 1
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &call])
+            .output()
+            .expect("bash");
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert!(got.lines().any(|l| l == want), "{line} ⇥ {got:?}");
+    }
+    let _ = std::fs::remove_file(&file);
 }
 
 /// The static build (`RUSTFLAGS='-C target-feature=+crt-static' cargo build
