@@ -229,11 +229,15 @@ pub const ADVICE: &[Row] = &[
         who: Who::Holder(Nginx),
         kind: CloseWait,
         dir: Some(Inbound),
-        cause: "nginx holds a client's connection while it waits for the upstream's response: the clients closed \
-                while their requests were still waiting upstream.",
+        cause: "nginx keeps a connection its client closed while it still waits for the upstream's response \
+                when proxy_ignore_client_abort is on (with the default, off, it closes both at once and logs 499), \
+                or while its worker is blocked.",
         fix: "Look at the upstream nginx proxies to (the outbound connections of these pids) and why it is slow; \
-              proxy_read_timeout (default 60 s) bounds how long nginx waits for it.",
-        checked: "nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_read_timeout",
+              proxy_read_timeout (default 60 s) bounds how long nginx waits for it, and proxy_ignore_client_abort \
+              off (the default) lets a client that leaves free its connection at once.",
+        checked: "nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_ignore_client_abort and \
+                  #proxy_read_timeout; seen live: off, nginx closes at the client's FIN; on, CLOSE_WAIT until the \
+                  upstream answers or times out",
     },
     Row {
         who: Who::Holder(DockerProxy),

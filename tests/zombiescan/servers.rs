@@ -771,31 +771,28 @@ fn a_postgresql_pool_idle_without_keepalive_then_cut_off() {
     assert!(h.remediation.contains("tcp_retries2"), "{}", h.remediation);
 }
 
-/// nginx on 30020 in front of a uvicorn on 8000 whose loop is blocked,
-/// with a short proxy_read_timeout: port 30020 looks calm while CLOSE_WAIT
-/// piles up on 8000 and nginx's closed upstream connections wait in
-/// FIN_WAIT2. The scan of 30020 points at 8000; the scan of 8000 blames
-/// uvicorn and ties the FIN_WAIT2 to it.
-#[test]
-fn nginx_in_front_of_a_blocked_upstream() {
-    let Some(venv) = venv("nginx_in_front_of_a_blocked_upstream") else {
-        return;
-    };
+/// Whether nginx is there (in CI it must be).
+fn have_nginx(test: &str) -> bool {
     if std::process::Command::new("nginx")
         .arg("-v")
         .output()
-        .is_err()
+        .is_ok()
     {
-        let why = "needs nginx (bash .ci/run installs nginx-light)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{why}");
-        }
-        eprintln!("\n!!! SKIPPED nginx_in_front_of_a_blocked_upstream: {why}.\n");
-        return;
+        return true;
     }
-    let mut ns = Netns::new("nginx");
-    let uv = uvicorn_on(&mut ns, &venv, 8000, &[], "nginx-upstream");
-    let dir = std::env::temp_dir().join(format!("zombiescan-nginx-{}", std::process::id()));
+    let why = "needs nginx (bash .ci/run installs nginx-light)";
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {why}");
+    }
+    eprintln!("\n!!! SKIPPED {test}: {why}.\n");
+    false
+}
+
+/// Starts nginx (one worker) in the namespace with these `server` blocks,
+/// its files in a directory of its own (returned: remove it when done), and
+/// waits until it listens.
+fn nginx(ns: &mut Netns, tag: &str, servers: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zombiescan-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("nginx dir");
     let d = dir.display();
@@ -804,8 +801,7 @@ fn nginx_in_front_of_a_blocked_upstream() {
          events {{ worker_connections 256; }}\n\
          http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
           fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-          server {{\n  listen 127.0.0.1:30020;\n  location / {{\n   proxy_pass http://127.0.0.1:8000;\n\
-            proxy_read_timeout 1s;\n  }}\n }}\n}}\n"
+         {servers}}}\n"
     );
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf).expect("nginx.conf");
@@ -822,12 +818,45 @@ fn nginx_in_front_of_a_blocked_upstream() {
             &format!("{d}/error.log"),
         ],
         &[],
-        &log("nginx"),
+        &log(tag),
     );
+    let ports: Vec<String> = servers
+        .split("listen ")
+        .skip(1)
+        .filter_map(|l| l.split(';').next())
+        .filter_map(|a| a.rsplit(':').next())
+        .map(|p| format!(":{p} "))
+        .collect();
     ns.wait_ss("nginx listening", |o| {
-        o.lines()
-            .any(|l| l.starts_with("LISTEN") && l.contains(":30020 "))
+        ports.iter().all(|p| {
+            o.lines()
+                .any(|l| l.starts_with("LISTEN") && l.contains(p.as_str()))
+        })
     });
+    dir
+}
+
+/// nginx on 30020 in front of a uvicorn on 8000 whose loop is blocked,
+/// with a short proxy_read_timeout: port 30020 looks calm while CLOSE_WAIT
+/// piles up on 8000 and nginx's closed upstream connections wait in
+/// FIN_WAIT2. The scan of 30020 points at 8000; the scan of 8000 blames
+/// uvicorn and ties the FIN_WAIT2 to it.
+#[test]
+fn nginx_in_front_of_a_blocked_upstream() {
+    let Some(venv) = venv("nginx_in_front_of_a_blocked_upstream") else {
+        return;
+    };
+    if !have_nginx("nginx_in_front_of_a_blocked_upstream") {
+        return;
+    }
+    let mut ns = Netns::new("nginx");
+    let uv = uvicorn_on(&mut ns, &venv, 8000, &[], "nginx-upstream");
+    let dir = nginx(
+        &mut ns,
+        "nginx",
+        "  server {\n   listen 127.0.0.1:30020;\n   location / {\n    proxy_pass http://127.0.0.1:8000;\n\
+             proxy_read_timeout 1s;\n   }\n  }\n",
+    );
     // The upstream's loop blocks on one request; then clients come through
     // nginx, which gives up on the upstream after 1 s.
     occupy_on(&mut ns, &venv, 8000, "/block", 1, "nginx-holder");
@@ -916,6 +945,110 @@ fn nginx_in_front_of_a_blocked_upstream() {
             fw.remediation
         );
     }
+}
+
+/// Clients that give up on nginx while the upstream is blocked: with
+/// proxy_ignore_client_abort on (30020) nginx keeps each connection in
+/// CLOSE_WAIT until the upstream answers; with the default, off (30021), it
+/// closes at the client's FIN. The close_wait finding blames the nginx
+/// worker and names the directive.
+#[test]
+fn nginx_keeps_close_wait_only_when_it_ignores_client_aborts() {
+    let test = "nginx_keeps_close_wait_only_when_it_ignores_client_aborts";
+    let Some(venv) = venv(test) else {
+        return;
+    };
+    if !have_nginx(test) {
+        return;
+    }
+    let mut ns = Netns::new("ngxabort");
+    uvicorn_on(&mut ns, &venv, 8000, &[], "ngxabort-upstream");
+    let location =
+        "   location / {\n    proxy_pass http://127.0.0.1:8000;\n    proxy_read_timeout 120s;\n";
+    let dir = nginx(
+        &mut ns,
+        "ngxabort",
+        &format!(
+            "  server {{\n   listen 127.0.0.1:30020;\n{location}    proxy_ignore_client_abort on;\n   }}\n  }}\n\
+               server {{\n   listen 127.0.0.1:30021;\n{location}   }}\n  }}\n"
+        ),
+    );
+    occupy_on(&mut ns, &venv, 8000, "/block", 1, "ngxabort-holder");
+    let py = venv.join("bin/python").display().to_string();
+    let clients = format!("{}/clients.py", support());
+    for port in [30020, 30021] {
+        let url = format!("http://127.0.0.1:{port}/block");
+        let out = ns.run(
+            &[&py, &clients, &url, "--count", "5", "--timeout", "1"],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Off: the clients' sockets end in TIME_WAIT (nginx answered their FIN
+    // with its own); on: nginx's sides wait in CLOSE_WAIT.
+    let count = |r: &[Row], st: &str, local: &str, remote: &str| {
+        r.iter()
+            .filter(|r| r.state == st && r.local.ends_with(local) && r.remote.ends_with(remote))
+            .count()
+    };
+    ns.wait_ss_with(
+        &["-tanHe"],
+        "5 CLOSE_WAIT on 30020, 5 TIME_WAIT toward 30021",
+        |o| {
+            let r = rows(o);
+            count(&r, "CLOSE_WAIT", ":30020", "") == 5 && count(&r, "TIME_WAIT", "", ":30021") == 5
+        },
+    );
+    let r = rows(&ns.ss(&["-tanHe"]));
+    assert_eq!(count(&r, "CLOSE_WAIT", ":30021", ""), 0, "{r:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+    let doc = scan_until(
+        &ns,
+        &["--port", "30020", "--stall", "1s"],
+        "close_wait on 30020",
+        |d| {
+            of_kind(d, "close_wait")
+                .iter()
+                .any(|f| f.ports == vec![30020] && f.count == 5)
+        },
+    );
+    let f = of_kind(&doc, "close_wait")
+        .into_iter()
+        .find(|f| f.ports == vec![30020])
+        .expect("close_wait");
+    said(
+        "nginx proxy_ignore_client_abort on, upstream blocked, clients leave after 1 s",
+        "5 CLOSE_WAIT on 30020",
+        f,
+    );
+    let nginx_pids: Vec<u32> = doc
+        .processes
+        .iter()
+        .filter(|p| p.comm == "nginx")
+        .map(|p| p.pid)
+        .collect();
+    assert!(
+        !f.pids.is_empty() && f.pids.iter().all(|p| nginx_pids.contains(p)),
+        "{:?} of {nginx_pids:?}",
+        f.pids
+    );
+    assert!(
+        f.explanation.contains("proxy_ignore_client_abort"),
+        "{}",
+        f.explanation
+    );
+    assert!(
+        f.advice_source
+            .as_deref()
+            .is_some_and(|s| s.contains("proxy_ignore_client_abort"))
+    );
+    // The port nginx closes on is quiet.
+    let doc = ns.zombiescan_json(&["--port", "30021", "--stall", "1s"]);
+    assert!(of_kind(&doc, "close_wait").is_empty());
 }
 
 /// The same blocked loop with clients that wait instead of leaving: their
