@@ -43,7 +43,6 @@ pub struct Spared {
 /// `--state LISTEN`.
 pub fn choose<'a>(r: &Report<'a>, c: &Choice) -> (Vec<Target<'a>>, Spared) {
     let snap = r.snapshot;
-    let up = snap.host.uptime_ms;
     let mut out = Vec::new();
     let mut spared = Spared::default();
     for (i, s) in snap.sockets.iter().enumerate() {
@@ -59,7 +58,7 @@ pub fn choose<'a>(r: &Report<'a>, c: &Choice) -> (Vec<Target<'a>>, Spared) {
         if s.state == TcpState::Listen && !c.states.contains(&TcpState::Listen) {
             continue;
         }
-        let age_ms = age_of(why.iter().copied(), s, up);
+        let age_ms = age_of(why.iter().copied(), s, &snap.host);
         if let Some(min) = c.older_than {
             match age_ms {
                 Some(a) if u128::from(a) >= min.as_millis() => {}

@@ -112,7 +112,6 @@ impl<'a> Report<'a> {
     /// its finding uses (or the kernel's for its state).
     pub fn listed(&self) -> Vec<Listed<'a>> {
         let snap = self.snapshot;
-        let up = snap.host.uptime_ms;
         let mut rank: HashMap<usize, (classify::Severity, usize)> = HashMap::new();
         for f in &self.findings {
             let k = classify::Kind::ALL
@@ -136,7 +135,7 @@ impl<'a> Report<'a> {
                     index: i,
                     socket: s,
                     kinds,
-                    age_ms: classify::age_of(kinds.iter(), s, up),
+                    age_ms: classify::age_of(kinds.iter(), s, &snap.host),
                 })
             })
             .collect();

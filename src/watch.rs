@@ -66,14 +66,13 @@ impl Watch {
         self.samples += 1;
         let first = self.samples == 1;
         let mut seen = HashMap::with_capacity(snap.sockets.len());
-        let up = snap.host.uptime_ms;
         for s in &snap.sockets {
             let k = key(s);
             let mut entry = match self.seen.get(&k) {
                 Some(&(state, since, at_least)) if state == s.state => (state, since, at_least),
                 _ => (s.state, t, first),
             };
-            if let Some(age) = crate::classify::state_age(s, up) {
+            if let Some(age) = crate::classify::state_age(s, &snap.host) {
                 let kernel_since = t.saturating_sub(u64::from(age));
                 if kernel_since <= entry.1 {
                     entry = (s.state, kernel_since, false);

@@ -29,13 +29,13 @@ pub use pointers::pointers;
 pub fn age_of(
     kinds: impl IntoIterator<Item = Kind>,
     s: &Socket,
-    uptime_ms: Option<u64>,
+    host: &crate::model::Host,
 ) -> Option<u32> {
     kinds
         .into_iter()
-        .filter_map(|k| sockets::age(k, s, uptime_ms))
+        .filter_map(|k| sockets::age(k, s, host))
         .max()
-        .or_else(|| state_age(s, uptime_ms))
+        .or_else(|| state_age(s, host))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -363,12 +363,24 @@ fn since_peer(s: &Socket, uptime_ms: Option<u64>) -> Option<u32> {
 
 /// How long the kernel says `s` has been in its state, where it can:
 /// CLOSE_WAIT and FIN_WAIT2 since the peer last sent anything (its FIN, or
-/// the ACK of ours), TIME_WAIT from its 60 s timer (TCP_TIMEWAIT_LEN). The
-/// same ages the findings quote, so that a watch and a finding agree.
-pub fn state_age(s: &Socket, uptime_ms: Option<u64>) -> Option<u32> {
+/// the ACK of ours), TIME_WAIT from its 60 s timer (TCP_TIMEWAIT_LEN), an
+/// orphaned FIN_WAIT2 (a timewait socket, no tcp_info) from its timer of
+/// net.ipv4.tcp_fin_timeout. The same ages the findings quote, so that a
+/// watch and a finding agree.
+pub fn state_age(s: &Socket, host: &crate::model::Host) -> Option<u32> {
     match s.state {
         TcpState::CloseWait | TcpState::FinWait2 if s.tcp_info.is_some() => {
-            since_peer(s, uptime_ms)
+            since_peer(s, host.uptime_ms)
+        }
+        TcpState::FinWait2 if s.timer.kind == crate::model::TimerKind::TimeWait => {
+            // The kernel arms it with tcp_fin_timeout when the orphan
+            // enters FIN_WAIT2 (longer only past an RTO of 17 s: then
+            // this is a lower bound).
+            let fin_ms = host
+                .sysctl_u64("net.ipv4.tcp_fin_timeout")?
+                .saturating_mul(1000);
+            let fin_ms = u32::try_from(fin_ms).unwrap_or(u32::MAX);
+            Some(fin_ms.saturating_sub(s.timer.expires_ms))
         }
         TcpState::TimeWait => Some(60_000u32.saturating_sub(s.timer.expires_ms)),
         _ => None,

@@ -137,10 +137,14 @@ struct Group {
 type Key = (Kind, Direction, Option<IpAddr>, u16, bool);
 
 /// The age a finding quotes for a socket: never older than the socket.
-pub fn age(kind: Kind, s: &Socket, up: Option<u64>) -> Option<u32> {
+pub fn age(kind: Kind, s: &Socket, host: &crate::model::Host) -> Option<u32> {
     if kind == Kind::HalfOpen && s.state == TcpState::SynSent {
         return Some(syn_sent_at_least(s.timer.count));
     }
+    if kind == Kind::FinWait2 && s.tcp_info.is_none() {
+        return super::state_age(s, host);
+    }
+    let up = host.uptime_ms;
     let ti = s.tcp_info.as_ref()?;
     match kind {
         Kind::CloseWait | Kind::FinWait2 => since_peer(s, up),
@@ -248,7 +252,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             g.send_q += u64::from(s.send_q);
             g.max_recv_q = g.max_recv_q.max(s.recv_q);
             g.max_send_q = g.max_send_q.max(s.send_q);
-            if let Some(a) = age(kind, s, up) {
+            if let Some(a) = age(kind, s, &snap.host) {
                 g.oldest = Some(g.oldest.map_or(a, |o| o.max(a)));
             }
             g.max_count = g.max_count.max(s.timer.count);
@@ -643,7 +647,11 @@ mod tests {
         let mut orphan = sock(TcpState::FinWait2, "10.0.0.1:45000", "10.0.0.5:80", 0);
         orphan.tcp_info = None;
         orphan.timer = timer(TimerKind::TimeWait, 0);
-        let f = all(&snapshot(vec![listener(), owned, orphan]), &t);
+        // Its timer was armed with tcp_fin_timeout (60 s): 45 s left.
+        orphan.timer.expires_ms = 45_000;
+        let snap = snapshot(vec![listener(), owned, orphan]);
+        assert_eq!(super::super::state_age(&snap.sockets[2], &snap.host), Some(15_000));
+        let f = all(&snap, &t);
         assert_eq!(
             kinds(&f),
             vec![
@@ -654,6 +662,7 @@ mod tests {
         assert_eq!(f[0].pids, vec![100]);
         assert!(f[1].pids.is_empty());
         assert!(f[1].explanation.contains("tcp_fin_timeout = 60 s"));
+        assert_eq!(f[1].evidence["oldest_s"], 15.0, "the orphan's age, from its timer");
     }
 
     /// Connections still in the accept queue (no inode) belong to the

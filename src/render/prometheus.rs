@@ -377,7 +377,7 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
                 let Some(s) = snap.sockets.get(i as usize) else {
                     continue;
                 };
-                let Some(age) = crate::classify::age_of([f.kind], s, snap.host.uptime_ms) else {
+                let Some(age) = crate::classify::age_of([f.kind], s, &snap.host) else {
                     continue;
                 };
                 let w = match crate::model::direction(s, &listening, ephemeral) {
