@@ -650,7 +650,10 @@ mod tests {
         // Its timer was armed with tcp_fin_timeout (60 s): 45 s left.
         orphan.timer.expires_ms = 45_000;
         let snap = snapshot(vec![listener(), owned, orphan]);
-        assert_eq!(super::super::state_age(&snap.sockets[2], &snap.host), Some(15_000));
+        assert_eq!(
+            super::super::state_age(&snap.sockets[2], &snap.host),
+            Some(15_000)
+        );
         let f = all(&snap, &t);
         assert_eq!(
             kinds(&f),
@@ -662,7 +665,10 @@ mod tests {
         assert_eq!(f[0].pids, vec![100]);
         assert!(f[1].pids.is_empty());
         assert!(f[1].explanation.contains("tcp_fin_timeout = 60 s"));
-        assert_eq!(f[1].evidence["oldest_s"], 15.0, "the orphan's age, from its timer");
+        assert_eq!(
+            f[1].evidence["oldest_s"], 15.0,
+            "the orphan's age, from its timer"
+        );
     }
 
     /// Connections still in the accept queue (no inode) belong to the

@@ -532,8 +532,25 @@ fn the_debian_package_installs_runs_and_removes() {
         ])
         .output()
         .expect("sh");
+    // The units as systemd reads them (their binary and man pages now
+    // installed), where systemd-analyze is there.
+    let units = [
+        "/lib/systemd/system/zombiescan-record.service",
+        "/lib/systemd/system/zombiescan-serve.service",
+    ];
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(units)
+        .output();
     let files = dpkg(&["-L", "zombiescan"]);
     dpkg(&["--purge", "zombiescan"]);
+    if let Ok(v) = verified {
+        assert!(
+            v.status.success() && v.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&v.stderr)
+        );
+    }
     let _ = std::fs::remove_file(&deb);
     let text = String::from_utf8_lossy(&on_path.stdout);
     assert!(
