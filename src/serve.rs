@@ -311,6 +311,21 @@ mod tests {
         }
     }
 
+    /// A scanner whose scans ("scan 1", "scan 2", ...) each wait for a
+    /// message on the channel returned.
+    fn gated<'s>(s: &'s std::thread::Scope<'s, '_>, shared: &'s Shared) -> mpsc::Sender<()> {
+        let (go, gate) = mpsc::channel::<()>();
+        s.spawn(move || {
+            let mut n = 0;
+            run_scans(shared, || {
+                gate.recv().map_err(|e| e.to_string())?;
+                n += 1;
+                Ok(format!("scan {n}\n"))
+            });
+        });
+        go
+    }
+
     fn stop(shared: &Shared) {
         shared.lock().stopping = true;
         shared.changed.notify_all();
@@ -320,16 +335,8 @@ mod tests {
     #[test]
     fn concurrent_scrapes_share_one_scan() {
         let shared = &shared();
-        let (go, gate) = mpsc::channel::<()>();
         std::thread::scope(|s| {
-            s.spawn(move || {
-                let mut n = 0;
-                run_scans(shared, || {
-                    gate.recv().map_err(|e| e.to_string())?;
-                    n += 1;
-                    Ok(format!("scan {n}\n"))
-                });
-            });
+            let go = gated(s, shared);
             let scrapes: Vec<_> = (0..8)
                 .map(|_| s.spawn(|| fetch(shared, Duration::from_secs(60))))
                 .collect();
@@ -351,16 +358,8 @@ mod tests {
     #[test]
     fn a_late_scan_serves_the_last_complete_one() {
         let shared = &shared();
-        let (go, gate) = mpsc::channel::<()>();
         std::thread::scope(|s| {
-            s.spawn(move || {
-                let mut n = 0;
-                run_scans(shared, || {
-                    gate.recv().map_err(|e| e.to_string())?;
-                    n += 1;
-                    Ok(format!("scan {n}\n"))
-                });
-            });
+            let go = gated(s, shared);
             assert!(fetch(shared, Duration::from_millis(20)).is_none());
             go.send(()).expect("scan");
             wait_until(shared, "the first scan", |st| st.scans == 1);

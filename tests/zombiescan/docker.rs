@@ -15,14 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::netns::{BIN, live_or_skip};
-
-fn skip(test: &str, why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: {why}; CI must run the Docker test");
-    }
-    eprintln!("\n!!! SKIPPED Docker test {test}: {why}.\n");
-}
+use crate::netns::{BIN, live_or_skip, skip};
 
 /// A dockerd of the test's own, stopped and cleaned up when dropped.
 struct Dockerd {
