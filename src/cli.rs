@@ -59,6 +59,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "what would be closed; add --yes to close it",
     ),
     (
+        "zombiescan serve --all-netns",
+        "the Prometheus exporter, on http://127.0.0.1:10130/metrics",
+    ),
+    (
         "zombiescan --fail-on critical",
         "exit 1 when something is critical (cron, CI)",
     ),
