@@ -76,6 +76,18 @@ pub fn capture_file(data: &[u8]) {
     let _ = render::json::write_all(&reports, &mut out);
     let _ = render::markdown::write(&reports, "zombiescan analyze fuzz", &mut out);
     let _ = render::prometheus::write(&reports, &Default::default(), &mut out);
+    // The bounds at their tightest: every endpoint "other", a series per pid.
+    let tight = render::prometheus::Options {
+        top_remotes: 0,
+        pid_labels: true,
+    };
+    let text = render::prometheus::encode(&reports, &tight);
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("zombiescan_port_sockets{") && l.contains("outbound"))
+            .all(|l| l.contains("remote=\"other\"")),
+        "an endpoint past --top-remotes 0 has a series of its own"
+    );
 }
 
 /// A recording: read line by line, its timeline rendered in every format.
