@@ -43,12 +43,7 @@ fn close_wait_when_the_server_never_closes() {
         return;
     }
     let mut ns = Netns::new("cw");
-    let server = ns.spawn(&["listen", "--port", "30020"])[0];
-    ns.spawn(&[
-        "connect", "--port", "30020", "--count", "4", "--then", "close",
-    ]);
-    ns.wait_accepted(4);
-    ns.wait_states(&[("CLOSE_WAIT", 4)]);
+    let server = ns.close_wait_leak(4, 0);
     // The four reach CLOSE_WAIT, then the 1 s stall, one by one: a scan
     // between two of them flags fewer. Wait until every one is old enough.
     let doc = scan_until(&ns, &["--stall", "1s"], "4 close_wait", |d| {

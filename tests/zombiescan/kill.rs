@@ -26,13 +26,8 @@ fn kill_closes_the_zombies_and_nothing_else() {
         return;
     }
     let mut ns = Netns::new("kill");
-    let server = ns.spawn(&["listen", "--port", "30020"])[0];
-    ns.spawn(&[
-        "connect", "--port", "30020", "--count", "3", "--then", "close",
-    ]);
-    ns.spawn(&["connect", "--port", "30020", "--count", "2"]);
-    ns.wait_accepted(5);
-    ns.wait_states(&[("CLOSE_WAIT", 3), ("FIN_WAIT2", 3)]);
+    let server = ns.close_wait_leak(3, 2);
+    ns.wait_states(&[("FIN_WAIT2", 3)]);
     // Without a choice: a usage error.
     let out = ns.exec(&[BIN, "kill", "--port", "30020"]);
     assert_eq!(out.status.code(), Some(2));
@@ -144,11 +139,7 @@ fn kill_spares_the_young_and_reaches_another_namespace() {
         return;
     }
     let mut ns = Netns::new("killold");
-    ns.spawn(&["listen", "--port", "30020"]);
-    ns.spawn(&[
-        "connect", "--port", "30020", "--count", "2", "--then", "close",
-    ]);
-    ns.wait_states(&[("CLOSE_WAIT", 2)]);
+    ns.close_wait_leak(2, 0);
     // The first two are old enough once a scan with --stall 3s flags them.
     crate::findings::wait_for_finding(&ns, &["--stall", "3s"], "close_wait", 2);
     ns.spawn(&[
@@ -199,11 +190,7 @@ fn a_socket_gone_since_the_scan_is_already_gone() {
         return;
     }
     let mut ns = Netns::new("killgone");
-    ns.spawn(&["listen", "--port", "30020"]);
-    ns.spawn(&[
-        "connect", "--port", "30020", "--count", "1", "--then", "close",
-    ]);
-    ns.wait_states(&[("CLOSE_WAIT", 1)]);
+    ns.close_wait_leak(1, 0);
     let opts = ScanOptions {
         source: SourceChoice::Netlink,
         filter: Default::default(),

@@ -427,13 +427,7 @@ fn prometheus_exposition_of_a_live_namespace() {
         return;
     }
     let mut ns = Netns::new("prom");
-    let server = ns.spawn(&["listen", "--port", "30020"])[0];
-    ns.spawn(&[
-        "connect", "--port", "30020", "--count", "3", "--then", "close",
-    ]);
-    ns.spawn(&["connect", "--port", "30020", "--count", "2"]);
-    ns.wait_accepted(5);
-    ns.wait_states(&[("CLOSE_WAIT", 3)]);
+    let server = ns.close_wait_leak(3, 2);
     let out = ns.zombiescan(&[
         "--port",
         "30020",

@@ -157,6 +157,25 @@ impl Netns {
         format!("/run/netns/{}", self.name)
     }
 
+    /// The CLOSE_WAIT leak most tests start from: a server on 30020 that
+    /// never closes, `leaked` clients that connect and close (CLOSE_WAIT
+    /// there, orphaned FIN_WAIT2 here) and `held` that stay. Returns once
+    /// all are accepted and the `leaked` are in CLOSE_WAIT, with the
+    /// server's pid.
+    pub fn close_wait_leak(&mut self, leaked: u32, held: u32) -> u32 {
+        let server = self.spawn(&["listen", "--port", "30020"])[0];
+        let count = leaked.to_string();
+        self.spawn(&[
+            "connect", "--port", "30020", "--count", &count, "--then", "close",
+        ]);
+        if held > 0 {
+            self.spawn(&["connect", "--port", "30020", "--count", &held.to_string()]);
+        }
+        self.wait_accepted(u64::from(leaked + held));
+        self.wait_states(&[("CLOSE_WAIT", leaked)]);
+        server
+    }
+
     /// Starts `sockets.py ARGS` inside the namespace, waits for it to say it
     /// is ready, and returns its pids.
     pub fn spawn(&mut self, args: &[&str]) -> Vec<u32> {

@@ -144,13 +144,7 @@ fn the_exporter_serves_a_live_namespace() {
         return;
     }
     let mut ns = Netns::new("serve");
-    ns.spawn(&["listen", "--port", "30020"]);
-    ns.spawn(&[
-        "connect", "--port", "30020", "--count", "3", "--then", "close",
-    ]);
-    ns.spawn(&["connect", "--port", "30020", "--count", "2"]);
-    ns.wait_accepted(5);
-    ns.wait_states(&[("CLOSE_WAIT", 3)]);
+    ns.close_wait_leak(3, 2);
     let exporter = Exporter::start(&["--netns", ns.name(), "--port", "30020", "--stall", "0s"]);
 
     let text = exporter.scrape_until("close_wait at warning", |t| {
@@ -415,12 +409,7 @@ fn a_real_prometheus_scrapes_the_exporter_and_the_alert_fires() {
         return;
     }
     let mut ns = Netns::new("prom");
-    ns.spawn(&["listen", "--port", "30020"]);
-    ns.spawn(&[
-        "connect", "--port", "30020", "--count", "3", "--then", "close",
-    ]);
-    ns.wait_accepted(3);
-    ns.wait_states(&[("CLOSE_WAIT", 3)]);
+    ns.close_wait_leak(3, 0);
     let exporter = Exporter::start(&["--netns", ns.name(), "--stall", "0s"]);
     let mut prom = Prometheus::start(&exporter.addr);
     let query = "/api/v1/query?query=zombiescan_finding_severity%7Bkind%3D%22close_wait%22%7D";
