@@ -329,18 +329,21 @@ fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
         ));
     } else if unowned > 0 && g.processes_unreadable > 0 {
         out.push(format!(
-            "{}: closed between the socket dump and the process walk, or held by one of {} \
+            "{}: closed between the socket dump and the process walk, or held by {} \
              (denied even to root, by a security module or a user namespace){exited}",
             n(
                 unowned,
                 "socket has no known owner",
                 "sockets have no known owner"
             ),
-            n(
-                g.processes_unreadable,
-                "process that could not be read",
-                "processes that could not be read"
-            )
+            if g.processes_unreadable == 1 {
+                "the one process that could not be read".to_string()
+            } else {
+                format!(
+                    "one of the {} processes that could not be read",
+                    g.processes_unreadable
+                )
+            }
         ));
     } else if unowned > 0 {
         out.push(format!(
@@ -400,6 +403,13 @@ mod tests {
         snap.gaps.as_root = false;
         snap.gaps.processes_unreadable = 3;
         assert!(notes(&snap)[0].contains("3 processes could not be read (run as root"));
+        // As root: which of the unreadable could hold it, in plain words.
+        snap.gaps.as_root = true;
+        assert!(
+            notes(&snap)[0].contains("or held by one of the 3 processes that could not be read")
+        );
+        snap.gaps.processes_unreadable = 1;
+        assert!(notes(&snap)[0].contains("or held by the one process that could not be read"));
     }
 
     /// zombiescan out of descriptors is its own doing: said so, with the
