@@ -382,7 +382,9 @@ pub const ADVICE: &[Row] = &[
         dir: Some(Inbound),
         cause: "The node event loop is blocked (synchronous work in a handler).",
         fix: "Move CPU-bound or synchronous I/O off the loop (worker threads, async APIs). {APP_TIMEOUTS}",
-        checked: "nodejs.org/en/learn/asynchronous-work/dont-block-the-event-loop",
+        checked: "nodejs.org/en/learn/asynchronous-work/dont-block-the-event-loop; seen live: a handler \
+                  blocked in a synchronous wait, the requests of 5 keep-alive connections node had accepted \
+                  left unread",
     },
     Row {
         who: Who::Any,

@@ -149,7 +149,7 @@ def open_one(args, i=0):
             pass
     else:
         s.connect((host, args.port))
-    if args.send:
+    if args.send and not args.send_when:
         s.sendall(b"y" * args.send)
     if args.then == "close":
         s.close()
@@ -175,6 +175,13 @@ def connect(args):
             s.close()
         held.clear()
     say(ready="connect", pids=[os.getpid()])
+    if args.send_when:
+        # Connected now, sending only when the test says (the file exists):
+        # the server has accepted these before whatever the test does next.
+        while not os.path.exists(args.send_when):
+            time.sleep(0.05)
+        for s in held:
+            s.sendall(b"y" * args.send)
     wait()
 
 
@@ -238,6 +245,8 @@ def main():
     c.add_argument("--keepalive", action="store_true")
     c.add_argument("--nonblocking", action="store_true")
     c.add_argument("--send", type=int, default=0)
+    c.add_argument("--send-when", default=None,
+                   help="send the --send bytes only once this file exists")
     c.add_argument("--rcvbuf", type=int, default=0)
     c.add_argument("--read", action="store_true", help="read everything, forever")
     c.add_argument("--every", type=float, default=0.0, help="one connection every EVERY seconds")
