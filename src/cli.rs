@@ -82,7 +82,7 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "3",
         "could not scan (no socket source usable, namespace not found, permission, input refused; \
-         kill --yes: the kernel refused every one)",
+         kill --yes: the kernel refused every one; serve: could not listen)",
     ),
 ];
 

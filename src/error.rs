@@ -37,6 +37,10 @@ pub enum Error {
     Malformed { what: String, detail: String },
     #[error("kill: {0}")]
     Refused(String),
+    #[error(
+        "serve: cannot listen on {addr}: {reason}; is another exporter there? --listen ADDR:PORT picks another"
+    )]
+    Listen { addr: String, reason: String },
 }
 
 impl Error {

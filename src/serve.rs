@@ -61,10 +61,9 @@ const WORKERS: usize = 4;
 
 /// Serves until SIGTERM or SIGINT.
 pub fn serve(cfg: &Config, listen: SocketAddr, timeout: Duration) -> Result<Outcome, RunError> {
-    let server = Server::http(listen).map_err(|e| {
-        error::Error::Refused(format!(
-            "cannot listen on {listen}: {e} (another exporter there? --listen ADDR:PORT)"
-        ))
+    let server = Server::http(listen).map_err(|e| error::Error::Listen {
+        addr: listen.to_string(),
+        reason: e.to_string(),
     })?;
     let bound = server.server_addr().to_ip().unwrap_or(listen);
     log(&format!("serving http://{bound}/metrics"));

@@ -259,6 +259,25 @@ fn the_exporter_serves_a_live_namespace() {
     exporter.wait_logged("stopped", |l| l.ends_with("stopped"));
 }
 
+/// A port already taken: one line saying so, exit 3, no exporter.
+#[test]
+fn a_taken_port_is_one_line_and_exit_3() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", &addr])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("zombiescan: serve: cannot listen on {addr}: ")),
+        "{err}"
+    );
+    assert!(err.contains("--listen ADDR:PORT"), "{err}");
+}
+
 /// A scan that cannot be made (its namespace deleted under it) is
 /// `zombiescan_scrape_error 1` and a log line; the exporter serves on.
 #[test]
