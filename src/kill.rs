@@ -84,7 +84,7 @@ pub fn choose<'a>(r: &Report<'a>, c: &Choice) -> (Vec<Target<'a>>, Spared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::testing::{snapshot, sock};
+    use crate::classify::testing::{silent, snapshot, sock};
     use crate::classify::{Thresholds, classify};
     use crate::report::{Options, Report};
 
@@ -93,16 +93,15 @@ mod tests {
         let mut l = sock(TcpState::Listen, "10.0.0.1:30020", "0.0.0.0:0", 1);
         l.send_q = 128;
         let cw = |port: u16, age: u32| {
-            let mut s = sock(
-                TcpState::CloseWait,
-                "10.0.0.1:30020",
-                &format!("10.0.0.9:{port}"),
-                u64::from(port),
-            );
-            let ti = s.tcp_info.as_mut().expect("ti");
-            ti.last_data_recv = age;
-            ti.last_ack_recv = age;
-            s
+            silent(
+                sock(
+                    TcpState::CloseWait,
+                    "10.0.0.1:30020",
+                    &format!("10.0.0.9:{port}"),
+                    u64::from(port),
+                ),
+                age,
+            )
         };
         let est = sock(
             TcpState::Established,

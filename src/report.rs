@@ -373,7 +373,7 @@ fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::testing::{snapshot, sock};
+    use crate::classify::testing::{silent, snapshot, sock};
 
     fn notes(snap: &Snapshot) -> Vec<String> {
         Report::new(snap, Vec::new(), &Options::default()).limitations
@@ -440,15 +440,15 @@ mod tests {
         use crate::classify::{Thresholds, classify};
         use crate::cli::SortBy;
         let aged = |port: u16, age: u32, q: u32| {
-            let mut s = sock(
-                TcpState::CloseWait,
-                "10.0.0.1:30020",
-                &format!("10.0.0.9:{port}"),
-                u64::from(port),
+            let mut s = silent(
+                sock(
+                    TcpState::CloseWait,
+                    "10.0.0.1:30020",
+                    &format!("10.0.0.9:{port}"),
+                    u64::from(port),
+                ),
+                age,
             );
-            let ti = s.tcp_info.as_mut().expect("ti");
-            ti.last_data_recv = age;
-            ti.last_ack_recv = age;
             s.recv_q = q;
             s
         };

@@ -123,17 +123,17 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::testing::{snapshot, sock};
+    use crate::classify::testing::{silent, snapshot, sock};
     use std::time::Duration;
 
     /// A CLOSE_WAIT the kernel says is 52 s old is 52 s old on the first
     /// sample, not "at least 0 s", and ages with the watch after that.
     #[test]
     fn the_kernels_age_and_the_watchs_agree() {
-        let mut cw = sock(TcpState::CloseWait, "10.0.0.1:30020", "10.0.0.9:4000", 7);
-        let ti = cw.tcp_info.as_mut().expect("ti");
-        ti.last_data_recv = 52_000;
-        ti.last_ack_recv = 52_000;
+        let cw = silent(
+            sock(TcpState::CloseWait, "10.0.0.1:30020", "10.0.0.9:4000", 7),
+            52_000,
+        );
         let mut est = sock(TcpState::Established, "10.0.0.1:30020", "10.0.0.9:4001", 8);
         est.tcp_info.as_mut().expect("ti").last_data_recv = 90_000;
         let mut snap = snapshot(vec![cw, est]);

@@ -437,6 +437,15 @@ pub(crate) mod testing {
         }
     }
 
+    /// `s` after its peer has sent nothing, data or ACK, for `ms`: the age
+    /// the kernel gives a CLOSE_WAIT or FIN_WAIT2.
+    pub fn silent(mut s: Socket, ms: u32) -> Socket {
+        let ti = s.tcp_info.as_mut().expect("tcp_info");
+        ti.last_data_recv = ms;
+        ti.last_ack_recv = ms;
+        s
+    }
+
     pub fn timer(kind: TimerKind, count: u8) -> Timer {
         Timer {
             kind,

@@ -120,7 +120,7 @@ pub fn pointers(snap: &Snapshot, t: &Thresholds, netns: Option<&str>) -> Vec<Str
 #[cfg(test)]
 mod tests {
     use super::super::Thresholds;
-    use super::super::testing::{snapshot, sock, timer};
+    use super::super::testing::{silent, snapshot, sock, timer};
     use super::*;
     use crate::model::{TcpState, TimerKind};
 
@@ -137,16 +137,15 @@ mod tests {
         up.recv_q = 3;
         let mut n = vec![up];
         for i in 0..4u16 {
-            let mut cw = sock(
-                TcpState::CloseWait,
-                "127.0.0.1:8000",
-                &format!("127.0.0.1:{}", 50000 + i),
-                if i < 3 { 0 } else { 10 + u64::from(i) },
-            );
-            let ti = cw.tcp_info.as_mut().expect("ti");
-            ti.last_data_recv = 20_000;
-            ti.last_ack_recv = 20_000;
-            n.push(cw);
+            n.push(silent(
+                sock(
+                    TcpState::CloseWait,
+                    "127.0.0.1:8000",
+                    &format!("127.0.0.1:{}", 50000 + i),
+                    if i < 3 { 0 } else { 10 + u64::from(i) },
+                ),
+                20_000,
+            ));
             let mut fw = sock(
                 TcpState::FinWait2,
                 &format!("127.0.0.1:{}", 50000 + i),

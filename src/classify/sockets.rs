@@ -415,7 +415,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{snapshot, sock, timer};
+    use super::super::testing::{silent, snapshot, sock, timer};
     use super::super::{Finding, Kind, Severity, Thresholds, classify as all};
     use crate::model::{Source, TcpState, TimerKind};
 
@@ -441,13 +441,7 @@ mod tests {
     #[test]
     fn close_wait_needs_its_age_and_turns_critical_by_count() {
         let t = Thresholds::default();
-        let aged = |ms| {
-            let mut s = server(TcpState::CloseWait, 1);
-            let ti = s.tcp_info.as_mut().expect("ti");
-            ti.last_data_recv = ms;
-            ti.last_ack_recv = ms;
-            s
-        };
+        let aged = |ms| silent(server(TcpState::CloseWait, 1), ms);
         assert!(all(&snapshot(vec![listener(), aged(9_999)]), &t).is_empty());
         let f = all(&snapshot(vec![listener(), aged(10_000)]), &t);
         assert_eq!(kinds(&f), vec![(Kind::CloseWait, Severity::Warning, 1)]);
@@ -640,10 +634,7 @@ mod tests {
     #[test]
     fn fin_wait2_owned_is_a_warning_orphaned_is_information() {
         let t = Thresholds::default();
-        let mut owned = server(TcpState::FinWait2, 1);
-        let ti = owned.tcp_info.as_mut().expect("ti");
-        ti.last_data_recv = 20_000;
-        ti.last_ack_recv = 20_000;
+        let owned = silent(server(TcpState::FinWait2, 1), 20_000);
         let mut orphan = sock(TcpState::FinWait2, "10.0.0.1:45000", "10.0.0.5:80", 0);
         orphan.tcp_info = None;
         orphan.timer = timer(TimerKind::TimeWait, 0);
