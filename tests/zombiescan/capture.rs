@@ -40,15 +40,8 @@ fn analysing_a_capture_reproduces_the_scan() {
         // Elsewhere (outside the namespace), as another user, to whom the
         // private file is handed over.
         std::os::unix::fs::chown(&file, Some(65534), Some(65534)).expect("hand the capture over");
-        let analyze = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                BIN,
-                "analyze",
-                f,
-            ])
+        let analyze = crate::netns::as_nobody()
+            .args([BIN, "analyze", f])
             .args(["--stall", "0s", "--format", format])
             .output()
             .expect("analyze");

@@ -113,19 +113,21 @@ fn kill_closes_the_zombies_and_nothing_else() {
     );
     assert!(out.status.code() != Some(3) || tw.summary.destroyed == 0);
     // As another user: nothing can be destroyed, exit 3 in one line.
-    let out = ns.exec(&[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        BIN,
-        "kill",
-        "--port",
-        "30020",
-        "--state",
-        "ESTABLISHED",
-        "--yes",
-    ]);
+    let out = ns.exec(
+        &[
+            &crate::netns::AS_NOBODY[..],
+            &[
+                BIN,
+                "kill",
+                "--port",
+                "30020",
+                "--state",
+                "ESTABLISHED",
+                "--yes",
+            ],
+        ]
+        .concat(),
+    );
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");

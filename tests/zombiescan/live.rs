@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::process::Command;
 
 use zombiescan::collect::netlink::{Dumper, parse_datagram};
 use zombiescan::model::{Family, Socket};
@@ -334,14 +333,7 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
     ns.spawn(&["connect", "--port", "30020", "--count", "4"]);
     ns.wait_accepted(4);
     ns.wait_ss("9 sockets", |out| out.lines().count() == 9);
-    let out = ns.exec(&[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        crate::netns::BIN,
-        "--json",
-    ]);
+    let out = ns.exec(&[&crate::netns::AS_NOBODY[..], &[crate::netns::BIN, "--json"]].concat());
     assert!(
         out.status.success(),
         "{}",
@@ -367,19 +359,7 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
     ]);
     ns.wait_states(&[("CLOSE_WAIT", 2)]);
     let nobody = |args: &[&str]| {
-        let out = ns.exec(
-            &[
-                &[
-                    "setpriv",
-                    "--reuid=65534",
-                    "--regid=65534",
-                    "--clear-groups",
-                    crate::netns::BIN,
-                ][..],
-                args,
-            ]
-            .concat(),
-        );
+        let out = ns.exec(&[&crate::netns::AS_NOBODY[..], &[crate::netns::BIN], args].concat());
         assert!(
             out.status.success(),
             "{}",
@@ -403,8 +383,7 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
     assert!(!cw.explanation.contains("orphan"), "{}", cw.explanation);
     // From the host's namespace, nobody cannot look into this one: the
     // hint says so instead of "nothing listens anywhere".
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+    let out = crate::netns::as_nobody()
         .args([crate::netns::BIN, "--port", "30020", "--json"])
         .output()
         .expect("setpriv");

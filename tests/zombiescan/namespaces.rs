@@ -139,15 +139,8 @@ fn scan_another_namespace_by_name_path_and_pid() {
         "{err}"
     );
 
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "--netns",
-            &a.name,
-        ])
+    let out = crate::netns::as_nobody()
+        .args([BIN, "--netns", &a.name])
         .output()
         .expect("setpriv");
     assert_eq!(out.status.code(), Some(3));
@@ -164,15 +157,8 @@ fn scan_another_namespace_by_name_path_and_pid() {
         "{err}"
     );
     // A pid nobody may look at: permission denied, not "not found".
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            BIN,
-            "--netns",
-            &a_server.to_string(),
-        ])
+    let out = crate::netns::as_nobody()
+        .args([BIN, "--netns", &a_server.to_string()])
         .output()
         .expect("setpriv");
     assert_eq!(out.status.code(), Some(3));

@@ -29,6 +29,22 @@ pub fn python_as(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_zombiescan");
 
+/// The command line prefix that runs what follows as nobody (uid and gid
+/// 65534, no groups): inside a namespace with [`Netns::exec`].
+pub const AS_NOBODY: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+/// A command that runs what its arguments name as nobody.
+pub fn as_nobody() -> Command {
+    let mut c = Command::new(AS_NOBODY[0]);
+    c.args(&AS_NOBODY[1..]);
+    c
+}
+
 fn sockets_py() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/support/sockets.py")
