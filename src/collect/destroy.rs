@@ -10,16 +10,12 @@
 
 use std::net::IpAddr;
 
+use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR};
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DESTROY};
+
 use crate::error::{Error, Result};
 use crate::model::{Family, Socket};
 
-const SOCK_DESTROY: u16 = 21;
-const NLM_F_REQUEST: u16 = 0x01;
-const NLM_F_ACK: u16 = 0x04;
-const NLMSG_ERROR: u16 = 2;
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
-const IPPROTO_TCP: u8 = 6;
 /// `INET_DIAG_NOCOOKIE`: match by addresses only.
 const NO_COOKIE: u32 = u32::MAX;
 
@@ -121,23 +117,13 @@ pub fn destroy(sockets: &[&Socket]) -> Result<Vec<Destroyed>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{TcpState, Timer};
+    use crate::model::TcpState;
 
     fn sock(local: &str, remote: &str, cookie: u64) -> Socket {
-        Socket {
-            family: Family::Ipv4,
-            state: TcpState::CloseWait,
-            local: local.parse().expect("addr"),
-            remote: remote.parse().expect("addr"),
-            recv_q: 0,
-            send_q: 0,
-            timer: Timer::OFF,
-            uid: 0,
-            inode: 7,
-            cookie: std::num::NonZeroU64::new(cookie),
-            tcp_info: None,
-            owner: 0,
-        }
+        let mut s = crate::classify::testing::sock(TcpState::CloseWait, local, remote, 7);
+        s.cookie = std::num::NonZeroU64::new(cookie);
+        s.tcp_info = None;
+        s
     }
 
     /// The request names the socket as inet_diag_req_v2 wants: ports in
