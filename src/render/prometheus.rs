@@ -137,6 +137,7 @@ struct Where {
 /// The labelled endpoints of one report: its listening ports and its top
 /// outbound endpoints.
 struct Bounds {
+    /// The ports with a listener: those of the report's listening groups.
     listening: BTreeSet<u16>,
     top: HashSet<(IpAddr, u16)>,
 }
@@ -369,7 +370,8 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
             }
         }
 
-        let listening = snap.listening_ports();
+        // The listening ports are the bounds' own: no second pass over
+        // the sockets.
         let ephemeral = snap.host.ephemeral_range();
         let mut oldest: BTreeMap<(Kind, Where), u32> = BTreeMap::new();
         for f in &r.findings {
@@ -380,7 +382,7 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
                 let Some(age) = crate::classify::age_of([f.kind], s, &snap.host) else {
                     continue;
                 };
-                let w = match crate::model::direction(s, &listening, ephemeral) {
+                let w = match crate::model::direction(s, &bounds.listening, ephemeral) {
                     Direction::Inbound => bounds.place(Direction::Inbound, s.local.port(), None),
                     Direction::Outbound => {
                         bounds.place(Direction::Outbound, s.remote.port(), Some(s.remote.ip()))
