@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use crate::report::SortBy;
+
 /// Examples, as `--help` and the man page show them: the command, and
 /// what it does.
 pub const EXAMPLES: &[(&str, &str)] = &[
@@ -398,16 +400,6 @@ pub enum CompletionShell {
     Bash,
     Zsh,
     Fish,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum SortBy {
-    #[default]
-    Severity,
-    Age,
-    Queue,
-    Pid,
-    Remote,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

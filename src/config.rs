@@ -12,6 +12,8 @@ use crate::report;
 
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// What to do; every mode has one driver under `run/`.
+    pub mode: Mode,
     pub scan: ScanOptions,
     pub report: report::Options,
     pub format: Format,
@@ -24,23 +26,64 @@ pub struct Config {
     pub command_line: String,
     /// `--all-netns`: one report per network namespace.
     pub all_netns: bool,
-    /// What to do: scan (the default), capture, analyze, report.
-    pub command: Option<Command>,
-    /// `--watch`: the interval between samples.
-    pub watch: Option<Duration>,
-    /// `--count`: samples before a watch ends.
-    pub count: Option<u32>,
-    /// `--record FILE` and its rotation size.
-    pub record: Option<PathBuf>,
-    pub record_max: Option<u64>,
     /// Stdout is a terminal: a watch redraws in place.
     pub tty: bool,
-    /// `zombiescan kill`: what to close, and whether for real (`--yes`).
-    pub kill: Option<(crate::kill::Choice, bool)>,
     /// What the Prometheus labels may name.
     pub metrics: crate::render::prometheus::Options,
+}
+
+/// What a run does. Adding a mode is one variant here, one driver file
+/// under `run/` and one arm in `run::run`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    /// Scan and report (the default).
+    Scan,
+    /// Scan, write a capture file, and report the same snapshot.
+    Capture { output: PathBuf },
+    /// Report on a capture file (`analyze FILE`, `--from FILE`).
+    Analyze { file: PathBuf },
+    /// `--watch` and `--record`: sample until `count` or a signal.
+    Watch(Watch),
+    /// `zombiescan report FILE...`: the timeline of recordings.
+    Report { files: Vec<PathBuf> },
+    /// `zombiescan kill`: what to close, and whether for real (`--yes`).
+    Kill {
+        choice: crate::report::kill::Choice,
+        yes: bool,
+    },
     /// `zombiescan serve`: where to listen, and how long a scrape waits.
-    pub serve: Option<(std::net::SocketAddr, Duration)>,
+    Serve {
+        listen: std::net::SocketAddr,
+        scrape_timeout: Duration,
+    },
+    /// `zombiescan completions SHELL`.
+    Completions { shell: crate::cli::CompletionShell },
+}
+
+/// `--watch`, `--count`, `--record` and `--record-max`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Watch {
+    /// The interval between samples; `None` (`--record` alone): one sample.
+    pub interval: Option<Duration>,
+    /// Samples before the watch ends.
+    pub count: Option<u32>,
+    /// The recording, and the size past which it is rotated.
+    pub record: Option<PathBuf>,
+    pub record_max: Option<u64>,
+}
+
+impl Mode {
+    /// The modes that run until a signal: they install the handlers.
+    pub fn until_stopped(&self) -> bool {
+        matches!(
+            self,
+            Mode::Serve { .. }
+                | Mode::Watch(Watch {
+                    interval: Some(_),
+                    ..
+                })
+        )
+    }
 }
 
 /// Parses `200M`, `1G`, `64K`, `1000`.
@@ -167,20 +210,6 @@ impl Config {
                 "serve answers in the Prometheus format: no --format, --json or --fail-on".into(),
             ));
         }
-        let serve = match &command {
-            Some(Command::Serve {
-                listen,
-                scrape_timeout,
-            }) => {
-                let addr = listen.parse().map_err(|_| {
-                    UsageError(format!(
-                        "--listen {listen}: give ADDR:PORT, such as 127.0.0.1:10130 or [::1]:10130"
-                    ))
-                })?;
-                Some((addr, duration("--scrape-timeout", scrape_timeout)?))
-            }
-            _ => None,
-        };
         if (watch.is_some() || cli.record.is_some()) && command.is_some() {
             return Err(UsageError(
                 "--watch and --record go with a scan, not a subcommand".into(),
@@ -224,14 +253,36 @@ impl Config {
         let format = if cli.json { Format::Json } else { cli.format };
         // kill: --state and --finding choose among the scan's sockets, which
         // takes every state (findings and listeners need them).
-        let kill = match &command {
+        let mode = match command {
+            None if watch.is_some() || cli.record.is_some() => Mode::Watch(Watch {
+                interval: watch,
+                count: cli.count,
+                record: cli.record,
+                record_max,
+            }),
+            None => Mode::Scan,
+            Some(Command::Capture { output }) => Mode::Capture { output },
+            Some(Command::Analyze { file }) => Mode::Analyze { file },
+            Some(Command::Report { files }) => Mode::Report { files },
+            Some(Command::Completions { shell }) => Mode::Completions { shell },
+            Some(Command::Serve {
+                listen,
+                scrape_timeout,
+            }) => Mode::Serve {
+                listen: listen.parse().map_err(|_| {
+                    UsageError(format!(
+                        "--listen {listen}: give ADDR:PORT, such as 127.0.0.1:10130 or [::1]:10130"
+                    ))
+                })?,
+                scrape_timeout: duration("--scrape-timeout", &scrape_timeout)?,
+            },
             Some(Command::Kill {
                 findings,
                 older_than,
                 yes,
             }) => {
                 let mut kinds = Vec::new();
-                for f in findings {
+                for f in &findings {
                     let k = Kind::from_name(f).ok_or_else(|| {
                         UsageError(format!(
                             "unknown finding '{f}': use one of {}",
@@ -255,15 +306,17 @@ impl Config {
                     .as_deref()
                     .map(|d| duration("--older-than", d))
                     .transpose()?;
-                let choice = crate::kill::Choice {
+                // --state and --finding choose among the scan's sockets,
+                // which takes every state (findings and listeners need them).
+                let choice = crate::report::kill::Choice {
                     states: std::mem::take(&mut states),
                     kinds,
                     older_than,
                 };
-                Some((choice, *yes))
+                Mode::Kill { choice, yes }
             }
-            _ => None,
         };
+        let killing = matches!(mode, Mode::Kill { .. });
         Ok(Config {
             scan: ScanOptions {
                 source: match cli.source {
@@ -281,21 +334,15 @@ impl Config {
                 netns: cli.netns,
                 // kill acts where the sockets are asked for, not where a
                 // forwarder leads.
-                follow: !cli.no_follow && kill.is_none(),
+                follow: !cli.no_follow && !killing,
             },
+            mode,
             all_netns: cli.all_netns,
-            command,
-            watch,
-            count: cli.count,
-            record: cli.record,
-            record_max,
             tty,
-            kill,
             metrics: crate::render::prometheus::Options {
                 top_remotes: cli.top_remotes.unwrap_or(20),
                 pid_labels: cli.pid_labels,
             },
-            serve,
             report: report::Options {
                 all_sockets: cli.sockets,
                 sort: cli.sort,
@@ -347,10 +394,13 @@ mod tests {
         assert!(cfg(&["--pressure-warn", "1.5"]).is_err());
         assert!(cfg(&["--critical-count", "0"]).is_err());
         assert_eq!(
-            cfg(&["--watch", "2s", "--count", "3"])
-                .expect("valid")
-                .watch,
-            Some(Duration::from_secs(2))
+            cfg(&["--watch", "2s", "--count", "3"]).expect("valid").mode,
+            Mode::Watch(Watch {
+                interval: Some(Duration::from_secs(2)),
+                count: Some(3),
+                record: None,
+                record_max: None,
+            })
         );
         assert!(cfg(&["--count", "3"]).is_err(), "--count needs --watch");
         assert!(cfg(&["--watch", "1ms"]).is_err());
@@ -364,10 +414,10 @@ mod tests {
         assert_eq!(
             cfg(&["--from", "x.zsc", "--port", "30020"])
                 .expect("valid")
-                .command,
-            Some(Command::Analyze {
+                .mode,
+            Mode::Analyze {
                 file: PathBuf::from("x.zsc")
-            })
+            }
         );
         assert!(cfg(&["--from", "x.zsc", "report", "y.ndjson"]).is_err());
         assert!(cfg(&["--from", "x.zsc", "--watch", "1s"]).is_err());
@@ -406,12 +456,22 @@ mod tests {
     #[test]
     fn serve_and_its_labels() {
         let c = cfg(&["serve", "--port", "30020", "--top-remotes", "5"]).expect("valid");
-        let (addr, timeout) = c.serve.expect("serve");
-        assert_eq!(addr.to_string(), "127.0.0.1:10130");
-        assert_eq!(timeout, Duration::from_secs(5));
+        let Mode::Serve {
+            listen,
+            scrape_timeout,
+        } = c.mode
+        else {
+            panic!("serve: {:?}", c.mode)
+        };
+        assert_eq!(listen.to_string(), "127.0.0.1:10130");
+        assert_eq!(scrape_timeout, Duration::from_secs(5));
         assert_eq!(c.metrics.top_remotes, 5);
         let c = cfg(&["serve", "--listen", "[::1]:9999", "--scrape-timeout", "0"]).expect("v");
-        assert_eq!(c.serve.map(|s| s.0.to_string()), Some("[::1]:9999".into()));
+        assert!(
+            matches!(c.mode, Mode::Serve { listen, .. } if listen.to_string() == "[::1]:9999"),
+            "{:?}",
+            c.mode
+        );
         assert!(cfg(&["serve", "--listen", "localhost"]).is_err());
         assert!(cfg(&["serve", "--json"]).is_err());
         assert!(cfg(&["serve", "--format", "markdown"]).is_err());
@@ -419,7 +479,7 @@ mod tests {
         assert!(cfg(&["--pid-labels"]).is_err());
         assert!(cfg(&["--top-remotes", "3", "--json"]).is_err());
         let c = cfg(&["--format", "prometheus", "--pid-labels"]).expect("valid");
-        assert!(c.metrics.pid_labels && c.serve.is_none());
+        assert!(c.metrics.pid_labels && c.mode == Mode::Scan);
     }
 
     #[test]

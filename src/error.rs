@@ -67,3 +67,36 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a run did not end in a report.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scan itself failed: exit status 3.
+    #[error(transparent)]
+    Scan(#[from] Error),
+    /// Writing the output failed (a closed pipe is not an error).
+    #[error("cannot write the report: {0}")]
+    Output(#[from] io::Error),
+}
+
+/// How a run ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// A finding reached `--fail-on`: exit status 1.
+    pub failed: bool,
+    /// A line for stderr (what `capture` wrote).
+    pub notice: Option<String>,
+}
+
+/// The exit statuses (`--help` and the man page list them in
+/// [`crate::cli::EXIT_STATUS`]).
+pub mod exit {
+    /// Scanned; nothing reached `--fail-on`.
+    pub const OK: u8 = 0;
+    /// A finding reached `--fail-on` (kill --yes: the kernel refused some).
+    pub const FINDINGS: u8 = 1;
+    /// A usage error.
+    pub const USAGE: u8 = 2;
+    /// Could not scan, read or write.
+    pub const FAILED: u8 = 3;
+}

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use crate::classify::{self, Thresholds};
 use crate::collect::{capture, host, netlink, procnet};
 use crate::model::{Family, Filter};
+use crate::render;
+use crate::report::timeline;
 use crate::report::{Options, Report};
-use crate::{render, timeline};
 
 /// A netlink sock_diag datagram, as the kernel sends it.
 pub fn netlink_datagram(data: &[u8]) {

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use zombiescan::cli::Cli;
 use zombiescan::config::Config;
+use zombiescan::error::exit;
 use zombiescan::{Outcome, RunError, run};
 
 fn main() -> ExitCode {
@@ -17,11 +18,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             say(&e);
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
     // Stdout is line-buffered: a report of many lines would cost a write per line.
-    if cfg.watch.is_some() || cfg.serve.is_some() {
+    if cfg.mode.until_stopped() {
         stop_on_signals();
     }
     let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
@@ -30,20 +31,16 @@ fn main() -> ExitCode {
             if let Some(n) = notice {
                 say(&n);
             }
-            if failed {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
+            ExitCode::from(if failed { exit::FINDINGS } else { exit::OK })
         }
         Err(RunError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(RunError::Output(e)) => {
             say(&format!("cannot write the report: {e}"));
-            ExitCode::from(3)
+            ExitCode::from(exit::FAILED)
         }
         Err(RunError::Scan(e)) => {
             say(&e);
-            ExitCode::from(3)
+            ExitCode::from(exit::FAILED)
         }
     }
 }

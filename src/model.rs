@@ -664,6 +664,17 @@ impl Snapshot {
     }
 }
 
+/// What the kernel did with one socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destroyed {
+    Destroyed,
+    /// No such socket any more (ENOENT): it closed since the scan, or its
+    /// cookie no longer matches.
+    AlreadyGone,
+    /// The kernel refused, with the reason in words.
+    Refused(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

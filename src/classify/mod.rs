@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::units::human;
+
 use crate::model::{Snapshot, Socket, Source, TcpState};
 
 pub use advice::Server;
@@ -299,18 +301,6 @@ pub fn unchecked(snap: &Snapshot) -> Option<&'static str> {
 /// Milliseconds as seconds with one decimal, for evidence.
 fn secs(ms: u32) -> Value {
     Value::from((f64::from(ms) / 100.0).round() / 10.0)
-}
-
-/// Milliseconds as text: "42 s", "14 min", "3.2 h".
-pub fn human(ms: u64) -> String {
-    let s = ms / 1000;
-    if s < 120 {
-        format!("{s} s")
-    } else if s < 7200 {
-        format!("{} min", s / 60)
-    } else {
-        format!("{:.1} h", s as f64 / 3600.0)
-    }
 }
 
 fn ratio(n: u64, of: u64) -> f64 {

@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use super::{Thresholds, human, queued, since_peer};
+use super::{Thresholds, queued, since_peer};
 use crate::model::{Snapshot, TcpState};
+use crate::units::human;
 
 #[derive(Default)]
 struct Port {

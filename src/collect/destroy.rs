@@ -14,21 +14,11 @@ use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR};
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DESTROY};
 
 use crate::error::{Error, Result};
+use crate::model::Destroyed;
 use crate::model::{Family, Socket};
 
 /// `INET_DIAG_NOCOOKIE`: match by addresses only.
 const NO_COOKIE: u32 = u32::MAX;
-
-/// What the kernel did with one socket.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Destroyed {
-    Destroyed,
-    /// No such socket any more (ENOENT): it closed since the scan, or its
-    /// cookie no longer matches.
-    AlreadyGone,
-    /// The kernel refused, with the reason in words.
-    Refused(String),
-}
 
 /// `struct nlmsghdr` and `struct inet_diag_req_v2` naming `s` exactly.
 pub fn request(s: &Socket, seq: u32) -> Vec<u8> {

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::KindSet;
 use crate::model::{Family, Snapshot, Socket, StateCounts, TcpInfo};
-use crate::render::rfc3339;
 use crate::report::Report;
+use crate::units::rfc3339;
 
 /// Bumped when a field changes meaning or disappears; adding a field does
 /// not bump it.

@@ -5,11 +5,10 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::human;
-use crate::collect::destroy::Destroyed;
-use crate::kill::{Spared, Target};
-use crate::model::Snapshot;
+use crate::model::{Destroyed, Snapshot};
 use crate::render::sanitize::terminal;
+use crate::report::kill::{Spared, Target};
+use crate::units::human;
 
 pub const KILL_SCHEMA_VERSION: u32 = 1;
 

@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use crate::render::sanitize::terminal;
-use crate::render::{filter_text, pids_text, rfc3339};
+use crate::render::{filter_text, pids_text};
 use crate::report::Report;
+use crate::units::{human, rfc3339};
 
 use crate::render::sanitize::markdown as escape;
 
@@ -235,8 +236,7 @@ fn body(md: &mut String, r: &Report, h: &str) {
                     s.state.name().to_string(),
                     s.local.to_string(),
                     s.remote.to_string(),
-                    l.age_ms
-                        .map_or(String::new(), |a| crate::classify::human(u64::from(a))),
+                    l.age_ms.map_or(String::new(), |a| human(u64::from(a))),
                     s.recv_q.to_string(),
                     s.send_q.to_string(),
                     escape(super::timer_words(&s.timer).as_bytes()),

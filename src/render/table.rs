@@ -6,11 +6,12 @@ use std::io::{self, Write};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 
-use crate::classify::{Severity, human};
+use crate::classify::Severity;
 use crate::model::TcpState;
 use crate::render::sanitize::terminal;
-use crate::render::{filter_text, pids_text, rfc3339};
+use crate::render::{filter_text, pids_text};
 use crate::report::Report;
+use crate::units::{human, rfc3339};
 
 /// States worth an eye: coloured when non-zero.
 fn alarming(s: TcpState) -> bool {

@@ -10,7 +10,7 @@ use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 
 use crate::render::sanitize::markdown as md;
 use crate::render::sanitize::terminal;
-use crate::timeline::{Series, Timeline};
+use crate::report::timeline::{Series, Timeline};
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 

@@ -209,9 +209,9 @@ fn a_socket_gone_since_the_scan_is_already_gone() {
         .clone();
     let path = std::path::PathBuf::from(ns.path());
     let first = collect::netns::run_in(&path, || destroy::destroy(&[&cw])).expect("destroy");
-    assert_eq!(first, vec![destroy::Destroyed::Destroyed]);
+    assert_eq!(first, vec![zombiescan::model::Destroyed::Destroyed]);
     let again = collect::netns::run_in(&path, || destroy::destroy(&[&cw])).expect("destroy");
-    assert_eq!(again, vec![destroy::Destroyed::AlreadyGone]);
+    assert_eq!(again, vec![zombiescan::model::Destroyed::AlreadyGone]);
 }
 
 /// The owner of a destroyed socket learns it at its next write:

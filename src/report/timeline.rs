@@ -11,8 +11,8 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Host, StateCounts, TcpState};
-use crate::render::rfc3339;
 use crate::report::Report;
+use crate::units::rfc3339;
 
 /// How many ports and processes a sample keeps, the largest first.
 const KEEP: usize = 50;

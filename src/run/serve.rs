@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use super::STOP;
 use crate::config::Config;
+use crate::error::{self, Outcome, RunError};
 use crate::render::prometheus;
-use crate::{Outcome, RunError, STOP, collect, error};
+use crate::{collect, pipeline};
 
 /// The last scan the scanner completed.
 struct Done {
@@ -60,7 +62,7 @@ impl Shared {
 const WORKERS: usize = 4;
 
 /// Serves until SIGTERM or SIGINT.
-pub fn serve(cfg: &Config, listen: SocketAddr, timeout: Duration) -> Result<Outcome, RunError> {
+pub fn run(cfg: &Config, listen: SocketAddr, timeout: Duration) -> Result<Outcome, RunError> {
     let server = Server::http(listen).map_err(|e| error::Error::Listen {
         addr: listen.to_string(),
         reason: e.to_string(),
@@ -105,8 +107,8 @@ fn scanner(cfg: &Config, shared: &Shared) {
     let mut memory = collect::procs::Memory::default();
     run_scans(shared, || {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let snaps = crate::scan(cfg, Some(&mut memory))?;
-            let reports: Vec<_> = snaps.iter().map(|snap| crate::report(cfg, snap)).collect();
+            let snaps = pipeline::scan(cfg, Some(&mut memory))?;
+            let reports = pipeline::reports(cfg, &snaps);
             Ok::<_, error::Error>(prometheus::encode(&reports, &cfg.metrics))
         }));
         match result {

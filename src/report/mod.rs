@@ -4,6 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
+pub mod kill;
+pub mod timeline;
+pub mod watch;
+
 use crate::classify::{self, Finding, KindSet};
 use crate::model::{
     Direction, Family, Process, Snapshot, Socket, StateCounts, TcpState, direction,
@@ -44,7 +48,7 @@ pub struct Options {
     /// List every socket in full, not only the flagged ones.
     pub all_sockets: bool,
     /// The order of the listed sockets.
-    pub sort: crate::cli::SortBy,
+    pub sort: SortBy,
 }
 
 /// A socket listed in full, as [`Report::listed`] gives it.
@@ -55,6 +59,17 @@ pub struct Listed<'a> {
     pub socket: &'a Socket,
     pub kinds: KindSet,
     pub age_ms: Option<u32>,
+}
+
+/// The order of the listed sockets (`--sort`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    #[default]
+    Severity,
+    Age,
+    Queue,
+    Pid,
+    Remote,
 }
 
 /// The one input every renderer takes.
@@ -78,9 +93,9 @@ pub struct Report<'a> {
     /// `--sockets`: every socket is listed, not only the flagged ones.
     pub all_sockets: bool,
     /// `--sort`: the order of the listed sockets.
-    pub sort: crate::cli::SortBy,
+    pub sort: SortBy,
     /// `--watch`: what changed since the previous sample and the first.
-    pub watch: Option<crate::watch::View>,
+    pub watch: Option<watch::View>,
 }
 
 impl<'a> Report<'a> {
@@ -139,7 +154,6 @@ impl<'a> Report<'a> {
                 })
             })
             .collect();
-        use crate::cli::SortBy;
         let severity = |a: &Listed, b: &Listed| {
             let ra = rank.get(&a.index).copied();
             let rb = rank.get(&b.index).copied();
@@ -438,7 +452,6 @@ mod tests {
     #[test]
     fn sockets_are_listed_in_the_order_asked() {
         use crate::classify::{Thresholds, classify};
-        use crate::cli::SortBy;
         let aged = |port: u16, age: u32, q: u32| {
             let mut s = silent(
                 sock(
