@@ -15,6 +15,11 @@ pub fn human(ms: u64) -> String {
     }
 }
 
+/// Milliseconds as seconds with one decimal, as evidence gives them.
+pub fn secs(ms: u32) -> f64 {
+    (f64::from(ms) / 100.0).round() / 10.0
+}
+
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-25T03:04:05.123Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -58,19 +58,14 @@ fn fds(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         if queued > 0 {
             ev.insert("in_accept_queue", queued.into());
         }
-        let (explanation, remediation) = advice::fd_process(p, limit, &pct(r), cw, queued);
+        let text = advice::fd_process(p, limit, &pct(r), cw, queued);
         out.push(Finding {
-            kind: Kind::FdExhaustion,
-            severity,
-            count: p.fds_open,
             ports,
             pids: vec![p.pid],
             evidence: ev,
-            explanation,
-            remediation,
             advice_source: advice::pick(Kind::FdExhaustion, Direction::Inbound, server, None)
                 .source(server),
-            sockets: Vec::new(),
+            ..Finding::new(Kind::FdExhaustion, severity, p.fds_open, text)
         });
     }
     let h = &snap.host;
@@ -143,22 +138,16 @@ fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         ev.insert("sockets", n.into());
         ev.insert("time_wait", time_wait.into());
         ev.insert("local_address", local.to_string().into());
-        ev.insert("remote", remote.to_string().into());
         ev.insert("ip_local_port_range", format!("{lo} {hi}").into());
         ev.insert("ratio", round2(r));
-        let (explanation, remediation) =
-            advice::ephemeral(n, time_wait, local, remote, lo, hi, &pct(r));
+        let text = advice::ephemeral(n, time_wait, local, remote, lo, hi, &pct(r));
         out.push(Finding {
-            kind: Kind::EphemeralPortExhaustion,
-            severity,
-            count: n as u32,
             ports: vec![remote.port()],
             pids,
+            remote: Some(remote),
             evidence: ev,
-            explanation,
-            remediation,
-            advice_source: String::new(),
             sockets,
+            ..Finding::new(Kind::EphemeralPortExhaustion, severity, n as u32, text)
         });
     }
 }
@@ -198,19 +187,11 @@ fn host_finding(
     severity: Severity,
     count: u64,
     evidence: BTreeMap<&'static str, Value>,
-    (explanation, remediation): (String, String),
+    text: (String, String),
 ) -> Finding {
     Finding {
-        kind,
-        severity,
-        count: count.min(u64::from(u32::MAX)) as u32,
-        ports: Vec::new(),
-        pids: Vec::new(),
         evidence,
-        explanation,
-        remediation,
-        advice_source: String::new(),
-        sockets: Vec::new(),
+        ..Finding::new(kind, severity, count.min(u64::from(u32::MAX)) as u32, text)
     }
 }
 

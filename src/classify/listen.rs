@@ -133,14 +133,9 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                 wait.as_deref(),
             );
             out.push(Finding {
-                kind: Kind::AcceptQueueFull,
-                severity,
-                count: p.queue as u32,
                 ports: vec![port],
                 pids: pids.clone(),
                 evidence: ev,
-                explanation,
-                remediation,
                 advice_source: advice::pick(
                     Kind::AcceptQueueFull,
                     Direction::Inbound,
@@ -149,6 +144,12 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                 )
                 .source(ctx.server),
                 sockets: p.listeners.clone(),
+                ..Finding::new(
+                    Kind::AcceptQueueFull,
+                    severity,
+                    p.queue as u32,
+                    (explanation, remediation),
+                )
             });
         }
 
@@ -173,16 +174,16 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             let (explanation, remediation) =
                 advice::syn_backlog(&ctx, n, limit, max_syn, syncookies);
             out.push(Finding {
-                kind: Kind::SynBacklog,
-                severity,
-                count: n as u32,
                 ports: vec![port],
                 pids,
                 evidence: ev,
-                explanation,
-                remediation,
-                advice_source: String::new(),
                 sockets: p.syn_recv,
+                ..Finding::new(
+                    Kind::SynBacklog,
+                    severity,
+                    n as u32,
+                    (explanation, remediation),
+                )
             });
         }
     }

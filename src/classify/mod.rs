@@ -20,7 +20,9 @@ use serde_json::Value;
 
 use crate::units::human;
 
-use crate::model::{Snapshot, Socket, Source, TcpState};
+use std::net::SocketAddr;
+
+use crate::model::{Direction, Snapshot, Socket, Source, TcpState};
 
 pub use advice::Server;
 pub use pointers::pointers;
@@ -215,7 +217,17 @@ pub struct Finding {
     pub count: u32,
     pub ports: Vec<u16>,
     pub pids: Vec<u32>,
-    /// The figures that triggered it, under stable snake_case names.
+    /// Inbound (a server's port) or outbound (toward `remote`), for the
+    /// findings about connections; `None` for a process or the host.
+    pub direction: Option<Direction>,
+    /// The remote endpoint of an outbound finding.
+    pub remote: Option<SocketAddr>,
+    /// The oldest concerned socket's age, as its rule tells it (ms).
+    pub oldest_ms: Option<u32>,
+    /// The network namespace's label, when it is not zombiescan's own.
+    pub netns: Option<String>,
+    /// The figures of this kind that triggered it, under stable
+    /// snake_case names (the fields above join them on the wire).
     pub evidence: BTreeMap<&'static str, Value>,
     pub explanation: String,
     pub remediation: String,
@@ -224,6 +236,34 @@ pub struct Finding {
     pub advice_source: String,
     /// Indices into `Snapshot::sockets` of the sockets concerned.
     pub sockets: Vec<u32>,
+}
+
+impl Finding {
+    /// A finding of `kind` with its words; the rest is empty until the
+    /// rule sets it.
+    pub fn new(
+        kind: Kind,
+        severity: Severity,
+        count: u32,
+        (explanation, remediation): (String, String),
+    ) -> Finding {
+        Finding {
+            kind,
+            severity,
+            count,
+            ports: Vec::new(),
+            pids: Vec::new(),
+            direction: None,
+            remote: None,
+            oldest_ms: None,
+            netns: None,
+            evidence: BTreeMap::new(),
+            explanation,
+            remediation,
+            advice_source: String::new(),
+            sockets: Vec::new(),
+        }
+    }
 }
 
 /// Every finding for a snapshot, most severe first.
@@ -237,7 +277,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     if !snap.netns.own {
         let label = snap.netns.label();
         for f in &mut out {
-            f.evidence.insert("netns", label.clone().into());
+            f.netns = Some(label.clone());
         }
     }
     out.sort_by(|a, b| {
@@ -256,7 +296,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds) -> Vec<Finding> {
 fn link(snap: &Snapshot, out: &mut [Finding]) {
     let close_wait: Vec<(u16, Vec<u32>)> = out
         .iter()
-        .filter(|f| f.kind == Kind::CloseWait && f.evidence["direction"] == "inbound")
+        .filter(|f| f.kind == Kind::CloseWait && f.direction == Some(Direction::Inbound))
         .map(|f| (f.ports[0], f.pids.clone()))
         .collect();
     let listening = snap.listening_ports();
@@ -300,7 +340,7 @@ pub fn unchecked(snap: &Snapshot) -> Option<&'static str> {
 
 /// Milliseconds as seconds with one decimal, for evidence.
 fn secs(ms: u32) -> Value {
-    Value::from((f64::from(ms) / 100.0).round() / 10.0)
+    crate::units::secs(ms).into()
 }
 
 fn ratio(n: u64, of: u64) -> f64 {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::advice::{self, Ctx, Holders};
 use super::{
-    Finding, Kind, Severity, Thresholds, human, known, queued, secs, since_peer, syn_sent_at_least,
+    Finding, Kind, Severity, Thresholds, human, known, queued, since_peer, syn_sent_at_least,
 };
 use crate::model::{Direction, Snapshot, Socket, TcpState, TimerKind, direction};
 
@@ -305,11 +305,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         }
         let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
         ev.insert("sockets", count.into());
-        ev.insert("direction", dir.name().into());
         let remote_addr = remote.map(|ip| std::net::SocketAddr::new(ip, port));
-        if let Some(r) = remote_addr {
-            ev.insert("remote", r.to_string().into());
-        }
         if let Some(s) = ctx.server {
             ev.insert("server", s.name().into());
         }
@@ -321,9 +317,6 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         }
         if g.unknown > 0 {
             ev.insert("owner_unknown", g.unknown.into());
-        }
-        if let Some(o) = g.oldest {
-            ev.insert("oldest_s", secs(o));
         }
         let oldest = g.oldest.map(|ms| human(u64::from(ms)));
         let (severity, cap) = match kind {
@@ -396,19 +389,18 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             _ => continue,
         };
         out.push(Finding {
-            kind,
-            severity,
-            count,
             ports: vec![port],
             pids,
+            direction: Some(dir),
+            remote: remote_addr,
+            oldest_ms: g.oldest,
             evidence: ev,
-            explanation: text.0,
-            remediation: text.1,
             advice_source: match kind {
                 Kind::FinWait2 if orphan => String::new(),
                 _ => advice::pick(kind, dir, ctx.server, ctx.peer).source(ctx.server),
             },
             sockets: g.sockets,
+            ..Finding::new(kind, severity, count, text)
         });
     }
 }
@@ -518,7 +510,10 @@ mod tests {
         syn.timer.count = 2;
         let f = all(&snapshot(vec![syn]), &t);
         assert_eq!(f[0].evidence["syn_sent_unanswered"], 1);
-        assert_eq!(f[0].evidence["remote"], "10.0.0.5:5432");
+        assert_eq!(
+            f[0].remote.map(|r| r.to_string()).as_deref(),
+            Some("10.0.0.5:5432")
+        );
         assert!(f[0].remediation.contains("connect timeout"));
     }
 
@@ -627,7 +622,7 @@ mod tests {
         let k: Vec<Kind> = f.iter().map(|f| f.kind).collect();
         assert!(k.contains(&Kind::CloseWait) && k.contains(&Kind::PeerNotReading));
         assert!(!k.contains(&Kind::AppNotReading), "needs tcp_info");
-        assert!(f.iter().all(|f| !f.evidence.contains_key("oldest_s")));
+        assert!(f.iter().all(|f| f.oldest_ms.is_none()));
         assert!(super::super::unchecked(&snap).is_some_and(|u| u.contains("app_not_reading")));
     }
 
@@ -657,7 +652,8 @@ mod tests {
         assert!(f[1].pids.is_empty());
         assert!(f[1].explanation.contains("tcp_fin_timeout = 60 s"));
         assert_eq!(
-            f[1].evidence["oldest_s"], 15.0,
+            f[1].oldest_ms,
+            Some(15_000),
             "the orphan's age, from its timer"
         );
     }
@@ -731,7 +727,7 @@ mod tests {
             .iter()
             .find(|f| f.kind == Kind::HalfOpen)
             .expect("half_open");
-        assert_eq!(h.evidence["oldest_s"], 2.0, "two SYN retries: at least 2 s");
+        assert_eq!(h.oldest_ms, Some(2_000), "two SYN retries: at least 2 s");
         assert!(
             h.explanation.contains("for at least 2 s"),
             "{}",
@@ -762,7 +758,10 @@ mod tests {
         ti.last_data_recv = 12_000;
         let mut snap = snapshot(vec![listener(), cw]);
         snap.host.uptime_ms = Some(3_284_000);
-        assert_eq!(all(&snap, &t)[0].evidence["oldest_s"], 12.0);
+        assert_eq!(
+            all(&snap, &t)[0].oldest_ms.map(crate::units::secs),
+            Some(12.0)
+        );
     }
 
     /// An orphaned FIN_WAIT2 toward a server of this scan names that
@@ -814,10 +813,7 @@ mod tests {
             kinds(&f),
             vec![(Kind::PeerNotReading, Severity::Warning, 1)]
         );
-        assert!(
-            !f[0].evidence.contains_key("oldest_s"),
-            "a retransmission is no stall age"
-        );
+        assert!(f[0].oldest_ms.is_none(), "a retransmission is no stall age");
         // No ACK since long before the last retransmission: gone.
         s.tcp_info.as_mut().expect("ti").last_ack_recv = 40_000;
         assert_eq!(

@@ -407,10 +407,9 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                 count: f.count,
                 ports: f.ports.clone(),
                 pids: f.pids.clone(),
-                evidence: f
-                    .evidence
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.clone()))
+                evidence: super::evidence(f)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
                     .collect(),
                 explanation: f.explanation.clone(),
                 remediation: f.remediation.clone(),

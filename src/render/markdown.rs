@@ -141,8 +141,7 @@ fn body(md: &mut String, r: &Report, h: &str) {
         let _ = writeln!(md, "{head}\n");
         let _ = writeln!(md, "{}\n", escape(f.explanation.as_bytes()));
         let _ = writeln!(md, "**Fix:** {}\n", escape(f.remediation.as_bytes()));
-        let ev: Vec<String> = f
-            .evidence
+        let ev: Vec<String> = super::evidence(f)
             .iter()
             .map(|(k, v)| {
                 format!(

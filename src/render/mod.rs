@@ -9,9 +9,34 @@ pub mod sanitize;
 pub mod table;
 pub mod timeline;
 
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::classify::Finding;
 use crate::model::{Host, Snapshot};
 use crate::units::human;
 use sanitize::terminal;
+
+/// A finding's evidence as every format shows it: its per-kind figures
+/// and, under their stable wire names, its direction, remote endpoint,
+/// oldest age (`oldest_s`) and namespace.
+pub fn evidence(f: &Finding) -> BTreeMap<&'static str, Value> {
+    let mut ev = f.evidence.clone();
+    if let Some(d) = f.direction {
+        ev.insert("direction", d.name().into());
+    }
+    if let Some(r) = f.remote {
+        ev.insert("remote", r.to_string().into());
+    }
+    if let Some(ms) = f.oldest_ms {
+        ev.insert("oldest_s", crate::units::secs(ms).into());
+    }
+    if let Some(ns) = &f.netns {
+        ev.insert("netns", ns.clone().into());
+    }
+    ev
+}
 
 /// Pids as a short list: `1,2,3,4,5,6,+3`.
 pub fn pids_text(pids: &[u32]) -> String {

@@ -370,27 +370,17 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
             }
         }
 
-        // The listening ports are the bounds' own: no second pass over
-        // the sockets.
-        let ephemeral = snap.host.ephemeral_range();
+        // A socket finding is one direction and one port (inbound) or
+        // endpoint (outbound): its oldest socket is its own.
         let mut oldest: BTreeMap<(Kind, Where), u32> = BTreeMap::new();
         for f in &r.findings {
-            for &i in &f.sockets {
-                let Some(s) = snap.sockets.get(i as usize) else {
-                    continue;
-                };
-                let Some(age) = crate::classify::age_of([f.kind], s, &snap.host) else {
-                    continue;
-                };
-                let w = match crate::model::direction(s, &bounds.listening, ephemeral) {
-                    Direction::Inbound => bounds.place(Direction::Inbound, s.local.port(), None),
-                    Direction::Outbound => {
-                        bounds.place(Direction::Outbound, s.remote.port(), Some(s.remote.ip()))
-                    }
-                };
-                let e = oldest.entry((f.kind, w)).or_insert(age);
-                *e = (*e).max(age);
-            }
+            let (Some(dir), Some(age), Some(&port)) = (f.direction, f.oldest_ms, f.ports.first())
+            else {
+                continue;
+            };
+            let w = bounds.place(dir, port, f.remote.map(|r| r.ip()));
+            let e = oldest.entry((f.kind, w)).or_insert(age);
+            *e = (*e).max(age);
         }
         for kind in Kind::ALL {
             let of_kind = r.findings.iter().filter(|f| f.kind == kind);

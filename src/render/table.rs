@@ -421,7 +421,10 @@ fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()>
             "  fix: {}",
             wrap(&terminal(f.remediation.as_bytes()), width, "       ")
         )?;
-        let ev: Vec<String> = f.evidence.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let ev: Vec<String> = super::evidence(f)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         writeln!(
             out,
             "  evidence: {}",
@@ -507,9 +510,11 @@ fn finding_line(r: &Report, f: &crate::classify::Finding, color: bool) -> String
             pids_text(&f.pids)
         ));
     }
-    let oldest = ["oldest_s", "oldest_wait_s"]
-        .iter()
-        .find_map(|k| f.evidence.get(k).and_then(serde_json::Value::as_f64));
+    let waited = f
+        .evidence
+        .get("oldest_wait_s")
+        .and_then(serde_json::Value::as_f64);
+    let oldest = f.oldest_ms.map(crate::units::secs).or(waited);
     if let Some(s) = oldest {
         line.push_str(&format!(" · oldest {}", human((s * 1000.0) as u64)));
     }

@@ -1,6 +1,7 @@
 //! Grouping and totals shared by every renderer: the summary, the per-port
 //! and per-process tables, and the limitations in plain sentences.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
@@ -51,13 +52,18 @@ pub struct Options {
     pub sort: SortBy,
 }
 
-/// A socket listed in full, as [`Report::listed`] gives it.
+/// A socket listed in full, as [`Report::listed`] gives it, with the
+/// facts every renderer shows.
 #[derive(Clone, Copy, Debug)]
 pub struct Listed<'a> {
     /// Its index in the snapshot.
     pub index: usize,
     pub socket: &'a Socket,
+    pub direction: Direction,
+    /// The findings it is part of.
     pub kinds: KindSet,
+    /// The oldest age its findings quote, else the kernel's age of its
+    /// state (ms).
     pub age_ms: Option<u32>,
 }
 
@@ -96,6 +102,9 @@ pub struct Report<'a> {
     pub sort: SortBy,
     /// `--watch`: what changed since the previous sample and the first.
     pub watch: Option<watch::View>,
+    /// The listed sockets, worked out the first time a renderer asks
+    /// (JSON and Prometheus never do).
+    listed: OnceCell<Vec<Listed<'a>>>,
 }
 
 impl<'a> Report<'a> {
@@ -122,11 +131,16 @@ impl<'a> Report<'a> {
     }
 
     /// The sockets listed in full (the flagged ones, or all with
-    /// `--sockets`), worst first: by the most severe finding a socket is
-    /// in, the finding, then the oldest; each with its kinds and the age
-    /// its finding uses (or the kernel's for its state).
-    pub fn listed(&self) -> Vec<Listed<'a>> {
+    /// `--sockets`), in the `--sort` order; by default worst first: by the
+    /// most severe finding a socket is in, the finding, then the oldest.
+    pub fn listed(&self) -> &[Listed<'a>] {
+        self.listed.get_or_init(|| self.list())
+    }
+
+    fn list(&self) -> Vec<Listed<'a>> {
         let snap = self.snapshot;
+        let listening = snap.listening_ports();
+        let ephemeral = snap.host.ephemeral_range();
         let mut rank: HashMap<usize, (classify::Severity, usize)> = HashMap::new();
         for f in &self.findings {
             let k = classify::Kind::ALL
@@ -149,6 +163,7 @@ impl<'a> Report<'a> {
                 (self.all_sockets || !kinds.is_empty()).then(|| Listed {
                     index: i,
                     socket: s,
+                    direction: direction(s, &listening, ephemeral),
                     kinds,
                     age_ms: classify::age_of(kinds.iter(), s, &snap.host),
                 })
@@ -291,6 +306,7 @@ impl<'a> Report<'a> {
             all_sockets: opts.all_sockets,
             sort: opts.sort,
             watch: None,
+            listed: OnceCell::new(),
         }
     }
 }
