@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU64;
 use std::time::{Duration, SystemTime};
 
@@ -399,11 +399,71 @@ pub fn direction(
 /// Whether a process matches `--process NAME`: its comm is NAME, or one of
 /// its command-line words, directory stripped, is NAME.
 pub fn name_matches(name: &str, comm: &[u8], cmdline: &[u8]) -> bool {
-    let name = name.as_bytes();
-    comm == name
-        || cmdline
-            .split(|&b| b == 0 || b == b' ')
-            .any(|w| w.rsplit(|&b| b == b'/').next() == Some(name))
+    comm == name.as_bytes() || Args::new(cmdline).names().any(|w| w == name.as_bytes())
+}
+
+/// A command line's words, read one way for everyone who asks (server
+/// detection, the settings advice quotes, docker-proxy's forwarding, the
+/// daemons' data roots). Split at NUL when the line has one, as
+/// `/proc/PID/cmdline` gives it, so that a path with a space stays one
+/// word; else at spaces, as [`Process::cmdline`] keeps it.
+#[derive(Clone, Debug)]
+pub struct Args<'a>(Vec<&'a [u8]>);
+
+impl<'a> Args<'a> {
+    pub fn new(cmdline: &'a [u8]) -> Args<'a> {
+        let sep = if cmdline.contains(&0) { 0 } else { b' ' };
+        Args(
+            cmdline
+                .split(move |&b| b == sep)
+                .filter(|w| !w.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn words(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Each word with its directory stripped: `/venv/bin/uvicorn` is
+    /// `uvicorn`.
+    pub fn names(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        self.words()
+            .map(|w| w.rsplit(|&b| b == b'/').next().unwrap_or(w))
+    }
+
+    /// Whether a word is exactly `word`.
+    pub fn has(&self, word: &str) -> bool {
+        self.words().any(|w| w == word.as_bytes())
+    }
+
+    /// The value of the first of `flags` the line states: `FLAG V`,
+    /// `FLAG=V`, or for a one-letter flag `-xV` (`-w4`, `-t120`).
+    pub fn value(&self, flags: &[&str]) -> Option<&'a str> {
+        for flag in flags {
+            let short = flag.len() == 2 && flag.starts_with('-') && flag != &"--";
+            for (i, w) in self.0.iter().enumerate() {
+                let Ok(w) = std::str::from_utf8(w) else {
+                    continue;
+                };
+                if w == *flag {
+                    return self.0.get(i + 1).and_then(|v| std::str::from_utf8(v).ok());
+                }
+                let Some(rest) = w.strip_prefix(flag) else {
+                    continue;
+                };
+                let v = match rest.strip_prefix('=') {
+                    Some(v) => Some(v),
+                    None if short => Some(rest),
+                    None => None,
+                };
+                if let Some(v) = v.filter(|v| !v.is_empty()) {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
 }
 
 /// What the scan could not see. Reported, never fatal.
@@ -550,7 +610,7 @@ pub struct Snapshot {
     pub host: Host,
     pub gaps: Gaps,
     /// Where to look instead, when the answer is in another namespace.
-    pub hints: Vec<String>,
+    pub hints: Vec<Hint>,
     /// With a port filter: this namespace's LISTEN, CLOSE_WAIT, FIN_WAIT2
     /// and SYN_SENT sockets on other ports, where the trouble behind the
     /// scanned port may be (an upstream that stopped answering).
@@ -560,6 +620,39 @@ pub struct Snapshot {
     /// NAT sends to a listener in another namespace of the same scan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwarded: Vec<Forwarded>,
+}
+
+/// Where else to look, as the collector found it; `classify` words it.
+/// Untagged on the wire: a capture of an earlier version holds words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Hint {
+    /// A scanned port followed to where it is served: that namespace's
+    /// report comes first.
+    Followed(Forwarded),
+    /// docker-proxy forwards a scanned host port to a container port.
+    Proxied {
+        proxy_pid: u32,
+        host_port: u16,
+        container_ip: Option<IpAddr>,
+        container_port: u16,
+    },
+    /// A server listens on these ports in another namespace; `enter` is
+    /// what `--netns` takes to scan it.
+    ListensIn {
+        ports: Vec<u16>,
+        netns: String,
+        enter: String,
+    },
+    /// Nothing listens on the ports here, nor in any namespace looked
+    /// into; `unentered` could not be looked into.
+    NothingListens {
+        ports: Vec<u16>,
+        unentered: Vec<String>,
+        as_root: bool,
+    },
+    /// A hint in words, from a capture of an earlier version.
+    Text(String),
 }
 
 /// Where a port of this namespace is served: a listener in another
@@ -718,6 +811,23 @@ mod tests {
     fn process_name_match() {
         let cmd = b"/usr/bin/python3\0-m\0uvicorn\0app:app\0";
         assert!(name_matches("uvicorn", b"python3", cmd));
+        let args =
+            Args::new(b"/venv/bin/gunicorn -w4 --backlog=8 -t 120 --bind unix:/run/a b.sock");
+        assert_eq!(args.value(&["--workers", "-w"]), Some("4"));
+        assert_eq!(args.value(&["--backlog"]), Some("8"));
+        assert_eq!(args.value(&["--timeout", "-t"]), Some("120"));
+        assert_eq!(args.value(&["--bind", "-b"]), Some("unix:/run/a"));
+        assert_eq!(args.value(&["--keep-alive"]), None);
+        assert!(args.has("-w4") && !args.has("-w"));
+        assert_eq!(args.names().next(), Some(&b"gunicorn"[..]));
+        // A NUL-separated line keeps a path with a space as one word.
+        let raw = Args::new(b"dockerd\0--data-root\0/srv/my docker\0");
+        assert_eq!(raw.value(&["--data-root"]), Some("/srv/my docker"));
+        assert_eq!(
+            Args::new(b"docker-proxy\0-host-port\x0030020\0-container-port=80\0")
+                .value(&["-container-port"]),
+            Some("80")
+        );
         assert!(name_matches("python3", b"python3", cmd));
         assert!(!name_matches("uvi", b"python3", cmd));
         assert!(name_matches("gunicorn", b"gunicorn", b""));

@@ -147,6 +147,7 @@ fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             remote: Some(remote),
             evidence: ev,
             sockets,
+            advice_source: advice::host(Kind::EphemeralPortExhaustion).source(None),
             ..Finding::new(Kind::EphemeralPortExhaustion, severity, n as u32, text)
         });
     }
@@ -191,6 +192,7 @@ fn host_finding(
 ) -> Finding {
     Finding {
         evidence,
+        advice_source: advice::host(kind).source(None),
         ..Finding::new(kind, severity, count.min(u64::from(u32::MAX)) as u32, text)
     }
 }

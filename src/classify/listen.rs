@@ -178,6 +178,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
                 pids,
                 evidence: ev,
                 sockets: p.syn_recv,
+                advice_source: advice::host(Kind::SynBacklog).source(None),
                 ..Finding::new(
                     Kind::SynBacklog,
                     severity,

@@ -14,18 +14,16 @@ mod pointers;
 mod sockets;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::units::human;
-
-use std::net::SocketAddr;
-
 use crate::model::{Direction, Snapshot, Socket, Source, TcpState};
 
+use crate::units::human;
 pub use advice::Server;
-pub use pointers::pointers;
+pub use pointers::{hint, pointers};
 
 /// A listed socket's age: the oldest its findings among `kinds` quote,
 /// else the kernel's age of its state. What the table, the Markdown and

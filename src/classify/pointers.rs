@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::{Thresholds, queued, since_peer};
-use crate::model::{Snapshot, TcpState};
+use crate::model::{Hint, Snapshot, TcpState};
 use crate::units::human;
 
 #[derive(Default)]
@@ -116,6 +116,80 @@ pub fn pointers(snap: &Snapshot, t: &Thresholds, netns: Option<&str>) -> Vec<Str
         ));
     }
     out
+}
+
+/// A hint of the collector's in words.
+pub fn hint(h: &Hint) -> String {
+    let ports = |p: &[u16], sep: &str| p.iter().map(u16::to_string).collect::<Vec<_>>().join(sep);
+    match h {
+        Hint::Followed(f) => match f.by {
+            Some(pid) => format!(
+                "port {} is forwarded by docker-proxy (pid {pid}) to {}, served in {}: its report comes first",
+                f.port, f.to, f.netns
+            ),
+            None => format!(
+                "nothing listens on port {} here: the one listener on it is {} in {} (its report comes \
+                 first), where NAT rules would send it (Docker without its userland proxy, a Kubernetes \
+                 hostPort or NodePort)",
+                f.port, f.to, f.netns
+            ),
+        },
+        Hint::Proxied {
+            proxy_pid,
+            host_port,
+            container_ip,
+            container_port,
+        } => format!(
+            "port {host_port} is forwarded by docker-proxy (pid {proxy_pid}) to {}:{container_port}",
+            container_ip.map_or("the container".to_string(), |ip| ip.to_string())
+        ),
+        Hint::ListensIn {
+            ports: p,
+            netns,
+            enter,
+        } => format!(
+            "a server listens on port {} in {netns}: zombiescan --netns {enter} --port {}",
+            ports(p, ","),
+            ports(p, " --port ")
+        ),
+        Hint::NothingListens {
+            ports: p,
+            unentered,
+            as_root,
+        } if unentered.is_empty() => format!(
+            "nothing listens on port {} in this network namespace or any other",
+            ports(p, ",")
+        ),
+        Hint::NothingListens {
+            ports: p,
+            unentered,
+            as_root,
+        } => {
+            let root = if *as_root {
+                ""
+            } else {
+                " (run as root to look into them)"
+            };
+            let shown: Vec<&str> = unentered.iter().take(3).map(String::as_str).collect();
+            let more = match unentered.len() {
+                n if n > 3 => format!(" and {} more", n - 3),
+                _ => String::new(),
+            };
+            format!(
+                "nothing listens on port {} in this network namespace; {} other {} could not be \
+                 entered{root}: {}{more}",
+                ports(p, ","),
+                unentered.len(),
+                if unentered.len() == 1 {
+                    "namespace"
+                } else {
+                    "namespaces"
+                },
+                shown.join(", ")
+            )
+        }
+        Hint::Text(t) => t.clone(),
+    }
 }
 
 #[cfg(test)]

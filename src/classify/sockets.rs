@@ -396,7 +396,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             oldest_ms: g.oldest,
             evidence: ev,
             advice_source: match kind {
-                Kind::FinWait2 if orphan => String::new(),
+                Kind::FinWait2 if orphan => advice::host(kind).source(None),
                 _ => advice::pick(kind, dir, ctx.server, ctx.peer).source(ctx.server),
             },
             sockets: g.sockets,

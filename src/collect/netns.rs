@@ -222,24 +222,11 @@ pub struct Roots {
     pub containerd: Vec<PathBuf>,
 }
 
-/// The value of `flag` in a NUL-separated command line: `--flag V` or
-/// `--flag=V`.
+/// The value of one of `flags` on a daemon's command line.
 fn arg_value(cmdline: &[u8], flags: &[&str]) -> Option<String> {
-    let words: Vec<&str> = cmdline
-        .split(|&b| b == 0)
-        .filter_map(|w| std::str::from_utf8(w).ok())
-        .collect();
-    for (i, w) in words.iter().enumerate() {
-        for f in flags {
-            if w == f {
-                return words.get(i + 1).map(|v| v.to_string());
-            }
-            if let Some(v) = w.strip_prefix(f).and_then(|v| v.strip_prefix('=')) {
-                return Some(v.to_string());
-            }
-        }
-    }
-    None
+    crate::model::Args::new(cmdline)
+        .value(flags)
+        .map(str::to_string)
 }
 
 /// `key = "value"` at the top of a TOML file (before any table), as

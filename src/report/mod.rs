@@ -300,7 +300,7 @@ impl<'a> Report<'a> {
             processes,
             unowned,
             limitations,
-            hints: snap.hints.clone(),
+            hints: snap.hints.iter().map(classify::hint).collect(),
             findings,
             flags,
             all_sockets: opts.all_sockets,

@@ -1,0 +1,399 @@
+//! What each finding says and what to do about it, for the server in front
+//! of the reader. Advice that is wrong is worse than none, and what a server
+//! does changes with its releases, so the advice is data: `rows.rs` holds
+//! [`ADVICE`], one row per server and finding (the cause in that server's
+//! terms, the fix naming its settings, and where each claim was checked),
+//! and [`SETTINGS`], the settings the rows cite, with their defaults and
+//! sources. `server.rs` recognises the server a process runs. The
+//! classifier picks the row for the process that holds the sockets, and
+//! this module fills each `{--setting}` with the value its command line
+//! states, or the default.
+//!
+//! The explanations (how many, how old, who) are built in `words.rs` from
+//! the figures; only the server-specific sentences live in the rows.
+
+mod rows;
+mod server;
+mod words;
+
+use std::net::{IpAddr, SocketAddr};
+
+use super::Kind;
+use crate::model::{Args, Direction, Process, Snapshot};
+
+use rows::APP_TIMEOUTS;
+pub use rows::{SETTINGS, Setting, Who, host, pick};
+pub use server::{Server, peer_server};
+pub use words::*;
+
+/// A setting's value as the command line states it: `--name V`,
+/// `--name=V`, or an alias (`-w 4`, `-w4`).
+pub fn stated(cmdline: &[u8], s: &Setting) -> Option<String> {
+    let names: Vec<&str> = std::iter::once(s.name)
+        .chain(s.aliases.iter().copied())
+        .collect();
+    Args::new(cmdline).value(&names).map(str::to_string)
+}
+
+/// Fills a host row's `{name}`s with the finding's figures.
+pub fn figures(text: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = text.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+/// Fills every `{--name}` of `text` with the server's setting: "--backlog 8
+/// (its command line)", "--backlog (default 2048)".
+pub fn fill(text: &str, server: Option<Server>, cmdlines: &[&[u8]]) -> String {
+    let text = text.replace("{APP_TIMEOUTS}", APP_TIMEOUTS);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let name = &rest[open + 1..open + close];
+        let setting = SETTINGS
+            .iter()
+            .find(|s| Some(s.server) == server && s.name == name);
+        out.push_str(&match setting {
+            Some(s) => describe(s, cmdlines),
+            None => name.to_string(),
+        });
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn describe(s: &Setting, cmdlines: &[&[u8]]) -> String {
+    if let Some(v) = cmdlines.iter().find_map(|c| stated(c, s)) {
+        return format!("{} {v} (its command line)", s.name);
+    }
+    // A gunicorn config file may set what the command line does not.
+    let config = cmdlines.iter().any(|c| {
+        let args = Args::new(c);
+        args.has("-c") || args.value(&["--config"]).is_some() || args.has("--config")
+    });
+    match (s.default, config) {
+        (Some(d), false) => format!("{} (default {d})", s.name),
+        (Some(d), true) => format!("{} (its config file, or the default {d})", s.name),
+        (None, false) => format!("{} (not set)", s.name),
+        (None, true) => format!("{} (its config file, or not set)", s.name),
+    }
+}
+
+/// How the sockets of a finding are held.
+#[derive(Clone, Debug, Default)]
+pub struct Holders {
+    /// Pids holding a descriptor of one of the sockets.
+    pub pids: Vec<u32>,
+    /// Sockets still in a listener's accept queue (no descriptor yet).
+    pub queued: u32,
+    /// Owners of the listeners those queued sockets wait on.
+    pub listener_pids: Vec<u32>,
+    /// Sockets with an inode whose holder could not be found.
+    pub unknown: u32,
+    /// Sockets the kernel holds for no process (closed, inode 0).
+    pub orphans: u32,
+}
+
+impl Holders {
+    /// Every pid concerned: holders and the listeners' owners.
+    pub fn all_pids(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .pids
+            .iter()
+            .chain(&self.listener_pids)
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Who and where a finding is about, in words.
+pub struct Ctx<'a> {
+    /// The server the holders (or the listeners' owners) run.
+    pub server: Option<Server>,
+    /// The server at the remote end of outbound sockets, when known.
+    pub peer: Option<Server>,
+    /// "uvicorn (pids 12, 13)", "a process that could not be read".
+    pub who: String,
+    /// The listeners' owners, for queued sockets.
+    pub listener_who: String,
+    /// "port 30020", "10.0.0.5:5432".
+    pub place: String,
+    /// The port the finding is about (local inbound, remote outbound).
+    pub port: u16,
+    /// `--netns ARG ` to repeat in a command, for another namespace.
+    netns_arg: String,
+    pub dir: Direction,
+    /// `--reload` on a uvicorn command line.
+    pub reload: bool,
+    pub holders: Holders,
+    /// For a forwarder's sockets: where it forwards the port, in words
+    /// ("port 30020 to 172.17.0.2:30020 in netns … (docker … web)").
+    pub forwards_to: Option<String>,
+    cmdlines: Vec<&'a [u8]>,
+}
+
+fn list(v: &[u32]) -> String {
+    let mut s: Vec<String> = v.iter().take(5).map(u32::to_string).collect();
+    if v.len() > 5 {
+        s.push(format!("and {} more", v.len() - 5));
+    }
+    s.join(", ")
+}
+
+fn named(snap: &Snapshot, pids: &[u32]) -> Option<String> {
+    let procs: Vec<&Process> = pids.iter().filter_map(|p| snap.processes.get(p)).collect();
+    let first = procs.first()?;
+    let name = String::from_utf8_lossy(&first.comm).into_owned();
+    let name = match procs.iter().find_map(|p| Server::detect(p)) {
+        Some(s) if s.name() != name => format!("{name} ({})", s.name()),
+        _ => name,
+    };
+    Some(match pids.len() {
+        1 => format!("{name} (pid {})", pids[0]),
+        _ => format!("{name} (pids {})", list(pids)),
+    })
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        snap: &'a Snapshot,
+        holders: Holders,
+        dir: Direction,
+        remote: Option<IpAddr>,
+        port: u16,
+    ) -> Ctx<'a> {
+        // The peer of outbound sockets is set by the caller, who knows the
+        // listeners.
+        let all = holders.all_pids();
+        let procs: Vec<&Process> = all.iter().filter_map(|p| snap.processes.get(p)).collect();
+        let server = procs.iter().find_map(|p| Server::detect(p));
+        let reload = procs.iter().any(|p| Args::new(&p.cmdline).has("--reload"));
+        let cmdlines = procs.iter().map(|p| p.cmdline.as_slice()).collect();
+        let mut who: Vec<String> = named(snap, &holders.pids).into_iter().collect();
+        if holders.unknown > 0 {
+            who.push(if snap.gaps.as_root {
+                "a process that could not be read".to_string()
+            } else {
+                "a process zombiescan could not read (run as root to see it)".to_string()
+            });
+        }
+        if holders.orphans > 0 {
+            who.push(
+                "no process (orphaned: closed by their process, held by the kernel)".to_string(),
+            );
+        }
+        let listener_who = named(snap, &holders.listener_pids)
+            .unwrap_or_else(|| "its listener (not part of this scan)".to_string());
+        if who.is_empty() && holders.queued > 0 {
+            who.push(listener_who.clone());
+        }
+        let place = match remote {
+            Some(ip) => SocketAddr::new(ip, port).to_string(),
+            None => format!("port {port}"),
+        };
+        Ctx {
+            server,
+            peer: None,
+            who: who.join(" and "),
+            listener_who,
+            place,
+            port,
+            netns_arg: match (&snap.netns.enter, snap.netns.own) {
+                (Some(e), false) => format!("--netns {e} "),
+                _ => String::new(),
+            },
+            dir,
+            reload,
+            holders,
+            forwards_to: None,
+            cmdlines,
+        }
+    }
+
+    fn conns(&self, n: u32) -> String {
+        let c = if n == 1 { "connection" } else { "connections" };
+        match self.dir {
+            Direction::Inbound => format!("{n} {c} on {}", self.place),
+            Direction::Outbound => format!("{n} {c} to {}", self.place),
+        }
+    }
+
+    /// The row's cause and fix, filled with this server's settings.
+    fn advice(&self, kind: Kind) -> (String, String) {
+        let row = pick(kind, self.dir, self.server, self.peer);
+        (
+            fill(row.cause, self.server, &self.cmdlines),
+            fill(row.fix, self.server, &self.cmdlines),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rows::ADVICE;
+    use super::*;
+    use crate::classify::testing::process;
+
+    #[test]
+    fn servers_by_comm_and_command_line() {
+        let d = |comm, cmd| Server::detect(&process(1, comm, cmd, 1, None));
+        assert_eq!(
+            d("python3", "/usr/bin/python3 -m uvicorn app:app"),
+            Some(Server::Uvicorn)
+        );
+        assert_eq!(
+            d("uvicorn", "/venv/bin/uvicorn app:app --port 30020"),
+            Some(Server::Uvicorn)
+        );
+        assert_eq!(
+            d(
+                "gunicorn",
+                "/venv/bin/gunicorn -k uvicorn.workers.UvicornWorker app:app"
+            ),
+            Some(Server::Gunicorn)
+        );
+        assert_eq!(
+            d("python3", "gunicorn: worker [app:app]"),
+            Some(Server::Gunicorn)
+        );
+        assert_eq!(d("nginx", "nginx: worker process"), Some(Server::Nginx));
+        assert_eq!(d("node", "node server.js"), Some(Server::Node));
+        assert_eq!(d("java", "java -jar app.jar"), Some(Server::Java));
+        assert_eq!(
+            d("docker-proxy", "/usr/bin/docker-proxy -proto tcp"),
+            Some(Server::DockerProxy)
+        );
+        assert_eq!(
+            d("postgres", "postgres: app app 10.0.0.1(5000) idle"),
+            Some(Server::Postgres)
+        );
+        assert_eq!(d("python3", "python3 uvicorn_helper.py"), None);
+    }
+
+    /// Every row: a source, a fix, a real server setting behind every
+    /// placeholder, and at most one row per server, finding and direction.
+    #[test]
+    fn every_row_of_advice_is_complete_and_resolves() {
+        for r in ADVICE {
+            let at = format!("{:?} {:?} {:?}", r.who, r.kind, r.dir);
+            assert!(!r.checked.is_empty(), "{at}: where was it checked?");
+            assert!(!r.fix.is_empty(), "{at}: no fix");
+            // Each cause is a sentence of its own; server names keep their
+            // lower case.
+            assert!(
+                r.cause.is_empty()
+                    || r.cause.starts_with(|c: char| c.is_uppercase())
+                    || ["uvicorn ", "nginx ", "docker-proxy "]
+                        .iter()
+                        .any(|n| r.cause.starts_with(n)),
+                "{at}: {}",
+                r.cause
+            );
+            let server = match r.who {
+                Who::Holder(s) | Who::Peer(s) => Some(s),
+                Who::Any | Who::Host => None,
+            };
+            for text in [r.cause, r.fix] {
+                let filled = if r.who == Who::Host {
+                    // The figures words.rs gives a host row.
+                    let known: Vec<(&str, &str)> = [
+                        "place",
+                        "tcp_fin_timeout",
+                        "tcp_syncookies",
+                        "tcp_max_syn_backlog",
+                        "ip_local_port_range",
+                    ]
+                    .map(|k| (k, "x"))
+                    .to_vec();
+                    figures(text, &known)
+                } else {
+                    fill(text, server, &[])
+                };
+                assert!(
+                    !filled.contains('{') && !filled.contains('}'),
+                    "{at}: a placeholder names no setting of {server:?}: {filled}"
+                );
+            }
+            let same = ADVICE
+                .iter()
+                .filter(|o| o.who == r.who && o.kind == r.kind && o.dir == r.dir)
+                .count();
+            assert_eq!(same, 1, "{at}: one row each");
+        }
+        // Every finding about sockets has generic advice in both directions.
+        for kind in [
+            Kind::CloseWait,
+            Kind::FinWait2,
+            Kind::HalfOpen,
+            Kind::PeerNotReading,
+            Kind::AppNotReading,
+            Kind::IdleNoKeepalive,
+            Kind::AcceptQueueFull,
+            Kind::FdExhaustion,
+        ] {
+            for dir in [Direction::Inbound, Direction::Outbound] {
+                let r = pick(kind, dir, None, None);
+                assert!(r.who == Who::Any && r.kind == kind, "{kind:?} {dir:?}");
+            }
+        }
+        for s in SETTINGS {
+            assert!(s.name.starts_with("--") && !s.checked.is_empty());
+        }
+        // Host-wide findings and orphans have the kernel's row.
+        for kind in [
+            Kind::FinWait2,
+            Kind::SynBacklog,
+            Kind::FdExhaustion,
+            Kind::EphemeralPortExhaustion,
+            Kind::TimeWaitPressure,
+            Kind::OrphanPressure,
+        ] {
+            let r = host(kind);
+            assert!(r.who == Who::Host && r.kind == kind, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn settings_come_from_the_command_line_or_say_their_default() {
+        let g: &[u8] = b"/venv/bin/python3 /venv/bin/gunicorn -w 2 --backlog=8 -t120 app:app";
+        assert_eq!(
+            fill(
+                "{--workers}, {--backlog}, {--timeout}, {--threads}",
+                Some(Server::Gunicorn),
+                &[g]
+            ),
+            "--workers 2 (its command line), --backlog 8 (its command line), \
+             --timeout 120 (its command line), --threads (default 1)"
+        );
+        let c: &[u8] = b"gunicorn -c gunicorn.conf.py app:app";
+        assert_eq!(
+            fill("{--timeout}", Some(Server::Gunicorn), &[c]),
+            "--timeout (its config file, or the default 30 s)"
+        );
+        let u: &[u8] = b"python3 -m uvicorn app:app --limit-concurrency 50";
+        assert_eq!(
+            fill(
+                "{--limit-concurrency} {--backlog}",
+                Some(Server::Uvicorn),
+                &[u]
+            ),
+            "--limit-concurrency 50 (its command line) --backlog (default 2048)"
+        );
+        // A word that only starts like a flag is not that flag.
+        let w: &[u8] = b"gunicorn --workers-tmp-dir /dev/shm app:app";
+        assert_eq!(
+            fill("{--workers}", Some(Server::Gunicorn), &[w]),
+            "--workers (default 1)"
+        );
+    }
+}

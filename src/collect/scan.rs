@@ -1,0 +1,392 @@
+//! A scan: the sockets and host counters of each network namespace asked
+//! for, and their owners from one walk of /proc.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::follow::{elsewhere, follow};
+use super::{
+    PROC, PROC_SOURCE_LIMITS, ScanOptions, SourceChoice, host, netlink, netns, procnet, procs,
+};
+use crate::error::{Error, Result};
+use crate::model::{Family, Filter, Gaps, Hint, Host, InodeMap, Netns, Snapshot, Socket, Source};
+
+fn clock_ticks() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .unwrap_or(100)
+}
+
+/// Reads `/proc/net/tcp` and `tcp6` under `net_dir`.
+pub fn proc_sockets(net_dir: &Path, filter: &Filter, gaps: &mut Gaps) -> Result<Vec<Socket>> {
+    let ticks = clock_ticks();
+    let mut sockets = Vec::new();
+    for (name, family) in [("tcp", Family::Ipv4), ("tcp6", Family::Ipv6)] {
+        let path = net_dir.join(name);
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            // A kernel without IPv6 has no tcp6.
+            Err(e) if family == Family::Ipv6 && e.kind() == std::io::ErrorKind::NotFound => {
+                gaps.notes
+                    .push(format!("{} not found: IPv6 not scanned", path.display()));
+                continue;
+            }
+            Err(e) => return Err(Error::ProcUnavailable { path, source: e }),
+        };
+        let parsed = procnet::parse(&text, family, ticks, filter, &mut sockets)?;
+        if parsed.bad_lines > 0 {
+            gaps.notes.push(format!(
+                "{} lines of {} could not be parsed and were skipped",
+                parsed.bad_lines,
+                path.display()
+            ));
+        }
+    }
+    dedup(&mut sockets);
+    Ok(sockets)
+}
+
+/// `/proc/net/tcp` is read a page at a time while the table changes: a
+/// socket can be listed twice. One row per socket: by inode, or by its
+/// addresses for the inode-less (TIME_WAIT, orphans, unaccepted).
+fn dedup(sockets: &mut Vec<Socket>) {
+    let mut seen = std::collections::HashSet::with_capacity(sockets.len());
+    sockets.retain(|s| {
+        if s.inode != 0 {
+            seen.insert((s.inode, None))
+        } else {
+            seen.insert((0, Some((s.local, s.remote))))
+        }
+    });
+}
+
+fn netlink_sockets(filter: &Filter, gaps: &mut Gaps) -> Result<Vec<Socket>> {
+    let dump = netlink::dump(filter)?;
+    if dump.interrupted {
+        gaps.notes.push(
+            "the socket table changed during the netlink dump: a few sockets may be missing".into(),
+        );
+    }
+    if dump.bad_records > 0 {
+        gaps.notes.push(format!(
+            "{} netlink records could not be decoded and were skipped",
+            dump.bad_records
+        ));
+    }
+    Ok(dump.sockets)
+}
+
+/// What is read inside one network namespace.
+pub(super) struct Inside {
+    source: Source,
+    sockets: Vec<Socket>,
+    neighbours: Vec<Socket>,
+    host: Host,
+    gaps: Gaps,
+}
+
+/// The states [`Snapshot::neighbours`] keeps: few sockets on a busy host
+/// (ESTABLISHED, the bulk, is left out), and the kernel filters them.
+fn neighbour_states() -> u32 {
+    use crate::model::TcpState::{CloseWait, FinWait2, Listen, SynSent};
+    [Listen, CloseWait, FinWait2, SynSent]
+        .iter()
+        .fold(0, |m, s| m | s.mask_bit())
+}
+
+/// Reads the sockets and the per-namespace host context of the calling
+/// thread's network namespace.
+fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
+    // The thread's own view: right inside a namespace entered with setns.
+    let net_dir = Path::new("/proc/thread-self/net");
+    let mut gaps = Gaps::default();
+    let filter = &opts.filter;
+    let (source, sockets) = match opts.source {
+        SourceChoice::Netlink => (Source::Netlink, netlink_sockets(filter, &mut gaps)?),
+        SourceChoice::Proc => (Source::Proc, proc_sockets(net_dir, filter, &mut gaps)?),
+        SourceChoice::Auto => match netlink_sockets(filter, &mut gaps) {
+            Ok(s) => (Source::Netlink, s),
+            Err(e @ Error::NetlinkUnavailable(_)) => {
+                gaps.notes.push(format!(
+                    "netlink unavailable ({e}): read /proc/net/tcp instead"
+                ));
+                (Source::Proc, proc_sockets(net_dir, filter, &mut gaps)?)
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    if source == Source::Proc {
+        gaps.notes.push(PROC_SOURCE_LIMITS.into());
+    }
+    // Behind a scanned port there may be an upstream in trouble: a second,
+    // small dump of the sockets that show it, on every other port.
+    let neighbours = if source == Source::Netlink && !filter.ports.is_empty() {
+        netlink::dump_sockets_where(neighbour_states(), &[], |s| {
+            !filter.ports.contains(&s.local.port()) && !filter.ports.contains(&s.remote.port())
+        })
+        .map(|d| d.sockets)
+        .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let (host, notes) = host::read(net_dir);
+    gaps.notes.extend(notes);
+    Ok(Inside {
+        source,
+        sockets,
+        neighbours,
+        host,
+        gaps,
+    })
+}
+
+/// Collects in the namespace at `path`, or in this thread's own.
+pub(super) fn inside(path: Option<&Path>, opts: &ScanOptions) -> Result<Inside> {
+    match path {
+        None => collect_inside(opts),
+        Some(p) => netns::run_in(p, || collect_inside(opts)),
+    }
+}
+
+pub(super) fn own_netns() -> Option<u64> {
+    netns::inode(Path::new("/proc/self/ns/net"))
+}
+
+/// The label of the namespace with inode `ino`: its name, and the
+/// container of the first process in it that runs in one (`first` is
+/// tried before the others).
+pub(super) fn label(
+    ino: Option<u64>,
+    first: Option<u32>,
+    pids: &[u32],
+    names: &BTreeMap<u64, String>,
+) -> Netns {
+    let own = own_netns();
+    let container = if ino.is_some() && ino == own {
+        None
+    } else {
+        first
+            .into_iter()
+            .chain(pids.iter().copied())
+            .find_map(|p| netns::container_of(Path::new(PROC), p))
+    };
+    let name = ino.and_then(|i| names.get(&i).cloned());
+    let own = ino.is_some() && ino == own;
+    let enter = if own {
+        None
+    } else {
+        name.clone()
+            .or_else(|| first.or(pids.first().copied()).map(|p| p.to_string()))
+    };
+    Netns {
+        inode: ino,
+        name,
+        container,
+        own,
+        enter,
+    }
+}
+
+/// Scans one network namespace: zombiescan's own, or `--netns`; with
+/// `--port` on the host, also the namespaces the port is forwarded to,
+/// which come first. A watch passes its `memory` of the owners (see
+/// [`procs::Memory`]).
+pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
+    let captured_at = SystemTime::now();
+    let names = netns::names();
+    let (path, netns) = match &opts.netns {
+        None => (None, label(own_netns(), None, &[], &names)),
+        Some(arg) => {
+            let path = netns::resolve(arg)?;
+            let ino = netns::inode(&path);
+            let first = arg.parse::<u32>().ok();
+            let pids: Vec<u32> = netns::all(Path::new(PROC))
+                .remove(&ino.unwrap_or(0))
+                .map(|(_, pids)| pids)
+                .unwrap_or_default();
+            (Some(path), label(ino, first, &pids, &names))
+        }
+    };
+    let ins = inside(path.as_deref(), opts)?;
+    let host_scan = opts.netns.is_none() && !opts.filter.ports.is_empty();
+    let followed = if host_scan && opts.follow {
+        follow(opts, &ins.sockets)
+    } else {
+        Vec::new()
+    };
+    let mut forwarded = Vec::new();
+    let mut parts = Vec::new();
+    let mut filters = Vec::new();
+    for f in followed {
+        forwarded.extend(f.forwarded);
+        parts.push((f.netns, f.inside));
+        filters.push(f.filter);
+    }
+    parts.push((netns, ins));
+    let mut snaps = attribute(opts, captured_at, parts, memory);
+    for (snap, filter) in snaps.iter_mut().zip(filters) {
+        snap.filter = filter;
+    }
+    if let Some(snap) = snaps.last_mut() {
+        if !forwarded.is_empty() {
+            snap.hints = forwarded.iter().cloned().map(Hint::Followed).collect();
+            snap.forwarded = forwarded;
+        } else if host_scan {
+            snap.hints = elsewhere(snap, opts);
+        }
+    }
+    Ok(snaps)
+}
+
+/// Scans every network namespace in use on the host (`--all-netns`), with
+/// one walk of /proc for the owners of all.
+pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
+    let captured_at = SystemTime::now();
+    let names = netns::names();
+    let own = own_netns();
+    let mut parts = Vec::new();
+    let mut skipped = Vec::new();
+    for (ino, (path, pids)) in netns::all(Path::new(PROC)) {
+        let here = Some(ino) == own;
+        let got = if here {
+            inside(None, opts)
+        } else {
+            // Any member still in it will do: the first one found may have
+            // exited since.
+            let ways = netns::ways_in(ino, &path, &pids, &names, Path::new(PROC));
+            match netns::open_ns(ino, &ways) {
+                Some((p, fd)) => netns::run_in_file(&p, fd, || collect_inside(opts)),
+                // Every way in is gone: the namespace ended meanwhile.
+                None => continue,
+            }
+        };
+        match got {
+            Ok(ins) => parts.push((label(Some(ino), None, &pids, &names), ins)),
+            Err(e) => skipped.push(e.to_string()),
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::Netns {
+            path: PathBuf::from(PROC),
+            reason: format!("no namespace could be scanned: {}", skipped.join("; ")),
+        });
+    }
+    let mut snaps = attribute(opts, captured_at, parts, memory);
+    if let Some(first) = snaps.first_mut() {
+        first
+            .gaps
+            .notes
+            .extend(skipped.into_iter().map(|e| format!("not scanned: {e}")));
+    }
+    Ok(snaps)
+}
+
+/// Finds the owners of the sockets of every part with one walk of /proc,
+/// then applies the pid and process-name filters.
+fn attribute(
+    opts: &ScanOptions,
+    captured_at: SystemTime,
+    parts: Vec<(Netns, Inside)>,
+    memory: Option<&mut procs::Memory>,
+) -> Vec<Snapshot> {
+    let filter = &opts.filter;
+    let as_root = nix::unistd::geteuid().is_root();
+    let mut snaps: Vec<Snapshot> = parts
+        .into_iter()
+        .map(|(netns, ins)| Snapshot {
+            captured_at,
+            source: ins.source,
+            filter: filter.clone(),
+            sockets: ins.sockets,
+            shared: InodeMap::default(),
+            processes: BTreeMap::new(),
+            owners_walked: opts.owners,
+            netns,
+            host: ins.host,
+            gaps: Gaps {
+                as_root,
+                ..ins.gaps
+            },
+            hints: Vec::new(),
+            neighbours: ins.neighbours,
+            forwarded: Vec::new(),
+        })
+        .collect();
+    if !opts.owners {
+        return snaps;
+    }
+    // One index over all parts: part k's sockets start at starts[k].
+    let mut starts = Vec::with_capacity(snaps.len());
+    let mut wanted: InodeMap<u32> = InodeMap::default();
+    wanted.reserve(snaps.iter().map(|s| s.sockets.len()).sum());
+    let mut next = 0u32;
+    for snap in &snaps {
+        starts.push(next);
+        for (i, s) in snap.sockets.iter().enumerate() {
+            if s.inode != 0 {
+                wanted.insert(s.inode, next + i as u32);
+            }
+        }
+        next += snap.sockets.len() as u32;
+    }
+    let select = procs::Select {
+        pids: &filter.pids,
+        names: &filter.processes,
+    };
+    let walk = procs::walk(Path::new(PROC), &wanted, &select, memory);
+    for (global, pid) in walk.hits {
+        let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
+        let snap = &mut snaps[k];
+        snap.add_owner((global - starts[k]) as usize, pid);
+        if let Some(p) = walk.processes.get(&pid) {
+            snap.processes.entry(pid).or_insert_with(|| p.clone());
+        }
+    }
+    for snap in &mut snaps {
+        snap.gaps.processes_vanished = walk.vanished;
+        snap.gaps.processes_unreadable = walk.unreadable;
+        snap.gaps.processes_out_of_fds = walk.out_of_fds;
+        if !snap.sockets.is_empty() && walk.seen == 0 {
+            snap.gaps
+                .notes
+                .push("no process found under /proc (is /proc mounted?): owners unknown".into());
+        }
+        if !filter.pids.is_empty() || !filter.processes.is_empty() {
+            snap.sockets.retain(|s| s.owner != 0);
+        }
+    }
+    snaps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two pages of /proc/net/tcp read across a change repeat a row: it
+    /// counts once (fixtures/proc/tcp, its rows read twice).
+    #[test]
+    fn a_socket_listed_twice_by_proc_counts_once() {
+        let text = include_bytes!("../../fixtures/proc/tcp");
+        let body: Vec<&[u8]> = text
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut twice = text.to_vec();
+        for line in &body {
+            twice.extend_from_slice(line);
+            twice.push(b'\n');
+        }
+        let mut once = Vec::new();
+        procnet::parse(text, Family::Ipv4, 100, &Filter::default(), &mut once).expect("parse");
+        let mut all = Vec::new();
+        procnet::parse(&twice, Family::Ipv4, 100, &Filter::default(), &mut all).expect("parse");
+        assert_eq!(all.len(), 2 * once.len());
+        dedup(&mut all);
+        assert_eq!(all, once);
+    }
+}
