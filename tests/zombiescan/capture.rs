@@ -5,7 +5,7 @@ use std::process::Command;
 
 use zombiescan::render::json::Document;
 
-use crate::netns::{BIN, Netns, live_or_skip};
+use crate::netns::{BIN, Netns, ok};
 
 fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("zombiescan-{}-{name}", std::process::id()))
@@ -13,9 +13,7 @@ fn temp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn analysing_a_capture_reproduces_the_scan() {
-    if !live_or_skip("analysing_a_capture_reproduces_the_scan") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("cap");
     let server = ns.spawn(&["listen", "--port", "30020", "--workers", "2"]);
     ns.spawn(&[
@@ -31,11 +29,7 @@ fn analysing_a_capture_reproduces_the_scan() {
     let f = file.to_str().expect("path");
     for format in ["json", "table", "markdown"] {
         let scan = ns.exec(&[BIN, "capture", "-o", f, "--stall", "0s", "--format", format]);
-        assert!(
-            scan.status.success(),
-            "{}",
-            String::from_utf8_lossy(&scan.stderr)
-        );
+        ok(&scan);
         assert!(String::from_utf8_lossy(&scan.stderr).contains("captured"));
         // Elsewhere (outside the namespace), as another user, to whom the
         // private file is handed over.
@@ -45,11 +39,7 @@ fn analysing_a_capture_reproduces_the_scan() {
             .args(["--stall", "0s", "--format", format])
             .output()
             .expect("analyze");
-        assert!(
-            analyze.status.success(),
-            "{}",
-            String::from_utf8_lossy(&analyze.stderr)
-        );
+        ok(&analyze);
         // The Markdown report quotes its command line, which differs.
         let text = |o: &std::process::Output| {
             String::from_utf8_lossy(&o.stdout)
@@ -130,11 +120,7 @@ fn bad_capture_files_are_refused_in_one_line() {
         ])
         .output()
         .expect("capture");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let bytes = std::fs::read(&good).expect("read");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
@@ -194,22 +180,14 @@ fn captures_and_recordings_are_private_and_never_follow_a_link() {
         .arg(&cap)
         .output()
         .expect("capture");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert_eq!(mode(&cap), 0o600);
     let out = Command::new(BIN)
         .args(["--watch", "0.1s", "--count", "1", "--record"])
         .arg(&rec)
         .output()
         .expect("record");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert_eq!(mode(&rec), 0o600);
     // A link planted where the file goes: refused, its target untouched.
     let target = temp("victim");
@@ -310,11 +288,7 @@ fn hostile_input_is_refused_within_bounds() {
         .output()
         .expect("run");
     let _ = std::fs::remove_file(&rec);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let md = String::from_utf8_lossy(&out.stdout);
     assert!(md.contains("2 samples"), "{md}");
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use clap::CommandFactory;
 use serde_json::Value;
 
-use crate::netns::{BIN, Netns, live_or_skip};
+use crate::netns::{BIN, Netns, ok, ok_as};
 
 fn run(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -41,7 +41,7 @@ fn usage_errors_exit_2_with_one_line() {
 #[test]
 fn help_has_examples_and_exit_codes() {
     let out = run(&["--help"]);
-    assert!(out.status.success());
+    ok(&out);
     let help = String::from_utf8_lossy(&out.stdout);
     for want in [
         "--port",
@@ -202,22 +202,16 @@ pub fn assert_valid(doc: &[u8]) {
 fn json_of_a_host_scan_matches_the_schema() {
     // Runs as any user: unreadable processes become limitations.
     let out = run(&["--json", "--sockets"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert_valid(&out.stdout);
     let out = run(&["--json", "--sockets", "--source", "proc"]);
-    assert!(out.status.success());
+    ok(&out);
     assert_valid(&out.stdout);
 }
 
 #[test]
 fn json_of_a_busy_namespace_matches_the_schema() {
-    if !live_or_skip("json_of_a_busy_namespace_matches_the_schema") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("schema");
     ns.spawn(&["listen", "--port", "30020"]);
     ns.spawn(&[
@@ -270,9 +264,7 @@ fn a_closed_pipe_is_not_an_error() {
 
 #[test]
 fn an_unusable_source_exits_3_with_one_line() {
-    if !live_or_skip("an_unusable_source_exits_3_with_one_line") {
-        return;
-    }
+    live!();
     // A private mount namespace with an empty /proc, as in a bare container.
     let without_proc = |args: &str| {
         let script = format!("mount -t tmpfs none /proc && exec {BIN} {args}");
@@ -323,7 +315,7 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
             cmd.env("NO_COLOR", v);
         }
         let out = cmd.output().expect("script");
-        assert!(out.status.success());
+        ok(&out);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(on_tty(None).contains("\x1b["), "a terminal gets colour");
@@ -427,9 +419,7 @@ fn completions_for_bash_zsh_and_fish() {
 /// no loader.
 #[test]
 fn the_static_binary_runs_in_an_empty_root() {
-    if !crate::netns::live_or_skip("the_static_binary_runs_in_an_empty_root") {
-        return;
-    }
+    live!();
     let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/x86_64-unknown-linux-gnu/release/zombiescan");
     if !bin.exists() {
@@ -452,11 +442,7 @@ fn the_static_binary_runs_in_an_empty_root() {
         .output()
         .expect("unshare");
     let _ = std::fs::remove_dir_all(&root);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     assert_valid(&out.stdout);
     let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc["source"], "netlink");
@@ -467,9 +453,7 @@ fn the_static_binary_runs_in_an_empty_root() {
 /// leaves nothing behind.
 #[test]
 fn the_debian_package_installs_runs_and_removes() {
-    if !crate::netns::live_or_skip("the_debian_package_installs_runs_and_removes") {
-        return;
-    }
+    live!();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let ready = Command::new("cargo")
         .args(["deb", "--version"])
@@ -506,18 +490,10 @@ fn the_debian_package_installs_runs_and_removes() {
         .arg(&deb)
         .output()
         .expect("cargo deb");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let dpkg = |args: &[&str]| {
         let out = Command::new("dpkg").args(args).output().expect("dpkg");
-        assert!(
-            out.status.success(),
-            "dpkg {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok_as(&out, &format!("dpkg {args:?}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     dpkg(&["-i", deb.to_str().expect("path")]);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::netns::{BIN, live_or_skip, skip};
+use crate::netns::{BIN, live_or_skip, ok, ok_as, skip};
 
 /// A dockerd of the test's own, stopped and cleaned up when dropped.
 struct Dockerd {
@@ -38,11 +38,7 @@ impl Dockerd {
             vec!["link", "set", &bridge, "up"],
         ] {
             let out = Command::new("ip").args(&args).output().expect("ip");
-            assert!(
-                out.status.success(),
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            ok_as(&out, &format!("ip {args:?}"));
         }
         let host = format!("unix://{}/docker.sock", dir.display());
         let log = std::fs::File::create(dir.join("dockerd.log")).expect("log");
@@ -87,11 +83,7 @@ impl Dockerd {
 
     fn ok(&self, args: &[&str]) -> String {
         let out = self.docker(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok_as(&out, &format!("docker {args:?}"));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
@@ -184,11 +176,7 @@ fn uvicorn_in_docker_scanned_from_the_host() {
         .expect("docker import");
     let tarred = tar.wait().expect("tar");
     assert!(tarred.success(), "tar of {}", root.display());
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+    ok(&import);
     let name = format!("zs-web-{}", std::process::id());
     // The container serves 30020; the host port is any free one of the
     // loopback, so that nothing else on the machine is in the way.
@@ -257,11 +245,7 @@ fn uvicorn_in_docker_scanned_from_the_host() {
         .args([&url, "--count", "40", "--timeout", "2"])
         .output()
         .expect("clients");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let cw_in_container = ss_in(&pid)
         .lines()
         .filter(|l| l.starts_with("CLOSE-WAIT"))
@@ -274,11 +258,7 @@ fn uvicorn_in_docker_scanned_from_the_host() {
             .args(["--port", &port_arg, "--stall", "1s", "--json"])
             .output()
             .expect("zombiescan");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         doc = serde_json::from_slice(&out.stdout).expect("json");
         doc["namespaces"][0]["findings"]
             .as_array()

@@ -5,20 +5,10 @@ use std::time::Duration;
 
 use zombiescan::render::json::{Document, Finding};
 
-use crate::netns::{Netns, live_or_skip, ss_counts};
+use crate::netns::{Netns, ok, ss_counts};
 
 pub(crate) fn of_kind<'a>(doc: &'a Document, kind: &str) -> Vec<&'a Finding> {
     doc.findings.iter().filter(|f| f.kind == kind).collect()
-}
-
-/// Scans until `ready` holds, at most 20 s.
-fn scan_until(
-    ns: &Netns,
-    args: &[&str],
-    what: &str,
-    ready: impl Fn(&Document) -> bool,
-) -> Document {
-    ns.scan_until(args, what, Duration::from_secs(20), ready)
 }
 
 fn one<'a>(doc: &'a Document, kind: &str, port: u16) -> &'a Finding {
@@ -39,14 +29,12 @@ fn flagged(doc: &Document, kind: &str) -> usize {
 
 #[test]
 fn close_wait_when_the_server_never_closes() {
-    if !live_or_skip("close_wait_when_the_server_never_closes") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("cw");
     let server = ns.close_wait_leak(4, 0);
     // The four reach CLOSE_WAIT, then the 1 s stall, one by one: a scan
     // between two of them flags fewer. Wait until every one is old enough.
-    let doc = scan_until(&ns, &["--stall", "1s"], "4 close_wait", |d| {
+    let doc = ns.scan_until(&["--stall", "1s"], "4 close_wait", |d| {
         of_kind(d, "close_wait")
             .first()
             .is_some_and(|f| f.count == 4)
@@ -77,9 +65,7 @@ fn close_wait_when_the_server_never_closes() {
 
 #[test]
 fn half_open_when_the_clients_link_goes_down_with_data_in_flight() {
-    if !live_or_skip("half_open_when_the_clients_link_goes_down_with_data_in_flight") {
-        return;
-    }
+    live!();
     let mut server_ns = Netns::new("hos");
     let mut client_ns = Netns::new("hoc");
     server_ns.veth_to(&client_ns, "10.231.1.1", "10.231.1.2");
@@ -105,8 +91,8 @@ fn half_open_when_the_clients_link_goes_down_with_data_in_flight() {
     server_ns.wait_accepted(2);
     std::thread::sleep(Duration::from_millis(300));
     let out = client_ns.exec(&["ip", "link", "set", "zsb0", "down"]);
-    assert!(out.status.success());
-    let doc = scan_until(&server_ns, &["--port", "30020"], "half_open", |d| {
+    ok(&out);
+    let doc = server_ns.scan_until(&["--port", "30020"], "half_open", |d| {
         of_kind(d, "half_open").iter().any(|f| f.count == 2)
     });
     let f = one(&doc, "half_open", 30020);
@@ -162,9 +148,7 @@ fn half_open_when_the_clients_link_goes_down_with_data_in_flight() {
 
 #[test]
 fn peer_not_reading_when_the_client_never_reads() {
-    if !live_or_skip("peer_not_reading_when_the_client_never_reads") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("pnr");
     let server = ns.spawn(&["listen", "--port", "30020", "--on-accept", "write"])[0];
     ns.spawn(&[
@@ -173,23 +157,18 @@ fn peer_not_reading_when_the_client_never_reads() {
     ns.wait_accepted(3);
     // Wait until the probe timer has backed off (the peer answers each
     // probe with a zero window): that is no sign of a dead peer.
-    let doc = scan_until(
-        &ns,
-        &["--stall", "1s", "--sockets"],
-        "peer_not_reading",
-        |d| {
-            of_kind(d, "peer_not_reading").iter().any(|f| f.count == 3)
-                && d.sockets
-                    .iter()
-                    .filter(|s| s.timer.kind == "persist")
-                    .all(|s| {
-                        s.tcp_info
-                            .as_ref()
-                            .and_then(|t| t.backoff)
-                            .is_some_and(|b| b >= 3)
-                    })
-        },
-    );
+    let doc = ns.scan_until(&["--stall", "1s", "--sockets"], "peer_not_reading", |d| {
+        of_kind(d, "peer_not_reading").iter().any(|f| f.count == 3)
+            && d.sockets
+                .iter()
+                .filter(|s| s.timer.kind == "persist")
+                .all(|s| {
+                    s.tcp_info
+                        .as_ref()
+                        .and_then(|t| t.backoff)
+                        .is_some_and(|b| b >= 3)
+                })
+    });
     let f = one(&doc, "peer_not_reading", 30020);
     assert_eq!(f.pids, vec![server]);
     assert!(f.evidence["send_q"].as_u64().is_some_and(|n| n > 1_000_000));
@@ -207,16 +186,14 @@ fn peer_not_reading_when_the_client_never_reads() {
 
 #[test]
 fn app_not_reading_when_the_server_stops_reading() {
-    if !live_or_skip("app_not_reading_when_the_server_stops_reading") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("anr");
     let server = ns.spawn(&["listen", "--port", "30020"])[0];
     ns.spawn(&[
         "connect", "--port", "30020", "--count", "2", "--send", "1500",
     ]);
     ns.wait_accepted(2);
-    let doc = scan_until(&ns, &["--stall", "1s"], "app_not_reading", |d| {
+    let doc = ns.scan_until(&["--stall", "1s"], "app_not_reading", |d| {
         !of_kind(d, "app_not_reading").is_empty()
     });
     let f = one(&doc, "app_not_reading", 30020);
@@ -227,9 +204,7 @@ fn app_not_reading_when_the_server_stops_reading() {
 
 #[test]
 fn accept_queue_full_when_the_listener_never_accepts() {
-    if !live_or_skip("accept_queue_full_when_the_listener_never_accepts") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("aq");
     let server = ns.spawn(&["listen", "--port", "30020", "--backlog", "4", "--no-accept"])[0];
     ns.spawn(&[
@@ -240,7 +215,7 @@ fn accept_queue_full_when_the_listener_never_accepts() {
         "20",
         "--nonblocking",
     ]);
-    let doc = scan_until(&ns, &["--port", "30020"], "accept_queue_full", |d| {
+    let doc = ns.scan_until(&["--port", "30020"], "accept_queue_full", |d| {
         of_kind(d, "accept_queue_full")
             .iter()
             .any(|f| f.severity == "critical")
@@ -261,9 +236,7 @@ fn accept_queue_full_when_the_listener_never_accepts() {
 
 #[test]
 fn fd_exhaustion_when_the_limit_is_just_above_the_open_fds() {
-    if !live_or_skip("fd_exhaustion_when_the_limit_is_just_above_the_open_fds") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("fd");
     let server = ns.spawn(&["listen", "--port", "30020", "--nofile-headroom", "1"])[0];
     let doc = ns.zombiescan_json(&[]);
@@ -289,9 +262,7 @@ fn fd_exhaustion_when_the_limit_is_just_above_the_open_fds() {
 
 #[test]
 fn idle_no_keepalive_only_without_keepalive() {
-    if !live_or_skip("idle_no_keepalive_only_without_keepalive") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("idle");
     ns.spawn(&["listen", "--port", "30020"]);
     ns.spawn(&["listen", "--port", "30021", "--keepalive"]);
@@ -315,14 +286,12 @@ fn idle_no_keepalive_only_without_keepalive() {
 
 #[test]
 fn fin_wait2_when_the_server_closes_first_and_the_client_never_does() {
-    if !live_or_skip("fin_wait2_when_the_server_closes_first_and_the_client_never_does") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("fw2");
     let server = ns.spawn(&["listen", "--port", "30020", "--on-accept", "shutdown"])[0];
     let client = ns.spawn(&["connect", "--port", "30020", "--count", "3"])[0];
     ns.wait_accepted(3);
-    let doc = scan_until(&ns, &["--stall", "1s"], "fin_wait2", |d| {
+    let doc = ns.scan_until(&["--stall", "1s"], "fin_wait2", |d| {
         !of_kind(d, "fin_wait2").is_empty()
     });
     let f = one(&doc, "fin_wait2", 30020);
@@ -343,9 +312,7 @@ fn fin_wait2_when_the_server_closes_first_and_the_client_never_does() {
 
 #[test]
 fn healthy_traffic_raises_no_warning() {
-    if !live_or_skip("healthy_traffic_raises_no_warning") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("ok");
     ns.spawn(&["listen", "--port", "30020", "--on-accept", "echo"]);
     ns.spawn(&["connect", "--port", "30020", "--count", "5", "--chat"]);
@@ -386,9 +353,7 @@ fn healthy_traffic_raises_no_warning() {
 
 #[test]
 fn ephemeral_ports_and_time_wait_near_their_limits() {
-    if !live_or_skip("ephemeral_ports_and_time_wait_near_their_limits") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("eph");
     // A namespace with a 10-port local range and room for 4 TIME_WAIT.
     for (k, v) in [
@@ -396,11 +361,7 @@ fn ephemeral_ports_and_time_wait_near_their_limits() {
         ("net.ipv4.tcp_max_tw_buckets", "4"),
     ] {
         let out = ns.exec(&["sysctl", "-qw", &format!("{k}={v}")]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
     }
     ns.spawn(&["listen", "--port", "30020"]);
     ns.spawn(&["listen", "--port", "30021", "--on-accept", "close"]);
@@ -420,7 +381,7 @@ fn ephemeral_ports_and_time_wait_near_their_limits() {
     ns.wait_ss("3 TIME_WAIT", |out| {
         ss_counts(out).get("TIME_WAIT").copied().unwrap_or(0) >= 3
     });
-    let doc = scan_until(&ns, &[], "time_wait_pressure", |d| {
+    let doc = ns.scan_until(&[], "time_wait_pressure", |d| {
         !of_kind(d, "time_wait_pressure").is_empty()
     });
     let f = one(&doc, "ephemeral_port_exhaustion", 30020);
@@ -442,7 +403,7 @@ fn ephemeral_ports_and_time_wait_near_their_limits() {
 
 /// Scans (with `args`) until a finding of `kind` counts `n` sockets.
 pub fn wait_for_finding(ns: &Netns, args: &[&str], kind: &str, n: u32) {
-    scan_until(ns, args, &format!("{n} {kind}"), |d| {
+    ns.scan_until(args, &format!("{n} {kind}"), |d| {
         of_kind(d, kind).iter().any(|f| f.count == n)
     });
 }

@@ -372,7 +372,16 @@ fn table_and_markdown_renderings_of_the_captured_namespace() {
             width: Some(width),
         };
         table::write(&report, look, &mut out).expect("table");
-        golden(&format!("report-{width}.txt"), &out);
+        if width == 200 {
+            // Wide enough for the natural width: the same report.
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&txt),
+                "at 200 columns"
+            );
+        } else {
+            golden(&format!("report-{width}.txt"), &out);
+        }
         let text = String::from_utf8(out).expect("utf-8");
         for l in text.lines() {
             assert!(l.chars().count() <= width, "{width}: {l}");

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use zombiescan::render::sanitize::is_unsafe;
 
-use crate::netns::{BIN, Netns, live_or_skip};
+use crate::netns::{BIN, Netns, ok};
 
 /// What an attacker puts in a process name or an argument: a colour, a
 /// title change ended by BEL, a carriage return, a line feed, a C1 CSI, a
@@ -42,9 +42,7 @@ fn clean(what: &str, text: &str, sep: Option<char>) {
 
 #[test]
 fn hostile_names_and_files_in_every_format() {
-    if !live_or_skip("hostile_names_and_files_in_every_format") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("evil");
     // A process whose name is hostile: python3 under a hostile link name,
     // with a hostile argument (sockets.py ignores what it does not know).
@@ -79,11 +77,7 @@ fn hostile_names_and_files_in_every_format() {
     // The same from a capture, analysed as another user.
     let cap = temp("evil.zsc");
     let out = ns.exec(&[BIN, "capture", "-o", cap.to_str().expect("path")]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     for (format, sep) in [
         ("table", Some('│')),
         ("markdown", Some('|')),
@@ -96,11 +90,7 @@ fn hostile_names_and_files_in_every_format() {
             .args(["--format", format])
             .output()
             .expect("analyze");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         clean(
             &format!("analyze {format}"),
             &String::from_utf8_lossy(&out.stdout),
@@ -134,11 +124,7 @@ fn hostile_files_on_stdout_and_stderr() {
             .args(["--format", format])
             .output()
             .expect("report");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         clean(
             &format!("report {format}"),
             &String::from_utf8_lossy(&out.stdout),

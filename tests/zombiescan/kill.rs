@@ -5,7 +5,7 @@ use std::process::Command;
 
 use zombiescan::render::kill::KillDoc;
 
-use crate::netns::{BIN, Netns, live_or_skip, ss_counts};
+use crate::netns::{BIN, Netns, ok, ss_counts};
 
 fn kill(ns: &Netns, args: &[&str]) -> (KillDoc, std::process::Output) {
     let out = ns.exec(&[&[BIN, "kill", "--json"][..], args].concat());
@@ -22,9 +22,7 @@ fn sorted_ss(ns: &Netns) -> Vec<String> {
 
 #[test]
 fn kill_closes_the_zombies_and_nothing_else() {
-    if !live_or_skip("kill_closes_the_zombies_and_nothing_else") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("kill");
     let server = ns.close_wait_leak(3, 2);
     ns.wait_states(&[("FIN_WAIT2", 3)]);
@@ -42,7 +40,7 @@ fn kill_closes_the_zombies_and_nothing_else() {
         "0s",
     ];
     let (plan, out) = kill(&ns, &args);
-    assert!(out.status.success());
+    ok(&out);
     assert!(plan.dry_run);
     assert_eq!(plan.summary.chosen, 3);
     assert!(
@@ -137,9 +135,7 @@ fn kill_closes_the_zombies_and_nothing_else() {
 
 #[test]
 fn kill_spares_the_young_and_reaches_another_namespace() {
-    if !live_or_skip("kill_spares_the_young_and_reaches_another_namespace") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("killold");
     ns.close_wait_leak(2, 0);
     // The first two are old enough once a scan with --stall 3s flags them.
@@ -162,11 +158,7 @@ fn kill_spares_the_young_and_reaches_another_namespace() {
         .args(["--stall", "0s", "--older-than", "3s", "--yes", "--json"])
         .output()
         .expect("kill");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let doc: KillDoc = serde_json::from_slice(&out.stdout).expect("json");
     assert!(doc.summary.destroyed >= 2, "{doc:?}");
     assert!(
@@ -188,9 +180,7 @@ fn kill_spares_the_young_and_reaches_another_namespace() {
 #[test]
 fn a_socket_gone_since_the_scan_is_already_gone() {
     use zombiescan::collect::{self, ScanOptions, SourceChoice, destroy};
-    if !live_or_skip("a_socket_gone_since_the_scan_is_already_gone") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("killgone");
     ns.close_wait_leak(1, 0);
     let opts = ScanOptions {
@@ -218,9 +208,7 @@ fn a_socket_gone_since_the_scan_is_already_gone() {
 /// ECONNABORTED, where writing to a socket its peer merely closed succeeds.
 #[test]
 fn the_owner_next_write_fails_with_econnaborted() {
-    if !live_or_skip("the_owner_next_write_fails_with_econnaborted") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("killrecv");
     let trigger = std::env::temp_dir().join(format!("zombiescan-recv-{}", std::process::id()));
     let log = std::env::temp_dir().join(format!("zombiescan-recv-{}.log", std::process::id()));
@@ -259,11 +247,7 @@ fn the_owner_next_write_fails_with_econnaborted() {
         "CLOSE_WAIT",
         "--yes",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     ns.wait_states(&[("CLOSE_WAIT", 1)]);
     std::fs::write(&trigger, b"go").expect("trigger");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -8,7 +8,7 @@ use zombiescan::collect::netlink::{Dumper, parse_datagram};
 use zombiescan::model::{Family, Socket};
 use zombiescan::render::json::{ByState, Document};
 
-use crate::netns::{Netns, live_or_skip, ss_counts};
+use crate::netns::{Netns, live_or_skip, ok, ss_counts};
 
 /// Non-zero counts by kernel state name.
 pub fn nonzero(b: &ByState) -> BTreeMap<String, u32> {
@@ -61,9 +61,7 @@ fn check_owners_against_ss(ns: &Netns, doc: &Document) {
 
 #[test]
 fn counts_and_owners_match_what_was_built_and_ss() {
-    if !live_or_skip("counts_and_owners_match_what_was_built_and_ss") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("core");
     // Two forked workers share one listener; 5 connections held open; 3
     // closed by the client, which the server never closes.
@@ -207,9 +205,7 @@ fn raw_dump(ports: &'static [u16]) -> Vec<Socket> {
 
 #[test]
 fn kernel_bytecode_returns_only_the_asked_port() {
-    if !live_or_skip("kernel_bytecode_returns_only_the_asked_port") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("bc");
     ns.spawn(&["listen", "--port", "30020"]);
     ns.spawn(&["listen", "--port", "30021"]);
@@ -288,7 +284,7 @@ fn capture_fixtures() {
     ]);
     // A peer whose answers are blackholed: the SYN is retransmitted.
     let out = peer.exec(&["ip", "route", "add", "blackhole", "10.231.0.1/32"]);
-    assert!(out.status.success());
+    ok(&out);
     ns.spawn(&[
         "connect",
         "--host",
@@ -325,20 +321,14 @@ fn capture_fixtures() {
 
 #[test]
 fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
-    if !live_or_skip("as_another_user_every_socket_is_listed_and_the_unattributed_counted") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("nobody");
     ns.spawn(&["listen", "--port", "30020"]);
     ns.spawn(&["connect", "--port", "30020", "--count", "4"]);
     ns.wait_accepted(4);
     ns.wait_ss("9 sockets", |out| out.lines().count() == 9);
     let out = ns.exec(&[&crate::netns::AS_NOBODY[..], &[crate::netns::BIN, "--json"]].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc.summary.total, 9, "every socket listed without root");
     assert!(
@@ -360,11 +350,7 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
     ns.wait_states(&[("CLOSE_WAIT", 2)]);
     let nobody = |args: &[&str]| {
         let out = ns.exec(&[&crate::netns::AS_NOBODY[..], &[crate::netns::BIN], args].concat());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         out.stdout
     };
     let doc: Document =
@@ -402,9 +388,7 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
 
 #[test]
 fn prometheus_exposition_of_a_live_namespace() {
-    if !live_or_skip("prometheus_exposition_of_a_live_namespace") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("prom");
     let server = ns.close_wait_leak(3, 2);
     let out = ns.zombiescan(&[
@@ -483,7 +467,7 @@ fn prometheus_exposition_of_a_live_namespace() {
         .args(["--all-netns", "--format", "prometheus"])
         .output()
         .expect("run");
-    assert!(all.status.success());
+    ok(&all);
     let all = crate::fixtures::assert_exposition(&String::from_utf8(all.stdout).expect("utf-8"));
     let states_of = |ns: &str| {
         all.keys()

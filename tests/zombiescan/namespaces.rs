@@ -8,7 +8,7 @@ use std::process::Command;
 use zombiescan::render::json::{AllNamespaces, Document};
 
 use crate::live::nonzero;
-use crate::netns::{BIN, FakeContainer, Netns, live_or_skip};
+use crate::netns::{BIN, FakeContainer, Netns, ok, ok_as};
 
 const ID: &str = "5a1e7c0ffee05a1e7c0ffee05a1e7c0ffee05a1e7c0ffee05a1e7c0ffee0ab12";
 
@@ -44,22 +44,14 @@ fn scan(args: &[&str]) -> std::process::Output {
 
 fn json(args: &[&str]) -> Document {
     let out = scan(&[args, &["--json"]].concat());
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_as(&out, &format!("{args:?}"));
     serde_json::from_slice(&out.stdout).expect("json")
 }
 
 /// The document of a followed port: valid, and in two parts, the
 /// backend's namespace and the one the port was asked in.
 fn followed(out: &std::process::Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(out);
     crate::cli::assert_valid(&out.stdout);
     let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let parts = all["namespaces"]
@@ -71,9 +63,7 @@ fn followed(out: &std::process::Output) -> serde_json::Value {
 
 #[test]
 fn scan_another_namespace_by_name_path_and_pid() {
-    if !live_or_skip("scan_another_namespace_by_name_path_and_pid") {
-        return;
-    }
+    live!();
     let (a, b, a_server, b_server) = two_namespaces(8000, 9000);
     let want_a = counts(&[
         ("ESTABLISHED", 8),
@@ -171,9 +161,7 @@ fn scan_another_namespace_by_name_path_and_pid() {
 
 #[test]
 fn all_netns_labels_each_namespace_and_counts_each_socket_once() {
-    if !live_or_skip("all_netns_labels_each_namespace_and_counts_each_socket_once") {
-        return;
-    }
+    live!();
     let (a, b, a_server, b_server) = two_namespaces(8100, 9100);
     let container = FakeContainer::new(ID);
     match &container {
@@ -181,11 +169,7 @@ fn all_netns_labels_each_namespace_and_counts_each_socket_once() {
         None => eprintln!("!!! no writable cgroup hierarchy: the container label is not checked"),
     }
     let out = scan(&["--all-netns", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     crate::cli::assert_valid(&out.stdout);
     let all: AllNamespaces = serde_json::from_slice(&out.stdout).expect("json");
     let of = |name: &str| -> Vec<&Document> {
@@ -237,9 +221,7 @@ fn all_netns_labels_each_namespace_and_counts_each_socket_once() {
 
 #[test]
 fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
-    if !live_or_skip("a_host_port_scan_points_to_the_namespace_that_holds_the_server") {
-        return;
-    }
+    live!();
     let mut host = Netns::new("nsh");
     let mut backend = Netns::new("nsc");
     // A process named docker-proxy forwarding host port 30020 to 8000.
@@ -265,11 +247,7 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
     let server = backend.spawn(&["listen", "--host", "10.231.9.2", "--port", "38123"])[0];
     // --no-follow: where it is served, and the command that scans it.
     let out = host.exec(&[BIN, "--port", "30020", "--no-follow", "--json"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
     let hints = doc.hints.join("\n");
     assert!(
@@ -307,9 +285,7 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
 
 #[test]
 fn a_client_port_gets_no_hint() {
-    if !live_or_skip("a_client_port_gets_no_hint") {
-        return;
-    }
+    live!();
     // Outbound connections to a port nothing here listens on (a database's,
     // in life): the report is about them, not about a missing server.
     let mut client = Netns::new("nscl");
@@ -334,9 +310,7 @@ fn a_client_port_gets_no_hint() {
 
 #[test]
 fn a_port_nothing_here_listens_on_is_followed_where_one_namespace_serves_it() {
-    if !live_or_skip("a_port_nothing_here_listens_on_is_followed_where_one_namespace_serves_it") {
-        return;
-    }
+    live!();
     // NAT rules leave no socket where the port is published: the scan finds
     // nothing on it, and one namespace (this test's own, on a port no other
     // test uses) listens on it.

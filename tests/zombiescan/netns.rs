@@ -80,6 +80,23 @@ pub fn skip(test: &str, why: &str) {
     eprintln!("\n!!! SKIPPED {test}: {why}.\n");
 }
 
+/// `out` of a command that must have succeeded; else the test fails with
+/// its stderr.
+pub fn ok(out: &Output) -> &Output {
+    ok_as(out, "the command")
+}
+
+/// [`ok`], naming what ran.
+pub fn ok_as<'a>(out: &'a Output, what: &str) -> &'a Output {
+    assert!(
+        out.status.success(),
+        "{what} exited {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn ip(args: &[&str]) -> Output {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(
@@ -126,11 +143,7 @@ impl Netns {
         // TIME_WAIT (seen in 2-4% of runs with tcpdump): tests that count
         // TIME_WAIT would wait for one the kernel has already dropped.
         let out = ns.exec(&["sysctl", "-qw", "net.ipv4.tcp_rfc1337=1"]);
-        assert!(
-            out.status.success(),
-            "sysctl tcp_rfc1337: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok_as(&out, "sysctl tcp_rfc1337");
         ns
     }
 
@@ -311,12 +324,7 @@ impl Netns {
     /// Runs zombiescan inside the namespace; panics unless it exits 0.
     pub fn zombiescan(&self, args: &[&str]) -> Output {
         let out = self.exec(&[&[BIN], args].concat());
-        assert!(
-            out.status.success(),
-            "zombiescan {args:?} exited {:?}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok_as(&out, &format!("zombiescan {args:?}"));
         out
     }
 
@@ -326,15 +334,15 @@ impl Netns {
     }
 
     /// Scans with `args` until `ready` holds (timers need time to fire),
-    /// failing with the findings seen once `within` has passed.
+    /// failing with the findings seen after 30 s, a bound for a loaded
+    /// machine.
     pub fn scan_until(
         &self,
         args: &[&str],
         what: &str,
-        within: std::time::Duration,
         ready: impl Fn(&zombiescan::render::json::Document) -> bool,
     ) -> zombiescan::render::json::Document {
-        let deadline = std::time::Instant::now() + within;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let doc = self.zombiescan_json(args);
             if ready(&doc) {
@@ -351,7 +359,7 @@ impl Netns {
 
     pub fn ss(&self, args: &[&str]) -> String {
         let out = self.exec(&[&["ss"], args].concat());
-        assert!(out.status.success());
+        ok(&out);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use crate::fixtures::assert_exposition;
-use crate::netns::{BIN, Netns, live_or_skip, ss_counts};
+use crate::netns::{BIN, Netns, live_or_skip, ok, ss_counts};
 
 /// A running `zombiescan serve`, killed when dropped.
 struct Exporter {
@@ -140,9 +140,7 @@ fn value(text: &str, name: &str, labels: &[&str]) -> f64 {
 
 #[test]
 fn the_exporter_serves_a_live_namespace() {
-    if !live_or_skip("the_exporter_serves_a_live_namespace") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("serve");
     ns.close_wait_leak(3, 2);
     let exporter = Exporter::start(&["--netns", ns.name(), "--port", "30020", "--stall", "0s"]);
@@ -282,9 +280,7 @@ fn a_taken_port_is_one_line_and_exit_3() {
 /// `zombiescan_scrape_error 1` and a log line; the exporter serves on.
 #[test]
 fn a_failed_scan_is_a_scrape_error_and_the_exporter_serves_on() {
-    if !live_or_skip("a_failed_scan_is_a_scrape_error_and_the_exporter_serves_on") {
-        return;
-    }
+    live!();
     let ns = Netns::new("gone");
     let exporter = Exporter::start(&["--netns", ns.name()]);
     let text = exporter.scrape_until("a scan", |t| t.contains("zombiescan_sockets{"));
@@ -294,7 +290,7 @@ fn a_failed_scan_is_a_scrape_error_and_the_exporter_serves_on() {
         .args(["netns", "del", ns.name()])
         .output()
         .expect("ip");
-    assert!(out.status.success());
+    ok(&out);
     let text = exporter.scrape_until("the error", |t| {
         value(t, "zombiescan_scrape_error", &[]) == 1.0
     });
@@ -508,7 +504,7 @@ fn the_rules_and_dashboard_name_only_series_zombiescan_writes() {
         .args(["--format", "prometheus"])
         .output()
         .expect("run");
-    assert!(host.status.success());
+    ok(&host);
     let host = String::from_utf8(host.stdout).expect("utf-8");
     let ours = zombiescan::render::prometheus::encode_scrape(&Default::default());
     let written: std::collections::BTreeSet<String> = [golden, host, ours]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::netns::{BIN, Netns, live_or_skip};
+use crate::netns::{BIN, Netns, ok};
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("zombiescan-{}-{name}", std::process::id()))
@@ -15,9 +15,7 @@ fn temp(name: &str) -> PathBuf {
 
 #[test]
 fn a_watch_shows_close_wait_growing_and_how_old_it_is() {
-    if !live_or_skip("a_watch_shows_close_wait_growing_and_how_old_it_is") {
-        return;
-    }
+    live!();
     let started = std::time::Instant::now();
     let mut ns = Netns::new("watch");
     ns.spawn(&["listen", "--port", "30020"]);
@@ -32,11 +30,7 @@ fn a_watch_shows_close_wait_growing_and_how_old_it_is() {
     let out = ns.exec(&[
         BIN, "--watch", "1s", "--count", "3", "--port", "30020", "--stall", "1s", "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let docs: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
         .into_iter::<Value>()
         .collect::<Result<_, _>>()
@@ -101,9 +95,7 @@ fn report(files: &[&Path], format: &str) -> std::process::Output {
 
 #[test]
 fn a_recorder_killed_mid_run_leaves_a_readable_recording() {
-    if !live_or_skip("a_recorder_killed_mid_run_leaves_a_readable_recording") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("rec");
     ns.spawn(&["listen", "--port", "30020"]);
     ns.spawn(&[
@@ -135,11 +127,7 @@ fn a_recorder_killed_mid_run_leaves_a_readable_recording() {
         lines.lines().count()
     );
     let out = report(&[&file], "table");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         text.contains("CLOSE_WAIT") && text.contains("samples"),
@@ -150,16 +138,14 @@ fn a_recorder_killed_mid_run_leaves_a_readable_recording() {
     torn.extend_from_slice(&lines.as_bytes()[..lines.len().min(80)]);
     std::fs::write(&file, torn).expect("write");
     let out = report(&[&file], "markdown");
-    assert!(out.status.success());
+    ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 lines could not be read"));
     let _ = std::fs::remove_file(&file);
 }
 
 #[test]
 fn the_recording_rotates_at_its_size_limit() {
-    if !live_or_skip("the_recording_rotates_at_its_size_limit") {
-        return;
-    }
+    live!();
     let ns = Netns::new("rot");
     let file = temp("rot.ndjson");
     let old = temp("rot.ndjson.1");
@@ -176,11 +162,7 @@ fn the_recording_rotates_at_its_size_limit() {
         "--record-max",
         "600",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let (a, b) = (
         std::fs::read_to_string(&old).expect("FILE.1"),
         std::fs::read_to_string(&file).expect("FILE"),
@@ -188,7 +170,7 @@ fn the_recording_rotates_at_its_size_limit() {
     assert!(b.len() <= 600 && !a.is_empty());
     assert!(a.lines().count() + b.lines().count() <= 6);
     let out = report(&[&old, &file], "table");
-    assert!(out.status.success());
+    ok(&out);
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(&old);
 }
@@ -197,11 +179,7 @@ fn the_recording_rotates_at_its_size_limit() {
 fn the_timeline_of_a_recorded_incident() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/recording/closewait.ndjson");
     let out = report(&[&file], "markdown");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let md = String::from_utf8_lossy(&out.stdout).into_owned();
     // Markdown escapes the underscores.
     let row = md
@@ -236,11 +214,7 @@ fn the_timeline_of_a_recorded_incident() {
         c.arg("report").arg(&file).arg("--json");
         c.output().expect("report --json")
     }] {
-        assert!(
-            json.status.success(),
-            "{}",
-            String::from_utf8_lossy(&json.stderr)
-        );
+        ok(&json);
         crate::cli::assert_valid_timeline(&json.stdout);
         let doc: zombiescan::render::timeline::TimelineDoc =
             serde_json::from_slice(&json.stdout).expect("reads back");
@@ -282,9 +256,7 @@ fn owners(snap: &zombiescan::model::Snapshot) -> std::collections::BTreeMap<u64,
 #[test]
 fn the_owners_a_watch_remembers_follow_the_processes() {
     use zombiescan::collect::{self, ScanOptions, SourceChoice, procs::Memory};
-    if !live_or_skip("the_owners_a_watch_remembers_follow_the_processes") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("memory");
     let server = ns.spawn(&["listen", "--port", "30020"])[0];
     let c1 = ns.spawn(&["connect", "--port", "30020", "--count", "3"])[0];
@@ -358,9 +330,7 @@ fn hex_rgb(color: &str) -> [u8; 3] {
 
 #[test]
 fn the_timeline_page_renders_in_a_browser() {
-    if !live_or_skip("the_timeline_page_renders_in_a_browser") {
-        return;
-    }
+    live!();
     if Command::new("chromium").arg("--version").output().is_err() {
         crate::netns::skip(
             "the_timeline_page_renders_in_a_browser",
@@ -386,11 +356,7 @@ fn the_timeline_page_renders_in_a_browser() {
         ]
         .concat();
         let out = ns.exec(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         out.stdout
     };
     // What the browser made of the page: the chart and a line per state.
@@ -440,11 +406,7 @@ fn pages_on_a_shrinking_terminal(ns: &Netns) -> [Vec<String>; 2] {
          NO_COLOR=1 exec {BIN} --watch 2s --count 2 --port 30020"
     );
     let out = ns.exec(&["script", "-qec", &cmd, "/dev/null"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     // Each page: home, lines each cleared to their end, the rest of the
     // screen cleared; no line feed after the last line (it would scroll).
@@ -475,9 +437,7 @@ fn pages_on_a_shrinking_terminal(ns: &Netns) -> [Vec<String>; 2] {
 
 #[test]
 fn a_watch_on_a_terminal_shows_what_fits() {
-    if !live_or_skip("a_watch_on_a_terminal_shows_what_fits") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("screen");
     ns.spawn(&["listen", "--port", "30020"]);
     ns.spawn(&[
@@ -501,9 +461,7 @@ fn a_watch_on_a_terminal_shows_what_fits() {
 
 #[test]
 fn a_watch_of_every_namespace_follows_each_on_its_own() {
-    if !live_or_skip("a_watch_of_every_namespace_follows_each_on_its_own") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("allwatch");
     ns.spawn(&["listen", "--port", "30020"]);
     ns.spawn(&[
@@ -518,11 +476,7 @@ fn a_watch_of_every_namespace_follows_each_on_its_own() {
         .args(["--all-netns", "--watch", "0.3s", "--count", "2", "--json"])
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let rounds: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
         .into_iter::<Value>()
         .collect::<Result<_, _>>()
@@ -562,11 +516,7 @@ fn a_watch_of_every_namespace_follows_each_on_its_own() {
         .arg(&file)
         .output()
         .expect("record");
-    assert!(
-        rec.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rec.stderr)
-    );
+    ok(&rec);
     // A line per namespace and round: two for this test's namespace (the
     // others come and go with the tests running beside this one).
     let lines = std::fs::read_to_string(&file).expect("recording");
@@ -645,9 +595,7 @@ fn a_night_of_churning_pids_is_reported_in_bounded_memory() {
 /// is laid out as if not a terminal, not one letter per column.
 #[test]
 fn a_scan_fits_an_80_column_terminal_and_a_0x0_one_is_not_narrow() {
-    if !live_or_skip("a_scan_fits_an_80_column_terminal_and_a_0x0_one_is_not_narrow") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("cols");
     let server = ns.spawn(&["listen", "--port", "30020", "--workers", "2"]);
     ns.spawn(&[
@@ -658,11 +606,7 @@ fn a_scan_fits_an_80_column_terminal_and_a_0x0_one_is_not_narrow() {
     let run = |stty: &str| {
         let cmd = format!("stty {stty}; NO_COLOR=1 exec {BIN} --port 30020 --stall 0s --sockets");
         let out = ns.exec(&["script", "-qec", &cmd, "/dev/null"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(&out);
         String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n")
     };
     let eighty = run("rows 24 cols 80");
@@ -698,9 +642,7 @@ fn a_scan_fits_an_80_column_terminal_and_a_0x0_one_is_not_narrow() {
 /// its owner and age) is on the first page.
 #[test]
 fn a_watch_page_at_80x24_shows_every_finding() {
-    if !live_or_skip("a_watch_page_at_80x24_shows_every_finding") {
-        return;
-    }
+    live!();
     let mut ns = Netns::new("page");
     let server = ns.spawn(&["listen", "--port", "30020"])[0];
     ns.spawn(&[
@@ -712,11 +654,7 @@ fn a_watch_page_at_80x24_shows_every_finding() {
         "stty rows 24 cols 80; NO_COLOR=1 exec {BIN} --watch 1s --count 1 --port 30020 --stall 0s"
     );
     let out = ns.exec(&["script", "-qec", &cmd, "/dev/null"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let page = text.split("\x1b[H").nth(1).expect("a page");
     let lines: Vec<String> = page

@@ -1,0 +1,176 @@
+//! A PostgreSQL server of the test's own and a pool of connections to it.
+
+use super::*;
+
+/// Debian's PostgreSQL server binaries, as `.ci/run` installs them.
+fn pg_bin() -> Option<PathBuf> {
+    let dir = std::fs::read_dir("/usr/lib/postgresql").ok()?;
+    let mut v: Vec<PathBuf> = dir
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("postgres").exists())
+        .collect();
+    v.sort();
+    v.pop()
+}
+
+/// A PostgreSQL server of the test's own: a fresh cluster in a temporary
+/// directory, run as the postgres user inside `ns`, listening on `addr`.
+struct Postgres {
+    dir: PathBuf,
+}
+
+impl Postgres {
+    fn start(ns: &mut Netns, bin: &Path, addr: &str) -> Postgres {
+        let dir =
+            std::env::temp_dir().join(format!("zombiescan-pg-{}-{}", std::process::id(), ns.name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("pg dir");
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .output()
+            .expect("chown");
+        ok(&chown);
+        let data = dir.join("data");
+        let initdb = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["--auth=trust", "-U", "postgres", "-D"])
+            .arg(&data)
+            .output()
+            .expect("initdb");
+        ok(&initdb);
+        let hba = data.join("pg_hba.conf");
+        let mut conf = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+        conf.push_str("host all all 10.231.0.0/16 trust\n");
+        std::fs::write(&hba, conf).expect("pg_hba.conf");
+        let postgres = bin.join("postgres").display().to_string();
+        let data_s = data.display().to_string();
+        let dir_s = dir.display().to_string();
+        let listen = format!("listen_addresses={addr}");
+        ns.start(
+            &[
+                "runuser", "-u", "postgres", "--", &postgres, "-D", &data_s, "-k", &dir_s, "-c",
+                &listen, "-p", "5432",
+            ],
+            &[],
+            &log("postgres"),
+        );
+        ns.wait_ss("postgres listening", |o| {
+            o.lines()
+                .any(|l| l.starts_with("LISTEN") && l.contains(":5432"))
+        });
+        Postgres { dir }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An application's pool of PostgreSQL connections, idle with TCP
+/// keepalive off, then the database's link cut while queries are sent:
+/// idle_no_keepalive and half_open, each with libpq's own settings.
+#[test]
+fn a_postgresql_pool_idle_without_keepalive_then_cut_off() {
+    let Some(venv) = venv("a_postgresql_pool_idle_without_keepalive_then_cut_off") else {
+        return;
+    };
+    let Some(bin) = pg_bin() else {
+        crate::netns::skip(
+            "a_postgresql_pool_idle_without_keepalive_then_cut_off",
+            "needs Debian's postgresql (bash .ci/run installs it)",
+        );
+        return;
+    };
+    let mut db = Netns::new("pgdb");
+    let mut app = Netns::new("pgapp");
+    db.veth_to(&app, "10.231.5.1", "10.231.5.2");
+    let _pg = Postgres::start(&mut db, &bin, "10.231.5.1");
+    let trigger = std::env::temp_dir().join(format!("zombiescan-pg-go-{}", std::process::id()));
+    let _ = std::fs::remove_file(&trigger);
+    let py = venv.join("bin/python").display().to_string();
+    let client = format!("{}/pg_client.py", support());
+    let trig = trigger.display().to_string();
+    let pid = app.start(
+        &[
+            &py,
+            &client,
+            "host=10.231.5.1 port=5432 user=postgres dbname=postgres keepalives=0",
+            "--count",
+            "4",
+            "--query-when",
+            &trig,
+        ],
+        &[],
+        &log("pgclient"),
+    );
+    app.wait_ss("4 connections to PostgreSQL", |o| {
+        o.lines()
+            .filter(|l| l.starts_with("ESTAB") && l.contains("10.231.5.1:5432"))
+            .count()
+            == 4
+    });
+    let doc = app.scan_until(&["--idle", "1s"], "idle_no_keepalive", |d| {
+        of_kind(d, "idle_no_keepalive")
+            .first()
+            .is_some_and(|f| f.count == 4)
+    });
+    let f = of_kind(&doc, "idle_no_keepalive")[0];
+    said(
+        "psycopg pool idle, keepalives=0",
+        "4 ESTAB to :5432, no timer",
+        f,
+    );
+    assert_eq!(f.pids, vec![pid]);
+    assert_eq!(f.evidence["direction"], "outbound");
+    assert_eq!(f.evidence["remote"], "10.231.5.1:5432");
+    assert_eq!(f.evidence["peer_server"], "postgres");
+    assert!(
+        f.remediation.contains("keepalives_idle"),
+        "{}",
+        f.remediation
+    );
+    assert!(
+        f.remediation.contains("tcp_user_timeout"),
+        "{}",
+        f.remediation
+    );
+    assert!(
+        f.remediation.contains("With SQLAlchemy, pool_recycle"),
+        "{}",
+        f.remediation
+    );
+    // The database's link goes down; then every connection sends a query.
+    let down = db.exec(&["ip", "link", "set", "zsa0", "down"]);
+    ok(&down);
+    std::fs::write(&trigger, b"go").expect("trigger");
+    let doc = app.scan_until(&[], "half_open", |d| {
+        of_kind(d, "half_open")
+            .first()
+            .is_some_and(|f| f.count == 4)
+    });
+    let _ = std::fs::remove_file(&trigger);
+    let h = of_kind(&doc, "half_open")[0];
+    said(
+        "psycopg pool, database link cut",
+        "4 ESTAB retransmitting",
+        h,
+    );
+    assert_eq!(h.pids, vec![pid]);
+    assert_eq!(h.evidence["retransmitting"], 4);
+    assert!(
+        h.explanation.contains("The database stopped acknowledging"),
+        "{}",
+        h.explanation
+    );
+    assert!(
+        h.remediation.contains("tcp_user_timeout"),
+        "{}",
+        h.remediation
+    );
+    assert!(h.remediation.contains("tcp_retries2"), "{}", h.remediation);
+}
