@@ -37,5 +37,8 @@ pub mod report;
 pub mod run;
 pub mod units;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::{Outcome, RunError};
 pub use run::{STOP, run};

@@ -226,9 +226,9 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{process, snapshot, sock};
     use super::super::{Kind, Severity, Thresholds, classify};
     use crate::model::TcpState;
+    use crate::testing::{process, snapshot, sock};
 
     #[test]
     fn fd_ratios_at_their_edges() {

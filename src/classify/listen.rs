@@ -192,9 +192,9 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{snapshot, sock};
     use super::super::{Kind, Severity, Thresholds, classify};
     use crate::model::{Source, TcpState};
+    use crate::testing::{snapshot, sock};
 
     fn queue(q: u32, backlog: u32) -> Option<Severity> {
         let mut l = sock(TcpState::Listen, "0.0.0.0:30020", "0.0.0.0:0", 1);
@@ -291,7 +291,7 @@ mod tests {
         let mut snap = snapshot(vec![l, child(4000, 500), child(4001, 52_000)]);
         snap.processes.insert(
             100,
-            crate::classify::testing::process(
+            crate::testing::process(
                 100,
                 "python3",
                 "/venv/bin/python3 /venv/bin/gunicorn -w 2 --backlog 2048 app:app",

@@ -195,9 +195,9 @@ pub fn hint(h: &Hint) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::Thresholds;
-    use super::super::testing::{silent, snapshot, sock, timer};
     use super::*;
     use crate::model::{TcpState, TimerKind};
+    use crate::testing::{silent, snapshot, sock, timer};
 
     /// nginx on 30020 in front of a blocked upstream on 8000: the scan of
     /// 30020 points at 8000.

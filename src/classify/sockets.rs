@@ -407,9 +407,9 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{silent, snapshot, sock, timer};
     use super::super::{Finding, Kind, Severity, Thresholds, classify as all};
     use crate::model::{Source, TcpState, TimerKind};
+    use crate::testing::{silent, snapshot, sock, timer};
 
     fn kinds(f: &[Finding]) -> Vec<(Kind, Severity, u32)> {
         f.iter().map(|f| (f.kind, f.severity, f.count)).collect()
@@ -836,7 +836,7 @@ mod tests {
         let mut snap = snapshot(vec![l, cw, syn]);
         snap.processes.insert(
             100,
-            crate::classify::testing::process(
+            crate::testing::process(
                 100,
                 "docker-proxy",
                 "/usr/bin/docker-proxy -proto tcp -host-ip 127.0.0.1 -host-port 30020 -container-ip 172.17.0.2 -container-port 30020",

@@ -110,7 +110,7 @@ mod tests {
     use crate::model::TcpState;
 
     fn sock(local: &str, remote: &str, cookie: u64) -> Socket {
-        let mut s = crate::classify::testing::sock(TcpState::CloseWait, local, remote, 7);
+        let mut s = crate::testing::sock(TcpState::CloseWait, local, remote, 7);
         s.cookie = std::num::NonZeroU64::new(cookie);
         s.tcp_info = None;
         s

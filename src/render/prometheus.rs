@@ -518,8 +518,8 @@ pub fn series_count(text: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::testing::{process, snapshot, sock};
     use crate::model::Container;
+    use crate::testing::{process, snapshot, sock};
 
     #[test]
     fn label_values_are_escaped() {

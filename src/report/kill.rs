@@ -84,9 +84,9 @@ pub fn choose<'a>(r: &Report<'a>, c: &Choice) -> (Vec<Target<'a>>, Spared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::testing::{silent, snapshot, sock};
     use crate::classify::{Thresholds, classify};
     use crate::report::{Options, Report};
+    use crate::testing::{silent, snapshot, sock};
 
     #[test]
     fn never_a_listener_unless_asked_and_never_younger_than_asked() {

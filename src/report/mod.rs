@@ -403,7 +403,7 @@ fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::testing::{silent, snapshot, sock};
+    use crate::testing::{silent, snapshot, sock};
 
     fn notes(snap: &Snapshot) -> Vec<String> {
         Report::new(snap, Vec::new(), &Options::default()).limitations

@@ -123,7 +123,7 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::testing::{silent, snapshot, sock};
+    use crate::testing::{silent, snapshot, sock};
     use std::time::Duration;
 
     /// A CLOSE_WAIT the kernel says is 52 s old is 52 s old on the first

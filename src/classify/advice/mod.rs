@@ -242,7 +242,7 @@ impl<'a> Ctx<'a> {
 mod tests {
     use super::rows::ADVICE;
     use super::*;
-    use crate::classify::testing::process;
+    use crate::testing::process;
 
     #[test]
     fn servers_by_comm_and_command_line() {

@@ -1,0 +1,356 @@
+//! The terminal report: an `ss -s`-style summary, then the per-port and
+//! per-process tables. Colour only when asked (a terminal without NO_COLOR).
+
+mod fit;
+mod page;
+
+use page::write_watch;
+pub use page::{fit_screen, write_page};
+
+use std::io::{self, Write};
+
+use fit::{col, fit, push_row, wrap};
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
+
+use crate::classify::Severity;
+use crate::model::TcpState;
+use crate::render::sanitize::terminal;
+use crate::render::{filter_text, pids_text};
+use crate::report::Report;
+use crate::units::{human, rfc3339};
+
+/// States worth an eye: coloured when non-zero.
+fn alarming(s: TcpState) -> bool {
+    matches!(
+        s,
+        TcpState::CloseWait
+            | TcpState::SynSent
+            | TcpState::FinWait2
+            | TcpState::LastAck
+            | TcpState::Closing
+    )
+}
+
+/// How the terminal output looks: colour, and the width it must fit
+/// (`None`: not a terminal, and no COLUMNS: tables at their natural width).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Look {
+    pub color: bool,
+    pub width: Option<usize>,
+}
+
+impl Look {
+    /// The width prose is wrapped at: the screen's, at most 100.
+    fn text_width(self) -> usize {
+        self.width.map_or(100, |w| w.clamp(40, 100))
+    }
+}
+
+fn new_table(color: bool) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if color {
+        t.enforce_styling();
+    } else {
+        t.force_no_tty();
+    }
+    t
+}
+
+fn header(t: &mut Table, names: impl IntoIterator<Item = String>) {
+    t.set_header(
+        names
+            .into_iter()
+            .map(|n| Cell::new(n).add_attribute(Attribute::Bold)),
+    );
+}
+
+fn num(n: impl ToString) -> Cell {
+    Cell::new(n.to_string()).set_alignment(CellAlignment::Right)
+}
+
+fn state_cell(s: TcpState, n: u32, color: bool) -> Cell {
+    let c = num(if n == 0 { String::new() } else { n.to_string() });
+    if color && n > 0 && alarming(s) {
+        c.fg(Color::Yellow)
+    } else {
+        c
+    }
+}
+
+/// A line of prose: wrapped to the screen when there is one.
+fn say(out: &mut dyn Write, look: Look, text: &str) -> io::Result<()> {
+    match look.width {
+        Some(w) => writeln!(out, "{}", wrap(text, w, "  ")),
+        None => writeln!(out, "{text}"),
+    }
+}
+
+fn write_summary(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let color = look.color;
+    let snap = r.snapshot;
+    let h = &snap.host;
+    let title = format!(
+        "zombiescan · {} · kernel {} · source {} · {}",
+        terminal(h.hostname.as_bytes()),
+        terminal(h.kernel.as_bytes()),
+        snap.source.name(),
+        rfc3339(snap.captured_at)
+    );
+    let title = match look.width {
+        Some(w) => wrap(&title, w, "  "),
+        None => title,
+    };
+    if color {
+        writeln!(out, "\x1b[1m{title}\x1b[0m")?;
+    } else {
+        writeln!(out, "{title}")?;
+    }
+    // Run under `ip netns exec NAME`, the namespace is zombiescan's own
+    // but has a name: said, as --netns would.
+    if !snap.netns.own || snap.netns.name.is_some() {
+        say(out, look, &terminal(snap.netns.label().as_bytes()))?;
+    }
+    if let Some(f) = filter_text(snap) {
+        say(out, look, &format!("filter: {}", terminal(f.as_bytes())))?;
+    }
+    let s = &r.summary;
+    let by_state: Vec<String> = s
+        .by_state
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(st, n)| format!("{} {n}", st.name()))
+        .collect();
+    let tcp = format!(
+        "TCP: {} sockets (ipv4 {}, ipv6 {}){}{}",
+        s.total,
+        s.ipv4,
+        s.ipv6,
+        if by_state.is_empty() { "" } else { ": " },
+        by_state.join(", ")
+    );
+    say(out, look, &tcp)?;
+    let host = super::host_facts(h);
+    if !host.is_empty() {
+        say(
+            out,
+            look,
+            &format!("host: {}", terminal(host.join(" · ").as_bytes())),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_ports(r: &Report, states: &[TcpState], look: Look, out: &mut dyn Write) -> io::Result<()> {
+    if r.ports.is_empty() {
+        return Ok(());
+    }
+    let mut cols = vec![
+        col("PORT", 0),
+        col("DIRECTION", 3),
+        col("PEER", 0),
+        col("TOTAL", 2),
+    ];
+    cols.extend(states.iter().map(|s| col(s.name(), 0)));
+    cols.extend([col("RECV-Q", 4), col("SEND-Q", 5), col("PIDS", 0)]);
+    for g in &r.ports {
+        let mut row = vec![
+            num(g.port),
+            Cell::new(g.direction.name()),
+            Cell::new(g.remote.map_or(String::new(), |ip| ip.to_string())),
+            num(g.by_state.total()),
+        ];
+        row.extend(
+            states
+                .iter()
+                .map(|&s| state_cell(s, g.by_state.get(s), look.color)),
+        );
+        row.extend([num(g.recv_q), num(g.send_q), Cell::new(pids_text(&g.pids))]);
+        push_row(&mut cols, row);
+    }
+    writeln!(out, "\n{}", fit(cols, look))
+}
+
+fn write_processes(
+    r: &Report,
+    states: &[TcpState],
+    look: Look,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if r.processes.is_empty() {
+        return Ok(());
+    }
+    let mut cols = vec![
+        col("PID", 0),
+        col("COMM", 0),
+        col("UID", 8),
+        col("SOCKETS", 7),
+    ];
+    cols.extend(states.iter().map(|s| col(s.name(), 0)));
+    cols.extend([col("FDS", 0), col("FD LIMIT", 0), col("CMDLINE", 9)]);
+    for p in &r.processes {
+        let pr = p.process;
+        let mut row = vec![
+            num(pr.pid),
+            Cell::new(terminal(&pr.comm)),
+            num(pr.uid.map_or("?".to_string(), |u| u.to_string())),
+            num(p.sockets),
+        ];
+        row.extend(
+            states
+                .iter()
+                .map(|&s| state_cell(s, p.by_state.get(s), look.color)),
+        );
+        row.push(num(pr.fds_open));
+        row.push(num(pr
+            .fd_limit
+            .map_or("unlimited".to_string(), |l| l.to_string())));
+        let mut cmd = terminal(&pr.cmdline);
+        if cmd.chars().count() > 48 {
+            cmd = cmd.chars().take(47).collect::<String>() + "…";
+        }
+        row.push(Cell::new(cmd));
+        push_row(&mut cols, row);
+    }
+    writeln!(out, "\n{}", fit(cols, look))
+}
+
+fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let snap = r.snapshot;
+    let listed = r.listed();
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let mut cols = vec![
+        col("STATE", 0),
+        col("LOCAL", 0),
+        col("REMOTE", 0),
+        col("AGE", 0),
+        col("RECV-Q", 5),
+        col("SEND-Q", 4),
+        col("TIMER", 6),
+        col("PIDS", 0),
+        col("FINDINGS", 3),
+    ];
+    // Without --sockets, a long list of flagged sockets is cut: the findings
+    // above already count them, the JSON lists them all.
+    let limit = if r.all_sockets { usize::MAX } else { 20 };
+    let more = listed.len().saturating_sub(limit);
+    for l in listed.iter().take(limit) {
+        let (s, kinds, age) = (l.socket, l.kinds, l.age_ms);
+        let row = vec![
+            if look.color && alarming(s.state) {
+                Cell::new(s.state.name()).fg(Color::Yellow)
+            } else {
+                Cell::new(s.state.name())
+            },
+            Cell::new(s.local),
+            Cell::new(s.remote),
+            num(age.map_or(String::new(), |a| human(u64::from(a)))),
+            num(s.recv_q),
+            num(s.send_q),
+            Cell::new(super::timer_words(&s.timer)),
+            Cell::new(pids_text(snap.owners_of(s))),
+            Cell::new(kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")),
+        ];
+        push_row(&mut cols, row);
+    }
+    writeln!(out, "\n{}", fit(cols, look))?;
+    if more > 0 {
+        let s = if more == 1 { "socket" } else { "sockets" };
+        say(
+            out,
+            look,
+            &format!("({more} more flagged {s}: --sockets lists them all)"),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let color = look.color;
+    let width = look.text_width();
+    if r.findings.is_empty() {
+        return writeln!(out, "\nno findings");
+    }
+    for f in &r.findings {
+        let sev = f.severity.name().to_uppercase();
+        let sev = match (color, f.severity) {
+            (false, _) => sev,
+            (true, Severity::Critical) => format!("\x1b[1;31m{sev}\x1b[0m"),
+            (true, Severity::Warning) => format!("\x1b[1;33m{sev}\x1b[0m"),
+            (true, Severity::Info) => format!("\x1b[1m{sev}\x1b[0m"),
+        };
+        let ports: Vec<String> = f.ports.iter().map(u16::to_string).collect();
+        let mut head = format!("{sev} {} ×{}", f.kind.name(), f.count);
+        if !ports.is_empty() {
+            head.push_str(&format!(" · port {}", ports.join(",")));
+        }
+        if !f.pids.is_empty() {
+            head.push_str(&format!(" · pid {}", pids_text(&f.pids)));
+        }
+        writeln!(out, "\n{head}")?;
+        writeln!(
+            out,
+            "  {}",
+            wrap(&terminal(f.explanation.as_bytes()), width, "  ")
+        )?;
+        writeln!(
+            out,
+            "  fix: {}",
+            wrap(&terminal(f.remediation.as_bytes()), width, "       ")
+        )?;
+        let ev: Vec<String> = super::evidence(f)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        writeln!(
+            out,
+            "  evidence: {}",
+            wrap(&terminal(ev.join(" ").as_bytes()), width, "            ")
+        )?;
+    }
+    Ok(())
+}
+
+/// `--all-netns`: one report per namespace, each under its label.
+pub fn write_all(reports: &[Report], look: Look, out: &mut dyn Write) -> io::Result<()> {
+    for (i, r) in reports.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let label = terminal(r.snapshot.netns.label().as_bytes());
+        let own = if r.snapshot.netns.own {
+            " · zombiescan's own"
+        } else {
+            ""
+        };
+        writeln!(out, "━━━━ {label}{own} ━━━━")?;
+        write(r, look, out)?;
+    }
+    Ok(())
+}
+
+pub fn write(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let color = look.color;
+    write_summary(r, look, out)?;
+    write_watch(r, color, out)?;
+    for h in &r.hints {
+        say(out, look, &format!("hint: {}", terminal(h.as_bytes())))?;
+    }
+    write_findings(r, look, out)?;
+    let states = r.states_present();
+    write_ports(r, &states, look, out)?;
+    write_processes(r, &states, look, out)?;
+    write_sockets(r, look, out)?;
+    if !r.limitations.is_empty() {
+        writeln!(out)?;
+        for l in &r.limitations {
+            say(out, look, &format!("note: {}", terminal(l.as_bytes())))?;
+        }
+    }
+    Ok(())
+}
