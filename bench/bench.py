@@ -32,7 +32,13 @@ bounds are tried; reports the exporter's CPU share of one core (from
 /proc/PID/stat), its peak RSS (VmHWM), each scrape's scan time and the
 series a scrape holds.
 
-Usage (as root): python3 bench/bench.py [--rounds R] [--bin PATH] [N ...]
+With --unix U, U unix stream sockets sit beside the TCP ones (a listener
+and U/2 connections, both ends held by one process); with --baseline PATH
+another zombiescan binary is measured in the same alternation (the cost
+of a change, on the same sockets).
+
+Usage (as root): python3 bench/bench.py [--rounds R] [--bin PATH] [--unix U]
+                                        [--baseline PATH] [N ...]
                  python3 bench/bench.py --recorder [--seconds S] [N ...]
                  python3 bench/bench.py --exporter [--seconds S] [--peers P] [N ...]
 """
@@ -239,14 +245,49 @@ def run_once(ns, cmd):
     return wall, int(p.stderr.strip().splitlines()[-1])
 
 
-def measure(ns, binary, rounds):
+UNIX_HOLDER = """
+import os, socket, sys, time
+n, path = int(sys.argv[1]), sys.argv[2]
+l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+l.bind(path)
+l.listen(4096)
+held = []
+for _ in range(n // 2):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(path)
+    held += [c, l.accept()[0]]
+print('{"ready": true}', flush=True)
+time.sleep(86400)
+"""
+
+
+def unix_sockets(ns, n):
+    """N unix stream sockets beside the TCP ones: a listener and N/2
+    connections to it, both ends held (N + 1 descriptors in one process)."""
+    path = f"/tmp/zombiescan-bench-{os.getpid()}.sock"
+    if os.path.exists(path):
+        os.remove(path)
+    p = subprocess.Popen(["ip", "netns", "exec", ns.name, "python3", "-c", UNIX_HOLDER, str(n), path],
+                         stdout=subprocess.PIPE, text=True)
+    ns.procs.append(p)
+    if "ready" not in (p.stdout.readline() or ""):
+        raise RuntimeError("the unix socket holder failed to start")
+    return path
+
+
+def measure(ns, binary, rounds, baseline=None):
     cmds = {
         "zombiescan --json": [binary, "--json"],
         "zombiescan --port 30020 --json": [binary, "--port", str(FIRST_PORT), "--json"],
+    }
+    if baseline:
+        cmds["baseline --json"] = [baseline, "--json"]
+        cmds["baseline --port 30020 --json"] = [baseline, "--port", str(FIRST_PORT), "--json"]
+    cmds.update({
         "ss -tanpi": ["ss", "-tanpi"],
         "ss -tanp": ["ss", "-tanp"],
         "ss -tan": ["ss", "-tan"],
-    }
+    })
     times = {k: [] for k in cmds}
     rss = {k: 0 for k in cmds}
     for k, c in cmds.items():  # warm the caches once
@@ -295,6 +336,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=300, help="how long the recorder or exporter runs")
     ap.add_argument("--exporter", action="store_true",
                     help="instead: the CPU share of zombiescan serve scraped every 15 s")
+    ap.add_argument("--unix", type=int, default=0,
+                    help="unix stream sockets beside the TCP ones (a listener and N/2 connections)")
+    ap.add_argument("--baseline", help="another zombiescan binary, measured in the same alternation")
     ap.add_argument("--peers", type=int, default=5000,
                     help="with --exporter: distinct remote endpoints")
     args = ap.parse_args()
@@ -323,6 +367,7 @@ def main():
     for n in args.sizes:
         ns = Namespace(f"zs-bench-{os.getpid()}")
         peer = Namespace(f"zs-bench-{os.getpid()}-c") if args.recorder or args.exporter else None
+        unix_path = None
         try:
             if args.exporter:
                 _, peers, total = build_spread(ns, peer, n, args.peers)
@@ -339,11 +384,15 @@ def main():
                           f"{100 * cpu / wall:.2f}% | {rss / 1024:.1f} MiB |", flush=True)
                 continue
             est, cw, total = build(ns, n)
-            for name, med, ratio, rss, rss_ratio in measure(ns, args.bin, args.rounds):
+            unix_path = unix_sockets(ns, args.unix) if args.unix else None
+            total += args.unix
+            for name, med, ratio, rss, rss_ratio in measure(ns, args.bin, args.rounds, args.baseline):
                 print(f"| {n} | {total} | `{name}` | {med * 1000:.1f} ms | {ratio:.2f} | "
                       f"{rss / 1024:.1f} MiB | {rss_ratio:.2f} |", flush=True)
         finally:
             ns.close()
+            if unix_path and os.path.exists(unix_path):
+                os.remove(unix_path)
             if peer:
                 peer.close()
 

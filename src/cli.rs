@@ -24,6 +24,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
     ("zombiescan --pid 4242 --json", "the sockets of one process"),
     (
+        "zombiescan --path /run/app.sock",
+        "the unix socket an upstream listens on",
+    ),
+    (
         "zombiescan --source proc",
         "read /proc/net/tcp instead of netlink",
     ),
@@ -112,6 +116,13 @@ pub struct Cli {
     /// Filtered in the kernel.
     #[arg(global = true, short, long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
+
+    /// Only the unix socket bound to PATH (@NAME for an abstract one), as
+    /// --port selects a port: the listener, its connections and the
+    /// processes at their other end (repeatable). Without --path, a --port
+    /// scan shows the unix listeners behind the port (a proxy's upstream).
+    #[arg(global = true, long = "path", value_name = "PATH")]
+    pub paths: Vec<std::ffi::OsString>,
 
     /// Only sockets held by process PID (repeatable).
     #[arg(global = true, long = "pid", value_name = "PID")]

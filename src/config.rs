@@ -230,6 +230,11 @@ impl Config {
             pressure_warn: cli.pressure_warn,
             pressure_critical: cli.pressure_critical,
         };
+        if cli.paths.iter().any(|p| p.is_empty()) {
+            return Err(UsageError(
+                "--path '': give a unix socket's path, or @NAME for an abstract one".into(),
+            ));
+        }
         if cli.ports.contains(&0) {
             return Err(UsageError(
                 "--port 0 matches nothing: give a port from 1 to 65535".into(),
@@ -326,6 +331,11 @@ impl Config {
                 },
                 filter: Filter {
                     ports,
+                    paths: cli
+                        .paths
+                        .iter()
+                        .map(|p| p.as_encoded_bytes().to_vec())
+                        .collect(),
                     pids: cli.pids,
                     processes: cli.processes,
                     states,
@@ -449,6 +459,13 @@ mod tests {
         assert_eq!(c.format, Format::Json);
         assert!(cfg(&["--state", "HALF_OPEN"]).is_err());
         assert!(cfg(&["--port", "0"]).is_err());
+        assert!(cfg(&["--path", ""]).is_err());
+        let c = cfg(&["--path", "/run/app.sock", "--path", "@app"]).expect("valid");
+        assert_eq!(
+            c.scan.filter.paths,
+            vec![b"/run/app.sock".to_vec(), b"@app".to_vec()]
+        );
+        assert!(c.scan.filter.unix_only());
         assert!(cfg(&["--port", "70000"]).is_err());
         assert!(cfg(&["--pid", "1", "--no-processes"]).is_err());
     }

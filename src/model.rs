@@ -491,6 +491,10 @@ pub struct Filter {
     pub pids: Vec<u32>,
     pub processes: Vec<String>,
     pub states: Vec<TcpState>,
+    /// `--path`: unix sockets bound to these names (a path, or `@name`
+    /// for an abstract one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<Vec<u8>>,
 }
 
 impl Filter {
@@ -513,6 +517,109 @@ impl Filter {
     pub fn matches_state(&self, s: &Socket) -> bool {
         self.states.is_empty() || self.states.contains(&s.state)
     }
+
+    /// Only unix sockets are asked for (`--path` without `--port`): no
+    /// TCP socket is dumped.
+    pub fn unix_only(&self) -> bool {
+        !self.paths.is_empty() && self.ports.is_empty()
+    }
+}
+
+/// A unix-domain socket's type: the connection-oriented ones are scanned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnixType {
+    Stream,
+    Seqpacket,
+}
+
+impl UnixType {
+    /// From `udiag_type` or /proc/net/unix's Type (SOCK_STREAM 1,
+    /// SOCK_SEQPACKET 5); datagram sockets are not connections.
+    pub fn from_kernel(n: u32) -> Option<UnixType> {
+        match n {
+            1 => Some(UnixType::Stream),
+            5 => Some(UnixType::Seqpacket),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UnixType::Stream => "stream",
+            UnixType::Seqpacket => "seqpacket",
+        }
+    }
+}
+
+/// A unix-domain stream or seqpacket socket (unix_diag, see sock_diag(7),
+/// or /proc/net/unix). The server's end of a connection carries its
+/// listener's name; the client's end is unnamed and has the server's end
+/// as its peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnixSocket {
+    #[serde(rename = "type")]
+    pub kind: UnixType,
+    /// LISTEN, ESTABLISHED, SYN_SENT (connecting) or CLOSE (unconnected).
+    pub state: TcpState,
+    /// The name it is bound to, as the kernel has it: a path, an abstract
+    /// name (a leading NUL), or empty (unnamed).
+    pub name: Vec<u8>,
+    pub inode: u64,
+    /// The inode of the other end of a connection; 0 when none or unknown.
+    pub peer: u64,
+    /// A listener: connections waiting to be accepted; else bytes unread.
+    pub recv_q: u32,
+    /// A listener: its backlog; else bytes not yet read by the peer.
+    pub send_q: u32,
+    /// The queues came from the kernel (not /proc/net/unix, which has none).
+    pub queues: bool,
+    /// A listener: the client ends of the connections waiting in its
+    /// queue (`UNIX_DIAG_ICONS`). Their server ends have no inode until
+    /// accepted: a client end's peer is 0 meanwhile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<u64>,
+    /// The first process holding it; the others are in the snapshot's
+    /// shared map, as for TCP sockets.
+    #[serde(default)]
+    pub owner: u32,
+}
+
+impl UnixSocket {
+    /// Its name as `ss` writes it: the path, `@name` for an abstract one,
+    /// `*` when unnamed. Bytes from outside: render them through the
+    /// sanitizer.
+    pub fn path(&self) -> Vec<u8> {
+        match self.name.split_first() {
+            None => b"*".to_vec(),
+            Some((0, rest)) => [&b"@"[..], rest].concat(),
+            Some(_) => self.name.clone(),
+        }
+    }
+
+    /// Whether `want` (as `--path` takes it: a path, or `@name`) names it.
+    pub fn named(&self, want: &[u8]) -> bool {
+        !self.name.is_empty() && self.path() == want
+    }
+}
+
+/// How a unix listener was tied to a scanned port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnixLinkHow {
+    /// The port's owners hold connections to it.
+    Connected,
+    /// The port's owner's configuration names it (this file).
+    Config(String),
+}
+
+/// A unix listener behind a scanned port: the upstream a proxy passes to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnixLink {
+    /// The listener's name (as [`UnixSocket::name`]).
+    pub name: Vec<u8>,
+    /// The scanned port, and the processes on it that pass to the listener.
+    pub port: u16,
+    pub proxy_pids: Vec<u32>,
+    pub how: UnixLinkHow,
 }
 
 /// A hasher for socket inodes: one multiply, where SipHash would cost as
@@ -620,6 +727,14 @@ pub struct Snapshot {
     /// NAT sends to a listener in another namespace of the same scan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forwarded: Vec<Forwarded>,
+    /// Unix-domain stream and seqpacket sockets: all of them, or with
+    /// `--port` those behind the port (see `unix_links`), with `--path`
+    /// those of that name and their peers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unix: Vec<UnixSocket>,
+    /// The unix listeners a `--port` scan followed from the port's owners.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unix_links: Vec<UnixLink>,
 }
 
 /// Where else to look, as the collector found it; `classify` words it.
@@ -683,12 +798,21 @@ impl Snapshot {
 
     /// Every pid holding `s`, a socket of this snapshot.
     pub fn owners_of<'s>(&'s self, s: &'s Socket) -> &'s [u32] {
-        if s.inode == 0 {
+        self.owners_by(s.inode, &s.owner)
+    }
+
+    /// The processes holding a unix socket.
+    pub fn unix_owners<'s>(&'s self, u: &'s UnixSocket) -> &'s [u32] {
+        self.owners_by(u.inode, &u.owner)
+    }
+
+    fn owners_by<'s>(&'s self, inode: u64, owner: &'s u32) -> &'s [u32] {
+        if inode == 0 {
             return &[];
         }
-        match self.shared.get(&s.inode) {
+        match self.shared.get(&inode) {
             Some(pids) => pids,
-            None if s.owner != 0 => std::slice::from_ref(&s.owner),
+            None if *owner != 0 => std::slice::from_ref(owner),
             None => &[],
         }
     }
@@ -725,16 +849,72 @@ impl Snapshot {
                 };
                 s.owner = first;
             }
+            for u in &mut self.unix {
+                u.owner = match self.shared.get(&u.inode) {
+                    Some(pids) => pids.first().copied().unwrap_or(0),
+                    None if chosen.contains(&u.owner) => u.owner,
+                    None => 0,
+                };
+            }
+        }
+        if filter.unix_only() {
+            self.sockets.clear();
         }
         self.sockets.retain(|s| {
             filter.matches_ports(s) && filter.matches_state(s) && (!by_owner || s.owner != 0)
         });
-        let inodes: BTreeSet<u64> = self.sockets.iter().map(|s| s.inode).collect();
+        // Unix sockets as the scan would have kept them: of the names asked
+        // for, or behind the ports asked for, with their client ends.
+        if !filter.paths.is_empty() || !filter.ports.is_empty() {
+            let names: BTreeSet<&[u8]> = self
+                .unix
+                .iter()
+                .filter(|u| filter.paths.iter().any(|p| u.named(p)))
+                .map(|u| u.name.as_slice())
+                .chain(
+                    self.unix_links
+                        .iter()
+                        .filter(|l| filter.ports.contains(&l.port))
+                        .map(|l| l.name.as_slice()),
+                )
+                .collect();
+            let ends: BTreeSet<u64> = self
+                .unix
+                .iter()
+                .filter(|u| names.contains(u.name.as_slice()))
+                .flat_map(|u| std::iter::once(u.inode).chain(u.pending.iter().copied()))
+                .collect();
+            let keep: Vec<bool> = self
+                .unix
+                .iter()
+                .map(|u| {
+                    names.contains(u.name.as_slice())
+                        || ends.contains(&u.inode)
+                        || (u.peer != 0 && ends.contains(&u.peer))
+                })
+                .collect();
+            let mut k = keep.iter();
+            self.unix.retain(|_| k.next().copied().unwrap_or(false));
+            self.unix_links.retain(|l| filter.ports.contains(&l.port));
+        }
+        self.unix.retain(|u| {
+            (filter.states.is_empty() || filter.states.contains(&u.state))
+                && (!by_owner || u.owner != 0)
+        });
+        let inodes: BTreeSet<u64> = self
+            .sockets
+            .iter()
+            .map(|s| s.inode)
+            .chain(self.unix.iter().map(|u| u.inode))
+            .collect();
         self.shared
             .retain(|i, pids| inodes.contains(i) && pids.len() > 1);
         let mut held = BTreeSet::new();
         for s in &self.sockets {
             held.extend(self.owners_of(s).iter().copied());
+        }
+        for u in &self.unix {
+            held.extend(self.unix_owners(u).iter().copied());
         }
         self.processes.retain(|pid, _| held.contains(pid));
         self.filter = filter.clone();
@@ -742,17 +922,28 @@ impl Snapshot {
 
     /// Records that `pid` holds the socket at `index`.
     pub fn add_owner(&mut self, index: usize, pid: u32) {
-        let Some(s) = self.sockets.get_mut(index) else {
-            return;
-        };
-        if s.owner == 0 {
-            s.owner = pid;
-        } else if s.owner != pid {
-            let pids = self.shared.entry(s.inode).or_insert_with(|| vec![s.owner]);
-            if !pids.contains(&pid) {
-                pids.push(pid);
-                pids.sort_unstable();
-            }
+        if let Some(s) = self.sockets.get_mut(index) {
+            add_owner(&mut self.shared, s.inode, &mut s.owner, pid);
+        }
+    }
+
+    /// Records that `pid` holds unix socket `index`.
+    pub fn add_unix_owner(&mut self, index: usize, pid: u32) {
+        if let Some(u) = self.unix.get_mut(index) {
+            add_owner(&mut self.shared, u.inode, &mut u.owner, pid);
+        }
+    }
+}
+
+fn add_owner(shared: &mut InodeMap<Vec<u32>>, inode: u64, owner: &mut u32, pid: u32) {
+    if *owner == 0 {
+        *owner = pid;
+    } else if *owner != pid {
+        let first = *owner;
+        let pids = shared.entry(inode).or_insert_with(|| vec![first]);
+        if !pids.contains(&pid) {
+            pids.push(pid);
+            pids.sort_unstable();
         }
     }
 }

@@ -124,5 +124,7 @@ pub fn snapshot(sockets: Vec<Socket>) -> Snapshot {
         hints: Vec::new(),
         neighbours: Vec::new(),
         forwarded: Vec::new(),
+        unix: Vec::new(),
+        unix_links: Vec::new(),
     }
 }

@@ -30,7 +30,68 @@ fn counter(snap: &Snapshot, name: &str) -> i64 {
     snap.host.tcp_ext.get(name).copied().unwrap_or(0)
 }
 
+/// A unix listener whose queue is full, or past `--pressure-warn` of its
+/// backlog. Its queue holds one more than its backlog; past that a connect
+/// fails at once (`unix_recvq_full` in net/unix/af_unix.c): no SYN is
+/// retried and no counter kept, so the fill is all there is to go by.
+fn unix(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
+    let somaxconn = snap.host.sysctl_u64("net.core.somaxconn");
+    for (i, u) in snap.unix.iter().enumerate() {
+        if u.state != TcpState::Listen || !u.queues || u.recv_q == 0 {
+            continue;
+        }
+        let (queue, backlog) = (u64::from(u.recv_q), u64::from(u.send_q));
+        let severity = if queue >= backlog {
+            Severity::Critical
+        } else if ratio(queue, backlog) >= t.pressure_warn {
+            Severity::Warning
+        } else {
+            continue;
+        };
+        let mut pids = snap.unix_owners(u).to_vec();
+        pids.sort_unstable();
+        let holders = Holders {
+            pids: pids.clone(),
+            ..Holders::default()
+        };
+        let path = u.path();
+        let mut ctx = Ctx::new(snap, holders, Direction::Inbound, None, 0);
+        ctx.place = format!("unix socket {}", String::from_utf8_lossy(&path));
+        let links: Vec<&crate::model::UnixLink> = snap
+            .unix_links
+            .iter()
+            .filter(|l| l.name == u.name)
+            .collect();
+        let mut ev: BTreeMap<&'static str, Value> = BTreeMap::new();
+        if let Some(s) = ctx.server {
+            ev.insert("server", s.name().into());
+        }
+        ev.insert("accept_queue", queue.into());
+        ev.insert("backlog", backlog.into());
+        if let Some(v) = somaxconn {
+            ev.insert("somaxconn", v.into());
+        }
+        if let Some(l) = links.first() {
+            ev.insert("behind_port", l.port.into());
+        }
+        let text = advice::unix_accept_queue_full(&ctx, queue, backlog, somaxconn, &links);
+        let source = advice::pick(Kind::AcceptQueueFull, Direction::Inbound, ctx.server, None)
+            .source(ctx.server);
+        out.push(Finding {
+            ports: links.iter().map(|l| l.port).collect(),
+            pids,
+            direction: Some(Direction::Inbound),
+            path: Some(path),
+            evidence: ev,
+            advice_source: format!("{source}; {}", advice::UNIX_FULL_SOURCE),
+            unix: vec![i as u32],
+            ..Finding::new(Kind::AcceptQueueFull, severity, u.recv_q, text)
+        });
+    }
+}
+
 pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
+    unix(snap, t, out);
     let mut ports: BTreeMap<u16, Port> = BTreeMap::new();
     for (i, s) in snap.sockets.iter().enumerate() {
         match s.state {

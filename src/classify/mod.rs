@@ -224,6 +224,9 @@ pub struct Finding {
     pub oldest_ms: Option<u32>,
     /// The network namespace's label, when it is not zombiescan's own.
     pub netns: Option<String>,
+    /// The unix socket a finding is about (a listener's name, `@name` for
+    /// an abstract one), as bytes from outside.
+    pub path: Option<Vec<u8>>,
     /// The figures of this kind that triggered it, under stable
     /// snake_case names (the fields above join them on the wire).
     pub evidence: BTreeMap<&'static str, Value>,
@@ -234,6 +237,8 @@ pub struct Finding {
     pub advice_source: String,
     /// Indices into `Snapshot::sockets` of the sockets concerned.
     pub sockets: Vec<u32>,
+    /// Indices into `Snapshot::unix` of the unix sockets concerned.
+    pub unix: Vec<u32>,
 }
 
 impl Finding {
@@ -255,11 +260,13 @@ impl Finding {
             remote: None,
             oldest_ms: None,
             netns: None,
+            path: None,
             evidence: BTreeMap::new(),
             explanation,
             remediation,
             advice_source: String::new(),
             sockets: Vec::new(),
+            unix: Vec::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod netlink;
 pub mod netns;
 pub mod procnet;
 pub mod procs;
+pub mod unix;
 
 mod follow;
 mod scan;

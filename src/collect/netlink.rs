@@ -322,12 +322,22 @@ impl Dumper {
         family: Option<Family>,
         states: u32,
         ports: &[u16],
-        mut on_datagram: impl FnMut(&[u8]) -> Result<bool>,
+        on_datagram: impl FnMut(&[u8]) -> Result<bool>,
     ) -> Result<()> {
         self.seq += 1;
         let req = request(family, states, ports, self.seq);
+        self.dump_request(&req, on_datagram)
+    }
+
+    /// Sends a serialized dump request and hands every datagram of the
+    /// answer to `on_datagram`, which returns whether the dump is complete.
+    pub fn dump_request(
+        &mut self,
+        req: &[u8],
+        mut on_datagram: impl FnMut(&[u8]) -> Result<bool>,
+    ) -> Result<()> {
         self.sock
-            .send(&req, 0)
+            .send(req, 0)
             .map_err(|e| Error::Netlink(format!("send: {e}")))?;
         loop {
             let n = self

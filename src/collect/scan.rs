@@ -8,10 +8,12 @@ use std::time::SystemTime;
 
 use super::follow::{elsewhere, follow};
 use super::{
-    PROC, PROC_SOURCE_LIMITS, ScanOptions, SourceChoice, host, netlink, netns, procnet, procs,
+    PROC, PROC_SOURCE_LIMITS, ScanOptions, SourceChoice, host, netlink, netns, procnet, procs, unix,
 };
 use crate::error::{Error, Result};
-use crate::model::{Family, Filter, Gaps, Hint, Host, InodeMap, Netns, Snapshot, Socket, Source};
+use crate::model::{
+    Family, Filter, Gaps, Hint, Host, InodeMap, Netns, Snapshot, Socket, Source, UnixSocket,
+};
 
 fn clock_ticks() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
@@ -84,6 +86,7 @@ fn netlink_sockets(filter: &Filter, gaps: &mut Gaps) -> Result<Vec<Socket>> {
 pub(super) struct Inside {
     source: Source,
     sockets: Vec<Socket>,
+    unix: Vec<UnixSocket>,
     neighbours: Vec<Socket>,
     host: Host,
     gaps: Gaps,
@@ -106,6 +109,8 @@ fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
     let mut gaps = Gaps::default();
     let filter = &opts.filter;
     let (source, sockets) = match opts.source {
+        // --path alone asks for no TCP socket.
+        _ if filter.unix_only() => (Source::Netlink, Vec::new()),
         SourceChoice::Netlink => (Source::Netlink, netlink_sockets(filter, &mut gaps)?),
         SourceChoice::Proc => (Source::Proc, proc_sockets(net_dir, filter, &mut gaps)?),
         SourceChoice::Auto => match netlink_sockets(filter, &mut gaps) {
@@ -133,11 +138,39 @@ fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
     } else {
         Vec::new()
     };
+    let unix = match source {
+        Source::Netlink => match unix::dump() {
+            Ok((u, interrupted)) => {
+                if interrupted {
+                    gaps.notes.push(
+                        "the unix socket table changed during the dump: some may be missing".into(),
+                    );
+                }
+                u
+            }
+            Err(e) => {
+                gaps.notes.push(format!("unix sockets not read: {e}"));
+                Vec::new()
+            }
+        },
+        _ => match fs::read(net_dir.join("unix")) {
+            Ok(text) => {
+                gaps.notes.push(unix::PROC_UNIX_LIMITS.into());
+                unix::parse_proc(&text)
+            }
+            Err(e) => {
+                gaps.notes
+                    .push(format!("unix sockets not read: /proc/net/unix: {e}"));
+                Vec::new()
+            }
+        },
+    };
     let (host, notes) = host::read(net_dir);
     gaps.notes.extend(notes);
     Ok(Inside {
         source,
         sockets,
+        unix,
         neighbours,
         host,
         gaps,
@@ -314,24 +347,35 @@ fn attribute(
             hints: Vec::new(),
             neighbours: ins.neighbours,
             forwarded: Vec::new(),
+            unix: ins.unix,
+            unix_links: Vec::new(),
         })
         .collect();
     if !opts.owners {
+        for snap in &mut snaps {
+            unix::select(snap, filter, Path::new(PROC));
+        }
         return snaps;
     }
-    // One index over all parts: part k's sockets start at starts[k].
+    // One index over all parts: part k's sockets start at starts[k], its
+    // unix sockets after them.
     let mut starts = Vec::with_capacity(snaps.len());
     let mut wanted: InodeMap<u32> = InodeMap::default();
-    wanted.reserve(snaps.iter().map(|s| s.sockets.len()).sum());
+    wanted.reserve(snaps.iter().map(|s| s.sockets.len() + s.unix.len()).sum());
     let mut next = 0u32;
     for snap in &snaps {
         starts.push(next);
-        for (i, s) in snap.sockets.iter().enumerate() {
-            if s.inode != 0 {
-                wanted.insert(s.inode, next + i as u32);
+        let inodes = snap
+            .sockets
+            .iter()
+            .map(|s| s.inode)
+            .chain(snap.unix.iter().map(|u| u.inode));
+        for (i, inode) in inodes.enumerate() {
+            if inode != 0 {
+                wanted.insert(inode, next + i as u32);
             }
         }
-        next += snap.sockets.len() as u32;
+        next += (snap.sockets.len() + snap.unix.len()) as u32;
     }
     let select = procs::Select {
         pids: &filter.pids,
@@ -341,7 +385,11 @@ fn attribute(
     for (global, pid) in walk.hits {
         let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
         let snap = &mut snaps[k];
-        snap.add_owner((global - starts[k]) as usize, pid);
+        let i = (global - starts[k]) as usize;
+        match i.checked_sub(snap.sockets.len()) {
+            None => snap.add_owner(i, pid),
+            Some(u) => snap.add_unix_owner(u, pid),
+        }
         if let Some(p) = walk.processes.get(&pid) {
             snap.processes.entry(pid).or_insert_with(|| p.clone());
         }
@@ -355,8 +403,10 @@ fn attribute(
                 .notes
                 .push("no process found under /proc (is /proc mounted?): owners unknown".into());
         }
+        unix::select(snap, filter, Path::new(PROC));
         if !filter.pids.is_empty() || !filter.processes.is_empty() {
             snap.sockets.retain(|s| s.owner != 0);
+            snap.unix.retain(|u| u.owner != 0);
         }
     }
     snaps

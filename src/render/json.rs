@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::KindSet;
-use crate::model::{Family, Snapshot, Socket, StateCounts, TcpInfo};
+use crate::model::{Family, Snapshot, Socket, StateCounts, TcpInfo, UnixLinkHow, UnixSocket};
 use crate::report::Report;
 use crate::units::rfc3339;
 
@@ -32,6 +32,10 @@ pub struct Document<S = Vec<SocketJson>> {
     pub hints: Vec<String>,
     pub summary: Summary,
     pub ports: Vec<Port>,
+    /// Unix listeners with a queue or a finding, or asked for (`--path`,
+    /// or behind a scanned port).
+    #[serde(default)]
+    pub paths: Vec<PathJson>,
     pub processes: Vec<Process>,
     pub findings: Vec<Finding>,
     /// `--watch`: what changed since the previous sample and the first.
@@ -67,7 +71,12 @@ pub struct ListedSockets<'r, 'a>(&'r Report<'a>);
 impl Serialize for ListedSockets<'_, '_> {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         let snap = self.0.snapshot;
-        ser.collect_seq(self.0.sockets().map(|(s, k)| socket(snap, s, k)))
+        ser.collect_seq(
+            self.0
+                .sockets()
+                .map(|(s, k)| socket(snap, s, k))
+                .chain(self.0.unix_sockets().map(|(u, k)| unix_socket(snap, u, k))),
+        )
     }
 }
 
@@ -115,6 +124,8 @@ pub struct Filter {
     pub pids: Vec<u32>,
     pub processes: Vec<String>,
     pub states: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 /// Counts for every state, in the kernel's order, under the kernel's names.
@@ -169,6 +180,37 @@ impl From<&StateCounts> for ByState {
 pub struct ByFamily {
     pub ipv4: u32,
     pub ipv6: u32,
+    /// Unix stream and seqpacket sockets (not in `total`).
+    #[serde(default)]
+    pub unix: u32,
+}
+
+/// A unix listener: the counterpart of a port.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PathJson {
+    /// Its name as `ss` writes it: a path, or `@name` for an abstract one.
+    pub path: String,
+    /// stream or seqpacket.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Connections waiting to be accepted and the backlog; null when the
+    /// source shows no queues (/proc/net/unix).
+    pub queue: Option<u32>,
+    pub backlog: Option<u32>,
+    /// Connections it accepted that are still open.
+    pub accepted: u32,
+    pub pids: Vec<u32>,
+    /// The scanned ports that pass to it, and how that was found.
+    pub behind: Vec<BehindJson>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BehindJson {
+    pub port: u16,
+    pub pids: Vec<u32>,
+    /// "connections", or "config" with the file that names it.
+    pub how: String,
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -201,6 +243,13 @@ pub struct Process {
     pub fd_limit: Option<u64>,
     pub sockets: u32,
     pub by_state: ByState,
+    /// Unix sockets of the listeners in `paths`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unix_sockets: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -290,6 +339,30 @@ pub struct SocketJson {
     pub tcp_info: Option<TcpInfoJson>,
 }
 
+/// A unix socket in the form of the others: `local` is its name (`*`
+/// unnamed), `remote` `*`; no timer, cookie or tcp_info.
+fn unix_socket(snap: &Snapshot, u: &UnixSocket, kinds: KindSet) -> SocketJson {
+    SocketJson {
+        family: "unix".into(),
+        state: u.state.name().into(),
+        local: lossy(&u.path()),
+        remote: "*".into(),
+        recv_q: u.recv_q,
+        send_q: u.send_q,
+        timer: Timer {
+            kind: "off".into(),
+            expires_ms: 0,
+            count: 0,
+        },
+        uid: 0,
+        inode: u.inode,
+        cookie: None,
+        pids: snap.unix_owners(u).to_vec(),
+        findings: kinds.iter().map(|k| k.name().to_string()).collect(),
+        tcp_info: None,
+    }
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -360,6 +433,7 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                 .iter()
                 .map(|s| s.name().to_string())
                 .collect(),
+            paths: snap.filter.paths.iter().map(|p| lossy(p)).collect(),
         },
         limitations: r.limitations.clone(),
         summary: Summary {
@@ -368,8 +442,37 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
             by_family: ByFamily {
                 ipv4: r.summary.ipv4,
                 ipv6: r.summary.ipv6,
+                unix: r.summary.unix,
             },
         },
+        paths: r
+            .unix
+            .iter()
+            .map(|g| PathJson {
+                path: lossy(&g.path),
+                kind: g.listener.kind.name().into(),
+                queue: g.queue.map(|q| q.0),
+                backlog: g.queue.map(|q| q.1),
+                accepted: g.accepted,
+                pids: g.pids.clone(),
+                behind: g
+                    .behind
+                    .iter()
+                    .map(|l| BehindJson {
+                        port: l.port,
+                        pids: l.proxy_pids.clone(),
+                        how: match l.how {
+                            UnixLinkHow::Connected => "connections".into(),
+                            UnixLinkHow::Config(_) => "config".into(),
+                        },
+                        file: match &l.how {
+                            UnixLinkHow::Connected => None,
+                            UnixLinkHow::Config(f) => Some(f.clone()),
+                        },
+                    })
+                    .collect(),
+            })
+            .collect(),
         ports: r
             .ports
             .iter()
@@ -396,6 +499,7 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                 fd_limit: p.process.fd_limit,
                 sockets: p.sockets,
                 by_state: (&p.by_state).into(),
+                unix_sockets: p.unix,
             })
             .collect(),
         findings: r

@@ -57,6 +57,9 @@ pub struct KillSummary {
     pub spared_young: u32,
     /// Of unknown age, with --older-than.
     pub spared_age_unknown: u32,
+    /// Unix sockets the selectors matched, which SOCK_DESTROY cannot close.
+    #[serde(default)]
+    pub unix_not_closed: u32,
 }
 
 fn result_words(d: &Destroyed) -> (&'static str, Option<&str>) {
@@ -78,6 +81,7 @@ pub fn document(parts: &[Part], dry_run: bool) -> KillDoc {
         let snap = p.snapshot;
         doc.summary.spared_young += p.spared.young;
         doc.summary.spared_age_unknown += p.spared.age_unknown;
+        doc.summary.unix_not_closed += p.spared.unix;
         for (i, t) in p.targets.iter().enumerate() {
             let s = t.socket;
             let pids = snap.owners_of(s).to_vec();
@@ -186,6 +190,18 @@ pub fn write_table(doc: &KillDoc, out: &mut dyn Write) -> io::Result<()> {
             out,
             "{} destroyed, {} already gone, {} refused",
             s.destroyed, s.already_gone, s.refused
+        )?;
+    }
+    if s.unix_not_closed > 0 {
+        writeln!(
+            out,
+            "{} unix {} matched and left open: SOCK_DESTROY closes TCP sockets only; their owner must close them (or be restarted)",
+            s.unix_not_closed,
+            if s.unix_not_closed == 1 {
+                "socket"
+            } else {
+                "sockets"
+            }
         )?;
     }
     if s.spared_young + s.spared_age_unknown > 0 {

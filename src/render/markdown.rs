@@ -182,6 +182,41 @@ fn body(md: &mut String, r: &Report, h: &str) {
             .collect();
         let _ = writeln!(md, "{}\n", table(&head, &rows, usize::MAX));
     }
+    if !r.unix.is_empty() {
+        let _ = writeln!(md, "{h} Unix sockets\n");
+        let head: Vec<String> = [
+            "unix socket",
+            "queue",
+            "backlog",
+            "accepted",
+            "pids",
+            "behind",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rows: Vec<Vec<String>> = r
+            .unix
+            .iter()
+            .map(|g| {
+                let (q, b) = g.queue.map_or(("?".into(), "?".into()), |(q, b)| {
+                    (q.to_string(), b.to_string())
+                });
+                vec![
+                    escape(&g.path),
+                    q,
+                    b,
+                    g.accepted.to_string(),
+                    pids_text(&g.pids),
+                    g.behind
+                        .iter()
+                        .map(|l| format!("port {}", l.port))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]
+            })
+            .collect();
+        let _ = writeln!(md, "{}\n", table(&head, &rows, usize::MAX));
+    }
     if !r.processes.is_empty() {
         let _ = writeln!(md, "{h} Processes\n");
         let mut head: Vec<String> = ["pid", "comm", "uid", "sockets"].map(String::from).to_vec();
@@ -196,7 +231,7 @@ fn body(md: &mut String, r: &Report, h: &str) {
                     pr.pid.to_string(),
                     escape(&pr.comm),
                     pr.uid.map_or("?".to_string(), |u| u.to_string()),
-                    p.sockets.to_string(),
+                    (p.sockets + p.unix).to_string(),
                 ];
                 row.extend(states.iter().map(|&s| p.by_state.get(s).to_string()));
                 row.push(pr.fds_open.to_string());

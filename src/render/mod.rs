@@ -35,6 +35,9 @@ pub fn evidence(f: &Finding) -> BTreeMap<&'static str, Value> {
     if let Some(ns) = &f.netns {
         ev.insert("netns", ns.clone().into());
     }
+    if let Some(p) = &f.path {
+        ev.insert("path", String::from_utf8_lossy(p).into_owned().into());
+    }
     ev
 }
 

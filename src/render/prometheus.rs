@@ -239,6 +239,13 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
         "gauge",
         "Bytes waiting in the receive and send queues of a port's sockets.",
     );
+    let mut unix_queue = Family::new(
+        "zombiescan_unix_listener_queue",
+        "gauge",
+        "Connections waiting in a unix listener's accept queue (queue=\"waiting\") and its backlog \
+         (queue=\"backlog\"): the listeners with a queue, a finding, or behind a scanned port, the \
+         --top-remotes N most queued by path (the rest summed under path=\"other\").",
+    );
     let mut processes = Family::new(
         "zombiescan_processes",
         "gauge",
@@ -341,6 +348,25 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
             port_queue.add(&[&at[..], &[("queue", "send")]].concat(), sums.send_q);
         }
 
+        // The report lists the unix listeners most queued first.
+        let mut other_waiting = None;
+        for (i, g) in r.unix.iter().enumerate() {
+            let Some((waiting, backlog)) = g.queue else {
+                continue;
+            };
+            if i >= opts.top_remotes {
+                *other_waiting.get_or_insert(0u64) += u64::from(waiting);
+                continue;
+            }
+            let path = String::from_utf8_lossy(&g.path).into_owned();
+            let at = [ns[0], ns[1], ("path", path.as_str())];
+            unix_queue.add(&[&at[..], &[("queue", "waiting")]].concat(), waiting);
+            unix_queue.add(&[&at[..], &[("queue", "backlog")]].concat(), backlog);
+        }
+        if let Some(n) = other_waiting {
+            unix_queue.add(&[ns[0], ns[1], ("path", "other"), ("queue", "waiting")], n);
+        }
+
         let mut per_name: BTreeMap<(String, Option<u32>), ProcessSums> = BTreeMap::new();
         for p in &r.processes {
             let comm = String::from_utf8_lossy(&p.process.comm).into_owned();
@@ -435,6 +461,7 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
         sockets,
         port_sockets,
         port_queue,
+        unix_queue,
         processes,
         proc_sockets,
         proc_fds,

@@ -37,6 +37,8 @@ pub struct Spared {
     pub young: u32,
     /// Of an age zombiescan cannot tell (no tcp_info), with --older-than.
     pub age_unknown: u32,
+    /// Unix sockets the selectors matched: SOCK_DESTROY closes none.
+    pub unix: u32,
 }
 
 /// The sockets of `r` that `c` chooses. A LISTEN socket only with
@@ -78,6 +80,14 @@ pub fn choose<'a>(r: &Report<'a>, c: &Choice) -> (Vec<Target<'a>>, Spared) {
             age_ms,
         });
     }
+    // The kernel's SOCK_DESTROY is for TCP (and UDP, raw) sockets only.
+    spared.unix = r
+        .unix_sockets_all()
+        .filter(|(u, kinds)| {
+            (c.states.contains(&u.state) || kinds.iter().any(|k| c.kinds.contains(&k)))
+                && (u.state != TcpState::Listen || c.states.contains(&TcpState::Listen))
+        })
+        .count() as u32;
     (out, spared)
 }
 

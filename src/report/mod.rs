@@ -11,7 +11,8 @@ pub mod watch;
 
 use crate::classify::{self, Finding, KindSet};
 use crate::model::{
-    Direction, Family, Process, Snapshot, Socket, StateCounts, TcpState, direction,
+    Direction, Family, Process, Snapshot, Socket, StateCounts, TcpState, UnixLink, UnixSocket,
+    direction,
 };
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,6 +21,30 @@ pub struct Summary {
     pub by_state: StateCounts,
     pub ipv4: u32,
     pub ipv6: u32,
+    /// Unix stream and seqpacket sockets, and how many listen (not in
+    /// `total`, which counts TCP sockets as `ss -t` does).
+    pub unix: u32,
+    pub unix_listeners: u32,
+}
+
+/// A unix listener and its connections: a port's counterpart.
+#[derive(Clone, Debug)]
+pub struct UnixGroup<'a> {
+    /// Its index in `Snapshot::unix`.
+    pub index: usize,
+    pub listener: &'a UnixSocket,
+    /// Its name as `ss` writes it (bytes from outside).
+    pub path: Vec<u8>,
+    /// Connections waiting to be accepted, and the backlog; `None` when
+    /// the source shows no queues.
+    pub queue: Option<(u32, u32)>,
+    /// Connections it accepted (server ends with its name).
+    pub accepted: u32,
+    pub pids: Vec<u32>,
+    /// The scanned ports that pass to it.
+    pub behind: Vec<&'a UnixLink>,
+    /// The findings it is part of.
+    pub kinds: KindSet,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,8 +65,11 @@ pub struct PortGroup {
 #[derive(Clone, Debug)]
 pub struct ProcessRow<'a> {
     pub process: &'a Process,
+    /// TCP sockets, and their states.
     pub sockets: u32,
     pub by_state: StateCounts,
+    /// Unix sockets of the report's unix groups.
+    pub unix: u32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -85,6 +113,9 @@ pub struct Report<'a> {
     pub summary: Summary,
     pub ports: Vec<PortGroup>,
     pub processes: Vec<ProcessRow<'a>>,
+    /// The unix listeners worth showing: with a queue, a finding, or
+    /// asked for (`--path`, or behind a scanned port); most queued first.
+    pub unix: Vec<UnixGroup<'a>>,
     /// Sockets with an inode whose owner was not found.
     pub unowned: u32,
     pub limitations: Vec<String>,
@@ -192,6 +223,28 @@ impl<'a> Report<'a> {
         listed
     }
 
+    /// The unix sockets listed in full: those a finding is about, or all
+    /// with `--sockets`, in the snapshot's order, each with its kinds.
+    pub fn unix_sockets(&self) -> impl Iterator<Item = (&'a UnixSocket, KindSet)> + '_ {
+        self.unix_sockets_all()
+            .filter(|(_, kinds)| self.all_sockets || !kinds.is_empty())
+    }
+
+    /// Every unix socket, with its kinds.
+    pub fn unix_sockets_all(&self) -> impl Iterator<Item = (&'a UnixSocket, KindSet)> + '_ {
+        self.snapshot.unix.iter().enumerate().map(|(i, u)| {
+            let mut kinds = KindSet::default();
+            for f in self
+                .findings
+                .iter()
+                .filter(|f| f.unix.contains(&(i as u32)))
+            {
+                kinds.insert(f.kind);
+            }
+            (u, kinds)
+        })
+    }
+
     /// The kinds of finding socket `i` of the snapshot is part of.
     pub fn kinds_of(&self, i: usize) -> KindSet {
         self.flags.get(i).copied().unwrap_or_default()
@@ -263,15 +316,49 @@ impl<'a> Report<'a> {
                     b.remote,
                 ))
         });
+        let unix = unix_groups(snap, &findings);
+        let mut per_pid_unix: HashMap<u32, u32> = HashMap::new();
+        for g in &unix {
+            for u in snap.unix.iter().filter(|u| u.name == g.listener.name) {
+                for &pid in snap.unix_owners(u) {
+                    *per_pid_unix.entry(pid).or_default() += 1;
+                }
+            }
+        }
+        for u in &snap.unix {
+            summary.unix += 1;
+            if u.state == TcpState::Listen {
+                summary.unix_listeners += 1;
+            }
+        }
+        // The processes with TCP sockets, those of the unix groups shown
+        // and those a finding names: not every daemon with a socket to the
+        // journal.
+        let named: std::collections::BTreeSet<u32> = findings
+            .iter()
+            .flat_map(|f| f.pids.iter().copied())
+            .collect();
+        let unix_holders: std::collections::BTreeSet<u32> = snap
+            .unix
+            .iter()
+            .flat_map(|u| snap.unix_owners(u).iter().copied())
+            .collect();
         let mut processes: Vec<ProcessRow> = snap
             .processes
             .values()
+            .filter(|p| {
+                per_pid.contains_key(&p.pid)
+                    || per_pid_unix.contains_key(&p.pid)
+                    || named.contains(&p.pid)
+                    || !unix_holders.contains(&p.pid)
+            })
             .map(|p| {
                 let (sockets, by_state) = per_pid.get(&p.pid).copied().unwrap_or_default();
                 ProcessRow {
                     process: p,
                     sockets,
                     by_state,
+                    unix: per_pid_unix.get(&p.pid).copied().unwrap_or_default(),
                 }
             })
             .collect();
@@ -298,6 +385,7 @@ impl<'a> Report<'a> {
             summary,
             ports,
             processes,
+            unix,
             unowned,
             limitations,
             hints: snap.hints.iter().map(classify::hint).collect(),
@@ -309,6 +397,49 @@ impl<'a> Report<'a> {
             listed: OnceCell::new(),
         }
     }
+}
+
+/// The unix listeners a report shows, with their connections and owners.
+fn unix_groups<'a>(snap: &'a Snapshot, findings: &[Finding]) -> Vec<UnixGroup<'a>> {
+    let asked = !snap.filter.paths.is_empty() || !snap.filter.ports.is_empty();
+    let mut groups: Vec<UnixGroup> = snap
+        .unix
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| u.state == TcpState::Listen)
+        .map(|(i, u)| {
+            let mut kinds = KindSet::default();
+            for f in findings.iter().filter(|f| f.unix.contains(&(i as u32))) {
+                kinds.insert(f.kind);
+            }
+            let mut pids = snap.unix_owners(u).to_vec();
+            pids.sort_unstable();
+            UnixGroup {
+                index: i,
+                listener: u,
+                path: u.path(),
+                queue: u.queues.then_some((u.recv_q, u.send_q)),
+                accepted: snap
+                    .unix
+                    .iter()
+                    .filter(|s| s.state != TcpState::Listen && s.name == u.name)
+                    .count() as u32,
+                pids,
+                behind: snap
+                    .unix_links
+                    .iter()
+                    .filter(|l| l.name == u.name)
+                    .collect(),
+                kinds,
+            }
+        })
+        .filter(|g| asked || !g.kinds.is_empty() || g.queue.is_some_and(|(q, _)| q > 0))
+        .collect();
+    groups.sort_by(|a, b| {
+        let q = |g: &UnixGroup| g.queue.map_or(0, |(q, _)| q);
+        q(b).cmp(&q(a)).then(a.path.cmp(&b.path))
+    });
+    groups
 }
 
 fn limitations(snap: &Snapshot, unowned: u32) -> Vec<String> {

@@ -2,7 +2,8 @@
 
   clients.py URL --count N --timeout T [--then leave|wait]
       N concurrent GETs, each giving up after T seconds; prints one JSON
-      line {"done": N, "errors": {...}} and then exits (leave) or waits on
+      line {"done": N, "errors": {...}, "status": {"502": n, ...}} and
+      then exits (leave) or waits on
       stdin, keeping its sockets (wait).
   clients.py URL --loop --concurrency C
       keep-alive load: C clients each sending GETs back to back until
@@ -31,16 +32,18 @@ def say(**kw):
 
 async def burst(url, count, timeout):
     errors = {}
+    statuses = {}
     limits = httpx.Limits(max_connections=count)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as c:
         async def one():
             try:
-                await c.get(url)
+                r = await c.get(url)
+                statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
             except Exception as e:  # the point: clients that give up
                 name = type(e).__name__
                 errors[name] = errors.get(name, 0) + 1
         await asyncio.gather(*(one() for _ in range(count)))
-    return errors
+    return errors, statuses
 
 
 async def loop(url, concurrency, stop):
@@ -89,8 +92,8 @@ def main():
         say(ready=True, connected=len(socks))
         sys.stdin.read()
         return
-    errors = asyncio.run(burst(a.url, a.count, a.timeout))
-    say(done=a.count, errors=errors)
+    errors, statuses = asyncio.run(burst(a.url, a.count, a.timeout))
+    say(done=a.count, errors=errors, status=statuses)
     if a.then == "wait":
         sys.stdin.read()
 

@@ -296,6 +296,8 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
         hints: Vec::new(),
         neighbours: Vec::new(),
         forwarded: Vec::new(),
+        unix: Vec::new(),
+        unix_links: Vec::new(),
     }
 }
 

@@ -140,6 +140,7 @@ pub struct Ctx<'a> {
     /// ("port 30020 to 172.17.0.2:30020 in netns … (docker … web)").
     pub forwards_to: Option<String>,
     cmdlines: Vec<&'a [u8]>,
+    snap: &'a Snapshot,
 }
 
 fn list(v: &[u32]) -> String {
@@ -217,7 +218,13 @@ impl<'a> Ctx<'a> {
             holders,
             forwards_to: None,
             cmdlines,
+            snap,
         }
+    }
+
+    /// The processes `pids` in words: "nginx (pids 10, 11)".
+    pub fn name_of(&self, pids: &[u32]) -> String {
+        named(self.snap, pids).unwrap_or_else(|| format!("pids {}", list(pids)))
     }
 
     fn conns(&self, n: u32) -> String {

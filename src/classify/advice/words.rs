@@ -353,6 +353,51 @@ pub fn accept_queue_full(
     (explanation, fix)
 }
 
+/// Where the claims of [`unix_accept_queue_full`] were checked.
+pub const UNIX_FULL_SOURCE: &str = "net/unix/af_unix.c unix_stream_connect (unix_recvq_full: a \
+non-blocking connect fails with EAGAIN once the queue holds more than the backlog); nginx \
+ngx_event_connect_peer (connect() failed, a 502); listen(2) and net.core.somaxconn";
+
+/// A unix listener's full queue, and the proxy in front of it (`links`:
+/// the scanned ports that pass to it).
+pub fn unix_accept_queue_full(
+    c: &Ctx,
+    queue: u64,
+    backlog: u64,
+    somaxconn: Option<u64>,
+    links: &[&crate::model::UnixLink],
+) -> (String, String) {
+    let (cause, fix) = c.advice(Kind::AcceptQueueFull);
+    let mut explanation = String::new();
+    for l in links {
+        let how = match &l.how {
+            crate::model::UnixLinkHow::Connected => "it holds connections to it".to_string(),
+            crate::model::UnixLinkHow::Config(file) => format!("its configuration {file} names it"),
+        };
+        explanation.push_str(&format!(
+            "{} on port {} passes to {} ({how}). ",
+            c.name_of(&l.proxy_pids),
+            l.port,
+            c.place
+        ));
+    }
+    explanation.push_str(&format!(
+        "The accept queue of {} holds {queue} {} for a backlog of {backlog}: {} does not accept them. Past \
+         the backlog a proxy's connect fails at once with EAGAIN (nginx: \"(11: Resource temporarily \
+         unavailable) while connecting to upstream\", a 502 to its client), with no retry and no kernel \
+         counter: the errors start the moment the queue is full.",
+        c.place,
+        if queue == 1 { "connection" } else { "connections" },
+        c.who
+    ));
+    let explanation = join(explanation, &cause);
+    let smc = somaxconn.map_or("net.core.somaxconn".to_string(), |v| {
+        format!("net.core.somaxconn = {v}")
+    });
+    let fix = join(fix, &format!("The queue's limit is min(backlog, {smc})."));
+    (explanation, fix)
+}
+
 pub fn syn_backlog(
     c: &Ctx,
     n: u64,

@@ -133,6 +133,16 @@ fn write_summary(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
         by_state.join(", ")
     );
     say(out, look, &tcp)?;
+    if s.unix > 0 {
+        say(
+            out,
+            look,
+            &format!(
+                "unix: {} stream and seqpacket sockets, {} listening",
+                s.unix, s.unix_listeners
+            ),
+        )?;
+    }
     let host = super::host_facts(h);
     if !host.is_empty() {
         say(
@@ -197,7 +207,7 @@ fn write_processes(
             num(pr.pid),
             Cell::new(terminal(&pr.comm)),
             num(pr.uid.map_or("?".to_string(), |u| u.to_string())),
-            num(p.sockets),
+            num(p.sockets + p.unix),
         ];
         row.extend(
             states
@@ -334,6 +344,44 @@ pub fn write_all(reports: &[Report], look: Look, out: &mut dyn Write) -> io::Res
     Ok(())
 }
 
+/// The unix listeners: a path where the ports table has a port.
+fn write_unix(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    if r.unix.is_empty() {
+        return Ok(());
+    }
+    let mut cols = vec![
+        col("UNIX SOCKET", 0),
+        col("QUEUE", 0),
+        col("ACCEPTED", 3),
+        col("PIDS", 0),
+        col("BEHIND", 2),
+    ];
+    for g in &r.unix {
+        let queue = g.queue.map_or("?".to_string(), |(q, b)| format!("{q}/{b}"));
+        let behind: Vec<String> = g
+            .behind
+            .iter()
+            .map(|l| format!("port {}", l.port))
+            .collect();
+        let queue = if look.color && g.queue.is_some_and(|(q, b)| q > 0 && q >= b) {
+            Cell::new(queue).fg(Color::Red)
+        } else {
+            num(queue)
+        };
+        push_row(
+            &mut cols,
+            vec![
+                Cell::new(terminal(&g.path)),
+                queue,
+                num(g.accepted),
+                Cell::new(pids_text(&g.pids)),
+                Cell::new(behind.join(",")),
+            ],
+        );
+    }
+    writeln!(out, "\n{}", fit(cols, look))
+}
+
 pub fn write(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
     let color = look.color;
     write_summary(r, look, out)?;
@@ -344,6 +392,7 @@ pub fn write(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
     write_findings(r, look, out)?;
     let states = r.states_present();
     write_ports(r, &states, look, out)?;
+    write_unix(r, look, out)?;
     write_processes(r, &states, look, out)?;
     write_sockets(r, look, out)?;
     if !r.limitations.is_empty() {

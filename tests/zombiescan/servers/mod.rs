@@ -10,6 +10,7 @@ mod gunicorn;
 mod nginx;
 mod node;
 mod postgres;
+mod unix;
 mod uvicorn;
 
 use std::path::{Path, PathBuf};
@@ -215,4 +216,65 @@ fn uvicorn_on(ns: &mut Netns, venv: &Path, port: u16, extra: &[&str], tag: &str)
             .any(|l| l.starts_with("LISTEN") && l.contains(&at))
     });
     pid
+}
+
+/// Whether nginx is there (in CI it must be).
+fn have_nginx(test: &str) -> bool {
+    if std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    crate::netns::skip(test, "needs nginx (bash .ci/run installs nginx-light)");
+    false
+}
+
+/// Starts nginx (one worker) in the namespace with these `server` blocks,
+/// its files in a directory of its own (returned: remove it when done), and
+/// waits until it listens.
+fn nginx(ns: &mut Netns, tag: &str, servers: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zombiescan-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("nginx dir");
+    let d = dir.display();
+    let conf = format!(
+        "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+          fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
+         {servers}}}\n"
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let conf_s = conf_path.display().to_string();
+    let prefix = format!("{d}/");
+    ns.start(
+        &[
+            "nginx",
+            "-p",
+            &prefix,
+            "-c",
+            &conf_s,
+            "-e",
+            &format!("{d}/error.log"),
+        ],
+        &[],
+        &log(tag),
+    );
+    let ports: Vec<String> = servers
+        .split("listen ")
+        .skip(1)
+        .filter_map(|l| l.split(';').next())
+        .filter_map(|a| a.rsplit(':').next())
+        .map(|p| format!(":{p} "))
+        .collect();
+    ns.wait_ss("nginx listening", |o| {
+        ports.iter().all(|p| {
+            o.lines()
+                .any(|l| l.starts_with("LISTEN") && l.contains(p.as_str()))
+        })
+    });
+    dir
 }
