@@ -60,6 +60,9 @@ pub struct SampleFinding {
     pub count: u32,
     pub ports: Vec<u16>,
     pub pids: Vec<u32>,
+    /// The unix socket it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 fn nonzero(c: &StateCounts) -> BTreeMap<String, u32> {
@@ -129,6 +132,10 @@ pub fn sample(r: &Report) -> Sample {
                 count: f.count,
                 ports: f.ports.clone(),
                 pids: f.pids.clone(),
+                path: f
+                    .path
+                    .as_ref()
+                    .map(|p| String::from_utf8_lossy(p).into_owned()),
             })
             .collect(),
         counters,
@@ -397,12 +404,15 @@ impl Builder {
             None => self.by_netns.entry(s.netns.clone()).or_default(),
         };
         for f in &s.findings {
-            let name = if f.ports.is_empty() {
+            let mut name = if f.ports.is_empty() {
                 f.kind.clone()
             } else {
                 let ports: Vec<String> = f.ports.iter().map(u16::to_string).collect();
                 format!("{} port {}", f.kind, ports.join(","))
             };
+            if let Some(p) = &f.path {
+                name = format!("{name} unix {p}");
+            }
             bump(&mut named.findings, &name, round, f.count);
         }
         for p in &s.ports {

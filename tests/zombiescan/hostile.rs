@@ -58,6 +58,26 @@ fn hostile_names_and_files_in_every_format() {
         "connect", "--port", "30020", "--count", "2", "--then", "close",
     ]);
     ns.wait_states(&[("CLOSE_WAIT", 2)]);
+    // A unix listener under a hostile path, its queue full: the path is in
+    // the findings, the unix table and a Prometheus label.
+    let sock = dir.join(format!("app{EVIL}.sock"));
+    let sock_s = sock.to_str().expect("path");
+    ns.start(
+        &[
+            "python3",
+            "-c",
+            "import socket,sys,time\n\
+             l=socket.socket(socket.AF_UNIX);l.bind(sys.argv[1]);l.listen(0)\n\
+             c=socket.socket(socket.AF_UNIX);c.setblocking(False);c.connect(sys.argv[1])\n\
+             time.sleep(3600)",
+            sock_s,
+        ],
+        &[],
+        &temp("unix.log"),
+    );
+    ns.wait_ss_with(&["-xlH"], "the hostile unix listener full", |o| {
+        o.lines().any(|l| l.starts_with("u_str LISTEN 1 "))
+    });
     let args = ["--stall", "0s", "--sockets"];
     for (format, sep) in [
         ("table", Some('│')),
@@ -73,6 +93,11 @@ fn hostile_names_and_files_in_every_format() {
         doc.processes.iter().any(|p| p.cmdline.contains(EVIL)),
         "{:?}",
         doc.processes
+    );
+    assert!(
+        doc.paths.iter().any(|p| p.path == sock_s),
+        "{:?}",
+        doc.paths
     );
     // The same from a capture, analysed as another user.
     let cap = temp("evil.zsc");
@@ -98,6 +123,7 @@ fn hostile_names_and_files_in_every_format() {
         );
     }
     let _ = std::fs::remove_file(&cap);
+    let _ = std::fs::remove_file(temp("unix.log"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

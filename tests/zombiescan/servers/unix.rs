@@ -175,6 +175,21 @@ fn nginx_in_front_of_uvicorn_on_a_unix_socket_whose_loop_is_blocked() {
         p.behind[0].pids
     );
 
+    // Scanned from outside the namespace, with --netns: the same finding.
+    let out = std::process::Command::new(BIN)
+        .args(["--netns", ns.name(), "--port", "30020", "--json"])
+        .output()
+        .expect("zombiescan --netns");
+    ok(&out);
+    let outside: Document = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        of_kind(&outside, "accept_queue_full")
+            .iter()
+            .any(|f| f.evidence["path"] == sock.as_str() && f.pids == vec![uv]),
+        "{:#?}",
+        outside.findings
+    );
+
     // At 80 columns the report leads with it.
     let out = ns.exec(&["env", "COLUMNS=80", BIN, "--port", "30020"]);
     ok(&out);
