@@ -289,6 +289,23 @@ pub struct Process {
     pub fds_open: u32,
     /// RLIMIT_NOFILE soft limit; `None` when unlimited or unreadable.
     pub fd_limit: Option<u64>,
+    /// Its parent (`PPid:` of `/proc/PID/status`): a server's supervisor,
+    /// for its workers.
+    #[serde(default)]
+    pub ppid: Option<u32>,
+    /// The parent's command line, for a worker whose own names no server
+    /// (started by Python's multiprocessing: `python -c "from
+    /// multiprocessing.spawn import spawn_main…" --multiprocessing-fork`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_cmdline: Option<Vec<u8>>,
+}
+
+impl Process {
+    /// Started by Python's multiprocessing: its command line says nothing
+    /// of the program it runs; its parent's does.
+    pub fn forked_worker(cmdline: &[u8]) -> bool {
+        Args::new(cmdline).has("--multiprocessing-fork")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -80,6 +80,8 @@ pub fn process(
     fd_limit: Option<u64>,
 ) -> Process {
     Process {
+        ppid: None,
+        parent_cmdline: None,
         pid,
         comm: comm.as_bytes().to_vec(),
         cmdline: cmdline.as_bytes().to_vec(),

@@ -138,6 +138,13 @@ pub fn status_uid(status: &str) -> Option<u32> {
     line[4..].split_ascii_whitespace().next()?.parse().ok()
 }
 
+/// The parent's pid from `/proc/PID/status`; none for a process the kernel
+/// started (0).
+pub fn status_ppid(status: &str) -> Option<u32> {
+    let line = status.lines().find(|l| l.starts_with("PPid:"))?;
+    line[5..].trim().parse().ok().filter(|&p| p != 0)
+}
+
 /// `/proc/PID/cmdline` with the NUL separators turned into spaces.
 pub fn cmdline_text(raw: &[u8]) -> Vec<u8> {
     let trimmed = raw.strip_suffix(b"\0").unwrap_or(raw);
@@ -162,9 +169,18 @@ fn read_details(dir: &Path, pid: u32, fds_open: u32, comm: Option<Vec<u8>>) -> P
     let cmdline = fs::read(dir.join("cmdline"))
         .map(|c| cmdline_text(&c))
         .unwrap_or_default();
-    let uid = fs::read_to_string(dir.join("status"))
-        .ok()
-        .and_then(|s| status_uid(&s));
+    let status = fs::read_to_string(dir.join("status")).ok();
+    let uid = status.as_deref().and_then(status_uid);
+    let ppid = status.as_deref().and_then(status_ppid);
+    let parent_cmdline = match ppid {
+        Some(pp) if Process::forked_worker(&cmdline) => {
+            let parent = dir.parent().unwrap_or(dir).join(pp.to_string());
+            fs::read(parent.join("cmdline"))
+                .ok()
+                .map(|c| cmdline_text(&c))
+        }
+        _ => None,
+    };
     let fd_limit = fs::read_to_string(dir.join("limits"))
         .ok()
         .and_then(|s| nofile_soft_limit(&s))
@@ -176,6 +192,8 @@ fn read_details(dir: &Path, pid: u32, fds_open: u32, comm: Option<Vec<u8>>) -> P
         uid,
         fds_open,
         fd_limit,
+        ppid,
+        parent_cmdline,
     }
 }
 
@@ -686,6 +704,8 @@ Max open files            1024                 20000                files     \n
             Some(1000)
         );
         assert_eq!(status_uid("Name:\tx\n"), None);
+        assert_eq!(status_ppid("Name:\tx\nPid:\t9\nPPid:\t4242\n"), Some(4242));
+        assert_eq!(status_ppid("PPid:\t0\n"), None, "a kernel thread's");
         assert_eq!(
             cmdline_text(b"python3\0-m\0uvicorn\0"),
             b"python3 -m uvicorn"

@@ -233,6 +233,8 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
     let mut sockets = netlink_sockets("netlink/inet4.bin");
     sockets.extend(netlink_sockets("netlink/inet6.bin"));
     let server = |pid: u32, comm: &str, cmdline: &str| Process {
+        ppid: None,
+        parent_cmdline: None,
         pid,
         comm: comm.as_bytes().to_vec(),
         cmdline: cmdline.as_bytes().to_vec(),

@@ -23,6 +23,7 @@ use crate::model::{Args, Direction, Process, Snapshot};
 
 use rows::APP_TIMEOUTS;
 pub use rows::{SETTINGS, Setting, Who, host, pick};
+use server::Role;
 pub use server::{Server, peer_server};
 pub use words::*;
 
@@ -58,7 +59,7 @@ pub fn fill(text: &str, server: Option<Server>, cmdlines: &[&[u8]]) -> String {
         let name = &rest[open + 1..open + close];
         let setting = SETTINGS
             .iter()
-            .find(|s| Some(s.server) == server && s.name == name);
+            .find(|s| Some(s.server) == server.map(Server::settings) && s.name == name);
         out.push_str(&match setting {
             Some(s) => describe(s, cmdlines),
             None => name.to_string(),
@@ -73,11 +74,13 @@ fn describe(s: &Setting, cmdlines: &[&[u8]]) -> String {
     if let Some(v) = cmdlines.iter().find_map(|c| stated(c, s)) {
         return format!("{} {v} (its command line)", s.name);
     }
-    // A gunicorn config file may set what the command line does not.
-    let config = cmdlines.iter().any(|c| {
-        let args = Args::new(c);
-        args.has("-c") || args.value(&["--config"]).is_some() || args.has("--config")
-    });
+    // A gunicorn config file (-c FILE) may set what the command line does
+    // not; python's own -c (a multiprocessing worker's) is no config file.
+    let config = s.server == Server::Gunicorn
+        && cmdlines.iter().any(|c| {
+            let args = Args::new(c);
+            args.has("-c") || args.value(&["--config"]).is_some() || args.has("--config")
+        });
     match (s.default, config) {
         (Some(d), false) => format!("{} (default {d})", s.name),
         (Some(d), true) => format!("{} (its config file, or the default {d})", s.name),
@@ -124,8 +127,13 @@ pub struct Ctx<'a> {
     pub peer: Option<Server>,
     /// "uvicorn (pids 12, 13)", "a process that could not be read".
     pub who: String,
-    /// The listeners' owners, for queued sockets.
+    /// The listeners' owners that accept, for queued sockets.
     pub listener_who: String,
+    /// A supervisor that holds the listener but never accepts, said apart
+    /// ("Its supervisor (pid 12) only holds the listener…").
+    pub supervisor: Option<String>,
+    /// The pid to look at first: a blamed worker, else the first holder.
+    pub first_pid: Option<u32>,
     /// "port 30020", "10.0.0.5:5432".
     pub place: String,
     /// The port the finding is about (local inbound, remote outbound).
@@ -151,9 +159,45 @@ fn list(v: &[u32]) -> String {
     s.join(", ")
 }
 
+/// The processes `pids` in words: "uvicorn (pid 12)", "python3 (uvicorn)
+/// (pids 12, 13)"; a server's tree by its roles: "uvicorn (workers, pids
+/// 13, 14; supervisor, pid 12)".
 fn named(snap: &Snapshot, pids: &[u32]) -> Option<String> {
     let procs: Vec<&Process> = pids.iter().filter_map(|p| snap.processes.get(p)).collect();
     let first = procs.first()?;
+    let roles = server::roles(snap, pids);
+    let workers: Vec<u32> = roles
+        .iter()
+        .filter(|(_, r)| matches!(r, Role::Worker(..)))
+        .map(|(p, _)| *p)
+        .collect();
+    let tree = roles.iter().find_map(|(_, r)| match r {
+        Role::Worker(s, _) | Role::Supervisor(s) => Some(*s),
+        Role::Alone => None,
+    });
+    if let Some(s) = tree {
+        let supervisors: Vec<u32> = roles
+            .iter()
+            .filter(|(_, r)| matches!(r, Role::Supervisor(_)))
+            .map(|(p, _)| *p)
+            .collect();
+        let others: Vec<u32> = roles
+            .iter()
+            .filter(|(_, r)| *r == Role::Alone)
+            .map(|(p, _)| *p)
+            .collect();
+        let mut parts = Vec::new();
+        let one = |what: &str, many: &str, v: &[u32]| match v {
+            [] => None,
+            [p] => Some(format!("{what}, pid {p}")),
+            v => Some(format!("{many}, pids {}", list(v))),
+        };
+        parts.extend(one("worker", "workers", &workers));
+        let word = s.supervisor();
+        parts.extend(one(word, &format!("{word}s"), &supervisors));
+        parts.extend(one("process", "processes", &others));
+        return Some(format!("{} ({})", s.name(), parts.join("; ")));
+    }
     let name = String::from_utf8_lossy(&first.comm).into_owned();
     let name = match procs.iter().find_map(|p| Server::detect(p)) {
         Some(s) if s.name() != name => format!("{name} ({})", s.name()),
@@ -163,6 +207,40 @@ fn named(snap: &Snapshot, pids: &[u32]) -> Option<String> {
         1 => format!("{name} (pid {})", pids[0]),
         _ => format!("{name} (pids {})", list(pids)),
     })
+}
+
+/// Of the owners of a listener, those that accept: a supervisor that only
+/// holds the listener for its workers (uvicorn's, gunicorn's, nginx's
+/// master) is left out when its workers are there, and said apart.
+fn accepters(snap: &Snapshot, pids: &[u32]) -> (Vec<u32>, Option<String>) {
+    let roles = server::roles(snap, pids);
+    let idle: Vec<(u32, Server)> = roles
+        .iter()
+        .filter_map(|(p, r)| match r {
+            Role::Supervisor(s) if !s.supervisor_accepts() => Some((*p, *s)),
+            _ => None,
+        })
+        .filter(|(p, _)| {
+            roles
+                .iter()
+                .any(|(_, r)| matches!(r, Role::Worker(_, sup) if sup == p))
+        })
+        .collect();
+    let Some(&(sup, s)) = idle.first() else {
+        return (pids.to_vec(), None);
+    };
+    let blamed = pids
+        .iter()
+        .copied()
+        .filter(|p| !idle.iter().any(|(i, _)| i == p))
+        .collect();
+    let note = format!(
+        "Its {} (pid {sup}) only holds the listener and restarts workers: {}'s workers are the ones that \
+         accept.",
+        s.supervisor(),
+        s.name()
+    );
+    (blamed, Some(note))
 }
 
 impl<'a> Ctx<'a> {
@@ -178,9 +256,25 @@ impl<'a> Ctx<'a> {
         let all = holders.all_pids();
         let procs: Vec<&Process> = all.iter().filter_map(|p| snap.processes.get(p)).collect();
         let server = procs.iter().find_map(|p| Server::detect(p));
-        let reload = procs.iter().any(|p| Args::new(&p.cmdline).has("--reload"));
-        let cmdlines = procs.iter().map(|p| p.cmdline.as_slice()).collect();
-        let mut who: Vec<String> = named(snap, &holders.pids).into_iter().collect();
+        // Settings are read from the holders' command lines and their
+        // supervisors': a worker's says nothing of --backlog.
+        let mut cmdlines: Vec<&[u8]> = procs.iter().map(|p| p.cmdline.as_slice()).collect();
+        for p in &procs {
+            if let Some(c) = &p.parent_cmdline {
+                cmdlines.push(c);
+            }
+            if let Some(parent) = p.ppid.and_then(|pp| snap.processes.get(&pp))
+                && Server::detect(parent) == Server::detect(p)
+            {
+                cmdlines.push(&parent.cmdline);
+            }
+        }
+        let reload = cmdlines.iter().any(|c| Args::new(c).has("--reload"));
+        let (blamed, supervisor) = accepters(snap, &holders.pids);
+        let (listener_blamed, listener_supervisor) = accepters(snap, &holders.listener_pids);
+        let first_pid = blamed.first().or(listener_blamed.first()).copied();
+        let supervisor = supervisor.or(listener_supervisor);
+        let mut who: Vec<String> = named(snap, &blamed).into_iter().collect();
         if holders.unknown > 0 {
             who.push(if snap.gaps.as_root {
                 "a process that could not be read".to_string()
@@ -193,7 +287,7 @@ impl<'a> Ctx<'a> {
                 "no process (orphaned: closed by their process, held by the kernel)".to_string(),
             );
         }
-        let listener_who = named(snap, &holders.listener_pids)
+        let listener_who = named(snap, &listener_blamed)
             .unwrap_or_else(|| "its listener (not part of this scan)".to_string());
         if who.is_empty() && holders.queued > 0 {
             who.push(listener_who.clone());
@@ -207,6 +301,8 @@ impl<'a> Ctx<'a> {
             peer: None,
             who: who.join(" and "),
             listener_who,
+            supervisor,
+            first_pid,
             place,
             port,
             netns_arg: match (&snap.netns.enter, snap.netns.own) {
@@ -238,10 +334,9 @@ impl<'a> Ctx<'a> {
     /// The row's cause and fix, filled with this server's settings.
     fn advice(&self, kind: Kind) -> (String, String) {
         let row = pick(kind, self.dir, self.server, self.peer);
-        (
-            fill(row.cause, self.server, &self.cmdlines),
-            fill(row.fix, self.server, &self.cmdlines),
-        )
+        let pid = self.first_pid.map_or("PID".to_string(), |p| p.to_string());
+        let fill = |t: &str| fill(&t.replace("{pid}", &pid), self.server, &self.cmdlines);
+        (fill(row.cause), fill(row.fix))
     }
 }
 
@@ -267,6 +362,11 @@ mod tests {
                 "gunicorn",
                 "/venv/bin/gunicorn -k uvicorn.workers.UvicornWorker app:app"
             ),
+            Some(Server::UvicornWorker),
+            "gunicorn's master and settings, uvicorn's event loops"
+        );
+        assert_eq!(
+            d("gunicorn", "/venv/bin/gunicorn -w 2 app:wsgi"),
             Some(Server::Gunicorn)
         );
         assert_eq!(
@@ -300,7 +400,7 @@ mod tests {
             assert!(
                 r.cause.is_empty()
                     || r.cause.starts_with(|c: char| c.is_uppercase())
-                    || ["uvicorn ", "nginx ", "docker-proxy "]
+                    || ["uvicorn ", "gunicorn", "nginx ", "docker-proxy "]
                         .iter()
                         .any(|n| r.cause.starts_with(n)),
                 "{at}: {}",
@@ -401,6 +501,92 @@ mod tests {
         assert_eq!(
             fill("{--workers}", Some(Server::Gunicorn), &[w]),
             "--workers (default 1)"
+        ); // python's own -c (a multiprocessing worker's) is no config file.
+        let mp: &[u8] = b"python3 -B -c from multiprocessing.spawn import spawn_main; \
+            spawn_main(tracker_fd=7, pipe_handle=9) --multiprocessing-fork";
+        assert_eq!(
+            fill("{--limit-concurrency}", Some(Server::Uvicorn), &[mp]),
+            "--limit-concurrency (not set)"
+        );
+    }
+
+    /// Process trees: the supervisor that only holds the listener is said
+    /// apart from the workers that accept (uvicorn, gunicorn, nginx); node's
+    /// cluster primary accepts itself and stays blamed.
+    #[test]
+    fn workers_are_blamed_and_the_supervisor_said_apart() {
+        use crate::testing::snapshot;
+        let tree = |procs: Vec<crate::model::Process>| {
+            let mut snap = snapshot(Vec::new());
+            snap.processes.clear();
+            for p in procs {
+                snap.processes.insert(p.pid, p);
+            }
+            snap
+        };
+        let child = |mut p: crate::model::Process, ppid: u32, parent: Option<&str>| {
+            p.ppid = Some(ppid);
+            p.parent_cmdline = parent.map(|c| c.as_bytes().to_vec());
+            p
+        };
+        let uv = "/venv/bin/python3 /venv/bin/uvicorn app:app --workers 2 --backlog 16";
+        let mp = "/venv/bin/python3 -B -c from multiprocessing.spawn import spawn_main; \
+                  spawn_main(tracker_fd=7, pipe_handle=9) --multiprocessing-fork";
+        let snap = tree(vec![
+            process(10, "uvicorn", uv, 8, None),
+            child(process(11, "python3", mp, 9, None), 10, Some(uv)),
+            child(process(12, "python3", mp, 9, None), 10, Some(uv)),
+        ]);
+        assert_eq!(
+            named(&snap, &[10, 11, 12]).as_deref(),
+            Some("uvicorn (workers, pids 11, 12; supervisor, pid 10)")
+        );
+        let (blamed, note) = accepters(&snap, &[10, 11, 12]);
+        assert_eq!(blamed, vec![11, 12]);
+        assert!(note.is_some_and(|n| n.starts_with("Its supervisor (pid 10)")));
+        // The settings come from the supervisor's command line.
+        let c = Ctx::new(
+            &snap,
+            Holders {
+                pids: vec![11, 12],
+                ..Holders::default()
+            },
+            Direction::Inbound,
+            None,
+            30020,
+        );
+        assert_eq!(c.server, Some(Server::Uvicorn));
+        assert_eq!(c.first_pid, Some(11));
+        assert!(
+            c.advice(Kind::AcceptQueueFull)
+                .1
+                .contains("--backlog 16 (its command line)")
+        );
+
+        let master = "nginx: master process /usr/sbin/nginx -c /etc/nginx/nginx.conf";
+        let snap = tree(vec![
+            process(20, "nginx", master, 8, None),
+            child(
+                process(21, "nginx", "nginx: worker process", 9, None),
+                20,
+                None,
+            ),
+        ]);
+        assert_eq!(accepters(&snap, &[20, 21]).0, vec![21]);
+        assert_eq!(
+            named(&snap, &[20, 21]).as_deref(),
+            Some("nginx (worker, pid 21; master, pid 20)")
+        );
+        // node's primary accepts and hands connections out: it stays.
+        let snap = tree(vec![
+            process(30, "node", "node server.js", 8, None),
+            child(process(31, "node", "node server.js", 9, None), 30, None),
+        ]);
+        let (blamed, note) = accepters(&snap, &[30]);
+        assert_eq!((blamed, note), (vec![30], None));
+        assert_eq!(
+            named(&snap, &[30, 31]).as_deref(),
+            Some("node (worker, pid 31; primary, pid 30)")
         );
     }
 }

@@ -19,6 +19,10 @@ pub struct Setting {
 }
 
 const UVICORN_HELP: &str = "uvicorn 0.34.0 --help; uvicorn/config.py Config.__init__";
+/// What ties gunicorn's --timeout to a uvicorn worker's event loop.
+const UVICORN_WORKER: &str = "uvicorn 0.34.0 uvicorn/workers.py (UvicornWorker: timeout_notify from gunicorn's \
+timeout, callback_notify) and uvicorn/server.py on_tick (notifies from the event loop, once a second); \
+gunicorn 23.0.0 arbiter.py murder_workers (SIGABRT past --timeout)";
 const GUNICORN_HELP: &str = "gunicorn 23.0.0 --help (docs.gunicorn.org/en/stable/settings.html)";
 
 pub const SETTINGS: &[Setting] = &[
@@ -139,12 +143,25 @@ pub const ADVICE: &[Row] = &[
                 while the handler awaits: a CLOSE_WAIT that stays on a uvicorn socket means that worker's event \
                 loop is blocked, by a synchronous call (time.sleep, requests, a sync database driver) inside an \
                 async def endpoint.",
-        fix: "Find the blocking call (py-spy dump --pid PID shows where the loop is stuck) and take it off the \
+        fix: "Find the blocking call (py-spy dump --pid {pid} shows where the loop is stuck) and take it off the \
               loop: run it in a thread (asyncio.to_thread, starlette's run_in_threadpool), declare the endpoint \
               with def so the framework runs it in a thread pool, or use an async driver. {--workers} more \
               workers spread the load, but each blocked loop still stalls every connection it holds.",
         checked: "uvicorn/protocols/http/h11_impl.py and httptools_impl.py: eof_received() returns None, so asyncio \
                   closes the transport on EOF; connection_lost() closes it",
+    },
+    Row {
+        who: Who::Holder(UvicornWorker),
+        kind: CloseWait,
+        dir: Some(Inbound),
+        cause: "gunicorn runs uvicorn's worker class ({--worker-class}): each worker is an asyncio event loop, \
+                which closes a connection as soon as it reads the client's FIN; a CLOSE_WAIT that stays means \
+                that worker's loop is blocked, by a synchronous call inside an async def endpoint.",
+        fix: "Find the blocking call (py-spy dump --pid {pid} shows where the loop is stuck) and take it off the \
+              loop: a thread (asyncio.to_thread), a def endpoint, an async driver. gunicorn's {--timeout} aborts \
+              a worker whose loop has not notified it for that long and starts another: its requests fail then. \
+              More {--workers} spread the load; each blocked loop still stalls every connection it holds.",
+        checked: UVICORN_WORKER,
     },
     Row {
         who: Who::Holder(Gunicorn),
@@ -299,6 +316,17 @@ pub const ADVICE: &[Row] = &[
         checked: UVICORN_HELP,
     },
     Row {
+        who: Who::Holder(UvicornWorker),
+        kind: AppNotReading,
+        dir: Some(Inbound),
+        cause: "Each of gunicorn's uvicorn workers runs one event loop: a blocking call in an async def endpoint \
+                stalls every connection of that worker.",
+        fix: "Take blocking work off the loop (def endpoints or a thread pool, async drivers) and bound slow \
+              calls; more {--workers} spread the load; {--timeout} restarts a worker whose loop stays blocked \
+              that long. {APP_TIMEOUTS}",
+        checked: UVICORN_WORKER,
+    },
+    Row {
         who: Who::Holder(Gunicorn),
         kind: AppNotReading,
         dir: Some(Inbound),
@@ -381,6 +409,16 @@ pub const ADVICE: &[Row] = &[
         fix: "Unblock the loop (run blocking calls in a thread, def endpoints, async drivers); {--backlog} only \
               buys time; {--limit-concurrency} answers 503 past a bound instead of queueing.",
         checked: UVICORN_HELP,
+    },
+    Row {
+        who: Who::Holder(UvicornWorker),
+        kind: AcceptQueueFull,
+        dir: None,
+        cause: "gunicorn's uvicorn workers accept on their event loops: while a worker's loop is blocked (a \
+                synchronous call in an async def endpoint), that worker accepts nothing.",
+        fix: "Unblock the loops (run blocking calls in a thread, def endpoints, async drivers); gunicorn's \
+              {--timeout} restarts a worker whose loop stays blocked that long; {--backlog} only buys time.",
+        checked: UVICORN_WORKER,
     },
     Row {
         who: Who::Holder(Gunicorn),
@@ -536,7 +574,10 @@ impl Row {
     /// Where the row was checked, and the settings it cites for `server`.
     pub fn source(&self, server: Option<Server>) -> String {
         let mut out: Vec<&str> = vec![self.checked];
-        for s in SETTINGS.iter().filter(|s| Some(s.server) == server) {
+        for s in SETTINGS
+            .iter()
+            .filter(|s| Some(s.server) == server.map(Server::settings))
+        {
             let cited = [self.cause, self.fix]
                 .iter()
                 .any(|t| t.contains(&format!("{{{}}}", s.name)));

@@ -4,10 +4,14 @@
 use crate::model::{Args, Process, Snapshot};
 
 /// Servers whose behaviour the advice knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Server {
     Uvicorn,
     Gunicorn,
+    /// gunicorn running uvicorn's worker class (`-k
+    /// uvicorn.workers.UvicornWorker`): gunicorn's master and settings,
+    /// each worker an asyncio event loop.
+    UvicornWorker,
     Nginx,
     Node,
     Java,
@@ -21,7 +25,7 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Uvicorn => "uvicorn",
-            Server::Gunicorn => "gunicorn",
+            Server::Gunicorn | Server::UvicornWorker => "gunicorn",
             Server::Nginx => "nginx",
             Server::Node => "node",
             Server::Java => "java",
@@ -30,35 +34,126 @@ impl Server {
         }
     }
 
-    /// Recognises a server by its comm or command line. gunicorn wins over
-    /// uvicorn: `gunicorn -k uvicorn.workers.UvicornWorker` is gunicorn.
+    /// What its process tree calls the process that starts the workers.
+    pub fn supervisor(self) -> &'static str {
+        match self {
+            // uvicorn/supervisors/: Multiprocess (--workers), ChangeReload
+            // (--reload).
+            Server::Uvicorn => "supervisor",
+            // gunicorn's arbiter, nginx's master process.
+            Server::Gunicorn | Server::UvicornWorker | Server::Nginx => "master",
+            // node's cluster.isPrimary.
+            Server::Node => "primary",
+            _ => "parent",
+        }
+    }
+
+    /// Whose settings its command line states: gunicorn's for its uvicorn
+    /// workers.
+    pub fn settings(self) -> Server {
+        match self {
+            Server::UvicornWorker => Server::Gunicorn,
+            s => s,
+        }
+    }
+
+    /// Whether that supervisor accepts connections itself. uvicorn's
+    /// supervisor, gunicorn's master and nginx's master only hold the
+    /// listener for their workers; node's cluster primary accepts and hands
+    /// each connection to a worker (round-robin, the default but on
+    /// Windows: nodejs.org/api/cluster.html "How it works").
+    pub fn supervisor_accepts(self) -> bool {
+        self == Server::Node
+    }
+
+    /// Recognises a server by its comm or command line; a worker started by
+    /// Python's multiprocessing by its parent's (`uvicorn --workers`,
+    /// `--reload`). gunicorn wins over uvicorn: `gunicorn -k
+    /// uvicorn.workers.UvicornWorker` is gunicorn.
     pub fn detect(p: &Process) -> Option<Server> {
-        let args = Args::new(&p.cmdline);
+        Server::detect_parts(&p.comm, &p.cmdline).or_else(|| {
+            p.parent_cmdline
+                .as_deref()
+                .and_then(|c| Server::detect_parts(b"", c))
+        })
+    }
+
+    fn detect_parts(comm: &[u8], cmdline: &[u8]) -> Option<Server> {
+        let args = Args::new(cmdline);
         let words: Vec<&[u8]> = args.names().collect();
         let has = |name: &[u8]| {
-            p.comm == name
+            comm == name
                 || words
                     .iter()
                     .any(|w| *w == name || w.strip_suffix(b":") == Some(name))
         };
         if has(b"gunicorn") {
-            Some(Server::Gunicorn)
+            let class = args.value(&["--worker-class", "-k"]).unwrap_or_default();
+            Some(if class.starts_with("uvicorn.") {
+                Server::UvicornWorker
+            } else {
+                Server::Gunicorn
+            })
         } else if has(b"uvicorn") {
             Some(Server::Uvicorn)
-        } else if p.comm == b"nginx" || words.first().is_some_and(|w| *w == b"nginx:") {
+        } else if comm == b"nginx" || words.first().is_some_and(|w| *w == b"nginx:") {
             Some(Server::Nginx)
-        } else if p.comm == b"docker-proxy" {
+        } else if comm == b"docker-proxy" {
             Some(Server::DockerProxy)
-        } else if p.comm == b"postgres" || p.comm == b"postmaster" {
+        } else if comm == b"postgres" || comm == b"postmaster" {
             Some(Server::Postgres)
-        } else if p.comm == b"node" || p.comm == b"nodejs" {
+        } else if comm == b"node" || comm == b"nodejs" {
             Some(Server::Node)
-        } else if p.comm == b"java" {
+        } else if comm == b"java" {
             Some(Server::Java)
         } else {
             None
         }
     }
+}
+
+/// What a process is to its server, in a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// It runs alone, or its tree is not in the snapshot.
+    Alone,
+    /// It started workers of the same server that the snapshot holds.
+    Supervisor(Server),
+    /// A worker of the supervisor with this pid.
+    Worker(Server, u32),
+}
+
+/// The role of each of `pids` in its server's process tree.
+pub fn roles(snap: &Snapshot, pids: &[u32]) -> Vec<(u32, Role)> {
+    // Parents with a worker of their own server in the snapshot.
+    let parents: std::collections::BTreeSet<(u32, Server)> = snap
+        .processes
+        .values()
+        .filter_map(|c| {
+            let s = Server::detect(c)?;
+            let pp = c.ppid?;
+            let parent = snap.processes.get(&pp)?;
+            (Server::detect(parent) == Some(s)).then_some((pp, s))
+        })
+        .collect();
+    pids.iter()
+        .map(|&pid| {
+            let Some(p) = snap.processes.get(&pid) else {
+                return (pid, Role::Alone);
+            };
+            let Some(s) = Server::detect(p) else {
+                return (pid, Role::Alone);
+            };
+            let role = match p.ppid {
+                Some(pp) if parents.contains(&(pp, s)) => Role::Worker(s, pp),
+                // Forked by multiprocessing: a worker, its parent or not.
+                Some(pp) if p.parent_cmdline.is_some() => Role::Worker(s, pp),
+                _ if parents.contains(&(pid, s)) => Role::Supervisor(s),
+                _ => Role::Alone,
+            };
+            (pid, role)
+        })
+        .collect()
 }
 
 /// The server at `port` of outbound sockets: the server `owners` (of a

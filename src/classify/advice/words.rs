@@ -13,6 +13,14 @@ fn unknown(v: Option<u64>, unit: &str) -> String {
     v.map_or("unknown".to_string(), |v| format!("{v}{unit}"))
 }
 
+/// The sentence on a supervisor that holds the listener and never
+/// accepts, with a space before it; empty when there is none.
+fn supervised(c: &Ctx) -> String {
+    c.supervisor
+        .as_ref()
+        .map_or(String::new(), |s| format!(" {s}"))
+}
+
 /// The singular or the plural form of a verb for `n` subjects.
 fn verb(n: u32, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
@@ -77,13 +85,14 @@ pub fn close_wait(c: &Ctx, n: u32, age: Option<&str>) -> (String, String) {
     if h.queued > 0 {
         explanation.push_str(&format!(
             " {} of them {} still in the accept queue of {}: {} never accepted {}, so {} no descriptor; \
-             the cause is that nothing accepts, not a forgotten close().",
+             the cause is that nothing accepts, not a forgotten close().{}",
             h.queued,
             verb(h.queued, "is", "are"),
             c.place,
             c.listener_who,
             verb(h.queued, "it", "them"),
             verb(h.queued, "it holds", "they hold"),
+            supervised(c),
         ));
         if held > 0 {
             explanation.push_str(&format!(
@@ -340,9 +349,13 @@ pub fn accept_queue_full(
     let explanation = join(
         format!(
             "The accept queue of {} holds {queue} connections for {limit}{waited}: the kernel completed \
-             handshakes that {} does not accept. When it is full new connections are dropped (ListenOverflows \
+             handshakes that {} does not accept.{} When it is full new connections are dropped (ListenOverflows \
              {} {}).",
-            c.place, c.who, overflows.0, overflows.1
+            c.place,
+            c.who,
+            supervised(c),
+            overflows.0,
+            overflows.1
         ),
         &cause,
     );
@@ -382,13 +395,14 @@ pub fn unix_accept_queue_full(
         ));
     }
     explanation.push_str(&format!(
-        "The accept queue of {} holds {queue} {} for a backlog of {backlog}: {} does not accept them. Past \
+        "The accept queue of {} holds {queue} {} for a backlog of {backlog}: {} does not accept them.{} Past \
          the backlog a proxy's connect fails at once with EAGAIN (nginx: \"(11: Resource temporarily \
          unavailable) while connecting to upstream\", a 502 to its client), with no retry and no kernel \
          counter: the errors start the moment the queue is full.",
         c.place,
         if queue == 1 { "connection" } else { "connections" },
-        c.who
+        c.who,
+        supervised(c)
     ));
     let explanation = join(explanation, &cause);
     let smc = somaxconn.map_or("net.core.somaxconn".to_string(), |v| {

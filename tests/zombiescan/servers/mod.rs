@@ -12,6 +12,7 @@ mod node;
 mod postgres;
 mod unix;
 mod uvicorn;
+mod workers;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
