@@ -36,16 +36,17 @@ fn rules(s: &Socket, t: &Thresholds, up: Option<u64>) -> Vec<(Kind, Option<Dead>
     let stall = t.stall.as_millis() as u32;
     let backoff = ti.and_then(|i| i.backoff()).unwrap_or(0);
     let in_flight = s.send_q > 0 || ti.and_then(|i| i.unacked()).unwrap_or(0) > 0;
-    // The peer answers: an ACK came after our last (re)transmission, give
-    // or take two round trips. Retransmissions it acknowledges without
-    // taking the data (it shrank its window, it does not drain its buffer)
-    // make a reader that does not read, not a dead peer.
+    // The peer answers: an ACK came at or after our last transmission (in
+    // the same clock tick at worst). An ACK can only answer data sent
+    // before it: one received before the last transmission is no answer,
+    // however close. Retransmissions it acknowledges without taking the
+    // data (it shrank its window, it does not drain its buffer) make a
+    // reader that does not read, not a dead peer.
     let answering = ti
         .and_then(|i| {
             let ack = known(i.last_ack_recv(), up)?;
             let sent = known(i.last_data_sent(), up)?;
-            let margin = i.rtt().map_or(200, |us| us / 500 + 200);
-            Some(ack <= sent.saturating_add(margin))
+            Some(ack <= sent)
         })
         .unwrap_or(false);
     match (s.state, s.timer.kind) {
@@ -148,7 +149,10 @@ pub fn age(kind: Kind, s: &Socket, host: &crate::model::Host) -> Option<u32> {
     let ti = s.tcp_info.as_ref()?;
     match kind {
         Kind::CloseWait | Kind::FinWait2 => since_peer(s, up),
-        Kind::HalfOpen => known(ti.last_ack_recv(), up),
+        // Keepalive probes unanswered: the peer has been silent since its
+        // last ACK.
+        Kind::HalfOpen if s.timer.kind == TimerKind::Keepalive => known(ti.last_ack_recv(), up),
+        Kind::HalfOpen => Some(unanswered(s, ti, up)),
         // Retransmissions count as sends: only a zero window's stall has
         // an age.
         Kind::PeerNotReading if s.timer.kind == TimerKind::Persist || ti.snd_wnd() == Some(0) => {
@@ -160,6 +164,25 @@ pub fn age(kind: Kind, s: &Socket, host: &crate::model::Host) -> Option<u32> {
             Some(known(ti.last_data_recv(), up)?.min(known(ti.last_data_sent(), up)?))
         }
         _ => None,
+    }
+}
+
+/// How long a half-open socket's data has gone unanswered, at least: since
+/// it was last sent new (`last_data_sent`), and no less than the
+/// retransmissions the kernel has made took (each waited the RTO, doubled
+/// every time from `TCP_RTO_MIN`, 200 ms, up to `TCP_RTO_MAX`, 120 s).
+/// Never more than the peer's silence (`last_ack_recv`): a connection idle
+/// before the peer vanished is not unanswered for its idle time.
+fn unanswered(s: &Socket, ti: &crate::model::TcpInfo, up: Option<u64>) -> u32 {
+    let sent = known(ti.last_data_sent(), up).unwrap_or(0);
+    let tries = u32::from(ti.backoff().unwrap_or(0).max(s.timer.count)).min(16);
+    let rto_ms = ti.rto().map_or(0, |us| us / 1000);
+    let base = (rto_ms >> tries).max(200);
+    let retried = (0..tries).fold(0u32, |w, i| w.saturating_add((base << i).min(120_000)));
+    let at_least = sent.max(retried);
+    match known(ti.last_ack_recv(), up) {
+        Some(silence) => at_least.min(silence),
+        None => at_least,
     }
 }
 
@@ -817,9 +840,67 @@ mod tests {
         // No ACK since long before the last retransmission: gone.
         s.tcp_info.as_mut().expect("ti").last_ack_recv = 40_000;
         assert_eq!(
-            all(&snapshot(vec![listener(), s]), &t)[0].kind,
+            all(&snapshot(vec![listener(), s.clone()]), &t)[0].kind,
             Kind::HalfOpen
         );
+        // A peer gone right after its last packet: the server wrote 44 ms
+        // after the last ACK, the window open (seen live: lastsnd 3012,
+        // lastack 3056, backoff 3, snd_wnd 64512). No ACK answered the
+        // data, whatever the margin: half_open, not a reader.
+        let ti = s.tcp_info.as_mut().expect("ti");
+        ti.last_data_sent = 3_012;
+        ti.last_ack_recv = 3_056;
+        ti.last_data_recv = 3_056;
+        ti.backoff = 3;
+        ti.snd_wnd = 64_512;
+        s.send_q = 4096;
+        assert_eq!(
+            kinds(&all(&snapshot(vec![listener(), s]), &t)),
+            vec![(Kind::HalfOpen, Severity::Warning, 1)]
+        );
+    }
+
+    /// A pooled connection idle 15 s, then a middlebox drops every packet,
+    /// then a query 12 s later: it has gone unanswered 12 s, not the 27 s
+    /// since the peer's last ACK (seen with PostgreSQL and RabbitMQ behind
+    /// an nft drop rule).
+    #[test]
+    fn a_half_open_age_is_the_silence_of_its_data_not_the_idle_time() {
+        let t = Thresholds::default();
+        let mut s = server(TcpState::Established, 1);
+        s.remote = "10.0.0.5:5432".parse().expect("addr");
+        s.local = "10.0.0.1:50000".parse().expect("addr");
+        s.timer = timer(TimerKind::Retransmit, 5);
+        s.send_q = 120;
+        let ti = s.tcp_info.as_mut().expect("ti");
+        ti.backoff = 5;
+        ti.rto = 6_400_000;
+        ti.unacked = 1;
+        ti.last_data_sent = 12_000;
+        ti.last_ack_recv = 27_000;
+        ti.last_data_recv = 27_000;
+        let f = all(&snapshot(vec![s.clone()]), &t);
+        assert_eq!(f[0].kind, Kind::HalfOpen);
+        assert_eq!(
+            f[0].oldest_ms,
+            Some(12_000),
+            "since the query, not the idle"
+        );
+        assert!(
+            f[0].explanation.contains("unanswered for at least 12 s"),
+            "{}",
+            f[0].explanation
+        );
+        // Retransmissions that took longer than lastsnd says: their sum.
+        let ti = s.tcp_info.as_mut().expect("ti");
+        ti.last_data_sent = 1_000;
+        let f = all(&snapshot(vec![s.clone()]), &t);
+        assert_eq!(f[0].oldest_ms, Some(200 + 400 + 800 + 1_600 + 3_200));
+        // Never older than the peer's silence.
+        let ti = s.tcp_info.as_mut().expect("ti");
+        ti.last_ack_recv = 3_000;
+        let f = all(&snapshot(vec![s]), &t);
+        assert_eq!(f[0].oldest_ms, Some(3_000));
     }
 
     /// docker-proxy on the host, its port followed into the container:

@@ -161,6 +161,9 @@ pub fn half_open(
     }
     let last = match (age, syn == n) {
         (Some(a), true) => format!(" (the oldest for at least {a})"),
+        (Some(a), false) if get("retransmitting") > 0 => {
+            format!(" (the oldest unanswered for at least {a})")
+        }
         (Some(a), false) => format!(" (the oldest for {a})"),
         (None, _) => String::new(),
     };
@@ -235,8 +238,9 @@ pub fn half_open(
 pub fn peer_not_reading(c: &Ctx, n: u32, send_q: u64, age: Option<&str>) -> (String, String) {
     let (cause, fix) = c.advice(Kind::PeerNotReading);
     let explanation = format!(
-        "{} {} {send_q} bytes waiting to be sent that the peer does not take: it answers, but its receive \
-         window stays closed{}. {} The kernel only probes the window, and {} stays tied up writing.",
+        "{} {} {send_q} bytes waiting to be sent that the peer does not take: it answers (it acknowledges \
+         our probes or retransmissions) but takes nothing in{}. {} The kernel keeps probing, and {} stays \
+         tied up writing.",
         c.conns(n),
         verb(n, "has", "have"),
         age.map_or(String::new(), |a| format!(" (nothing sent for {a})")),
