@@ -752,6 +752,39 @@ pub struct Snapshot {
     /// The unix listeners a `--port` scan followed from the port's owners.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unix_links: Vec<UnixLink>,
+    /// For the processes a finding blames: their connections elsewhere
+    /// that sent something and have received nothing since, and what their
+    /// threads are blocked in. Looked up only when a finding blames them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<Waiting>,
+}
+
+/// A blamed process's connection elsewhere, with a request outstanding:
+/// data sent after the last data received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    pub pid: u32,
+    /// Its descriptor for the socket.
+    pub fd: u32,
+    pub socket: Socket,
+    /// A thread of the process blocked on that descriptor, or (when none
+    /// is) its main thread's blocking call.
+    pub thread: Option<Blocked>,
+}
+
+/// What a thread is blocked in, from `/proc/PID/task/TID/syscall` and
+/// `wchan`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Blocked {
+    pub tid: u32,
+    /// The system call's name (`recvfrom`, `poll`, `futex`,
+    /// `clock_nanosleep`), or its number where zombiescan has no name.
+    pub syscall: String,
+    /// The descriptors it waits on, where the call names them (read,
+    /// recvfrom, poll's array).
+    pub fds: Vec<u32>,
+    /// The kernel function it sleeps in.
+    pub wchan: String,
 }
 
 /// Where else to look, as the collector found it; `classify` words it.

@@ -1,5 +1,6 @@
 //! What every mode shares: scan (or read), classify, report.
 
+use crate::classify::Finding;
 use crate::collect;
 use crate::config::Config;
 use crate::error::Error;
@@ -7,18 +8,56 @@ use crate::model::Snapshot;
 use crate::report::Report;
 use crate::{classify, model};
 
-/// One scan, one snapshot per network namespace (`--all-netns`: each
-/// namespace in use). A watch or the exporter passes the same `memory` to
-/// each of its scans.
-pub fn scan(
-    cfg: &Config,
-    memory: Option<&mut collect::procs::Memory>,
-) -> Result<Vec<Snapshot>, Error> {
-    if cfg.all_netns {
-        collect::scan_all(&cfg.scan, memory)
-    } else {
-        collect::scan(&cfg.scan, memory)
+/// Snapshots and their findings, classified once.
+pub struct Scanned {
+    pub snapshots: Vec<Snapshot>,
+    findings: Vec<Vec<Finding>>,
+}
+
+impl Scanned {
+    /// Classifies each snapshot.
+    pub fn new(cfg: &Config, snapshots: Vec<Snapshot>) -> Scanned {
+        let findings = snapshots
+            .iter()
+            .map(|s| classify::classify(s, &cfg.thresholds))
+            .collect();
+        Scanned {
+            snapshots,
+            findings,
+        }
     }
+
+    /// Every snapshot reported.
+    pub fn reports(&self, cfg: &Config) -> Vec<Report<'_>> {
+        self.snapshots
+            .iter()
+            .zip(&self.findings)
+            .map(|(snap, f)| report(cfg, snap, f.clone()))
+            .collect()
+    }
+}
+
+/// One scan, one snapshot per network namespace (`--all-netns`: each
+/// namespace in use), classified. Where a finding blames processes, what
+/// they wait on is looked up (their connections elsewhere, their blocked
+/// threads) and the snapshot classified again with it: a healthy scan
+/// pays nothing for it. A watch or the exporter passes the same `memory`
+/// to each of its scans.
+pub fn scan(cfg: &Config, memory: Option<&mut collect::procs::Memory>) -> Result<Scanned, Error> {
+    let snaps = if cfg.all_netns {
+        collect::scan_all(&cfg.scan, memory)?
+    } else {
+        collect::scan(&cfg.scan, memory)?
+    };
+    let mut scanned = Scanned::new(cfg, snaps);
+    for (snap, findings) in scanned.snapshots.iter_mut().zip(&mut scanned.findings) {
+        let pids = classify::blamed(findings);
+        collect::waiting::probe(snap, &pids);
+        if !snap.waiting.is_empty() {
+            *findings = classify::classify(snap, &cfg.thresholds);
+        }
+    }
+    Ok(scanned)
 }
 
 /// The snapshots of a capture file, narrowed to the scan's filters.
@@ -33,10 +72,10 @@ pub fn read_capture(cfg: &Config, file: &std::path::Path) -> Result<Vec<Snapshot
     Ok(snaps)
 }
 
-/// A snapshot classified and reported, with the pointers to trouble
+/// A snapshot reported with its findings, and the pointers to trouble
 /// elsewhere.
-pub fn report<'a>(cfg: &Config, snap: &'a model::Snapshot) -> Report<'a> {
-    let mut r = Report::new(snap, classify::classify(snap, &cfg.thresholds), &cfg.report);
+fn report<'a>(cfg: &Config, snap: &'a model::Snapshot, findings: Vec<Finding>) -> Report<'a> {
+    let mut r = Report::new(snap, findings, &cfg.report);
     // The command to look elsewhere enters the same namespace again.
     let enter = match &cfg.scan.netns {
         Some(arg) => Some(arg.as_str()),
@@ -45,11 +84,6 @@ pub fn report<'a>(cfg: &Config, snap: &'a model::Snapshot) -> Report<'a> {
     r.hints
         .extend(classify::pointers(snap, &cfg.thresholds, enter));
     r
-}
-
-/// Every snapshot reported.
-pub fn reports<'a>(cfg: &Config, snaps: &'a [Snapshot]) -> Vec<Report<'a>> {
-    snaps.iter().map(|snap| report(cfg, snap)).collect()
 }
 
 /// A finding reached `--fail-on`.

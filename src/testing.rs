@@ -128,5 +128,6 @@ pub fn snapshot(sockets: Vec<Socket>) -> Snapshot {
         forwarded: Vec::new(),
         unix: Vec::new(),
         unix_links: Vec::new(),
+        waiting: Vec::new(),
     }
 }

@@ -12,6 +12,9 @@ mod limits;
 mod listen;
 mod pointers;
 mod sockets;
+mod waiting;
+
+pub use waiting::blamed;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -239,6 +242,27 @@ pub struct Finding {
     pub sockets: Vec<u32>,
     /// Indices into `Snapshot::unix` of the unix sockets concerned.
     pub unix: Vec<u32>,
+    /// What the blamed process waits on: the likely cause, one hop away.
+    pub waiting_on: Option<WaitingOn>,
+}
+
+/// A blamed process's connection that sent a request and has waited longer
+/// than `--stall` for any reply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaitingOn {
+    pub pid: u32,
+    pub fd: u32,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The server at the other end, by its well-known port.
+    pub peer_server: Option<&'static str>,
+    /// Since the request was sent, with nothing received (ms).
+    pub waited_ms: u32,
+    /// The call the process's thread is blocked in, and whether on that
+    /// very socket.
+    pub syscall: Option<String>,
+    pub on_socket: bool,
+    pub wchan: Option<String>,
 }
 
 impl Finding {
@@ -267,6 +291,7 @@ impl Finding {
             advice_source: String::new(),
             sockets: Vec::new(),
             unix: Vec::new(),
+            waiting_on: None,
         }
     }
 }
@@ -278,6 +303,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds) -> Vec<Finding> {
     listen::classify(snap, t, &mut out);
     limits::classify(snap, t, &mut out);
     link(snap, &mut out);
+    waiting::attach(snap, t, &mut out);
     // A finding from another namespace says which.
     if !snap.netns.own {
         let label = snap.netns.label();

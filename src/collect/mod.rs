@@ -15,6 +15,7 @@ pub mod netns;
 pub mod procnet;
 pub mod procs;
 pub mod unix;
+pub mod waiting;
 
 mod follow;
 mod scan;

@@ -349,6 +349,7 @@ fn attribute(
             forwarded: Vec::new(),
             unix: ins.unix,
             unix_links: Vec::new(),
+            waiting: Vec::new(),
         })
         .collect();
     if !opts.owners {

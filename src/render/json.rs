@@ -185,6 +185,22 @@ pub struct ByFamily {
     pub unix: u32,
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WaitingOnJson {
+    pub pid: u32,
+    pub fd: u32,
+    pub local: String,
+    pub remote: String,
+    /// The server at the other end, by its well-known port.
+    pub peer_server: Option<String>,
+    /// Since the request was sent, with nothing received.
+    pub seconds: f64,
+    /// The call a thread of the process is blocked in.
+    pub syscall: Option<String>,
+    /// That thread waits on this very connection.
+    pub on_socket: bool,
+}
+
 /// A unix listener: the counterpart of a port.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PathJson {
@@ -265,6 +281,10 @@ pub struct Finding {
     /// Where the server-specific advice was checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice_source: Option<String>,
+    /// What the blamed process waits on: its connection elsewhere that
+    /// sent a request and has had no reply for longer than --stall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_on: Option<WaitingOnJson>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -518,6 +538,16 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                 explanation: f.explanation.clone(),
                 remediation: f.remediation.clone(),
                 advice_source: (!f.advice_source.is_empty()).then(|| f.advice_source.clone()),
+                waiting_on: f.waiting_on.as_ref().map(|w| WaitingOnJson {
+                    pid: w.pid,
+                    fd: w.fd,
+                    local: w.local.to_string(),
+                    remote: w.remote.to_string(),
+                    peer_server: w.peer_server.map(String::from),
+                    seconds: crate::units::secs(w.waited_ms),
+                    syscall: w.syscall.clone(),
+                    on_socket: w.on_socket,
+                }),
             })
             .collect(),
         watch: r.watch.as_ref().map(|w| WatchJson {

@@ -16,8 +16,8 @@ pub fn run(
     yes: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome, RunError> {
-    let snaps = pipeline::scan(cfg, None)?;
-    let reports = pipeline::reports(cfg, &snaps);
+    let scanned = pipeline::scan(cfg, None)?;
+    let reports = scanned.reports(cfg);
     let mut parts = Vec::new();
     for r in &reports {
         let (targets, spared) = choose(r, choice);

@@ -6,17 +6,17 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::error::{Outcome, RunError};
-use crate::model::Snapshot;
 use crate::{cli, collect, pipeline};
 
 pub fn scan(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
-    let snaps = pipeline::scan(cfg, None)?;
-    report(cfg, &snaps, None, out)
+    let scanned = pipeline::scan(cfg, None)?;
+    report(cfg, &scanned, None, out)
 }
 
 pub fn capture(cfg: &Config, output: &Path, out: &mut dyn Write) -> Result<Outcome, RunError> {
-    let snaps = pipeline::scan(cfg, None)?;
-    collect::capture::write(output, &snaps)?;
+    let scanned = pipeline::scan(cfg, None)?;
+    let snaps = &scanned.snapshots;
+    collect::capture::write(output, snaps)?;
     let sockets: usize = snaps.iter().map(|s| s.sockets.len()).sum();
     let notice = format!(
         "captured {sockets} sockets in {} network namespace{} to {}",
@@ -24,21 +24,21 @@ pub fn capture(cfg: &Config, output: &Path, out: &mut dyn Write) -> Result<Outco
         if snaps.len() == 1 { "" } else { "s" },
         output.display()
     );
-    report(cfg, &snaps, Some(notice), out)
+    report(cfg, &scanned, Some(notice), out)
 }
 
 pub fn analyze(cfg: &Config, file: &Path, out: &mut dyn Write) -> Result<Outcome, RunError> {
     let snaps = pipeline::read_capture(cfg, file)?;
-    report(cfg, &snaps, None, out)
+    report(cfg, &pipeline::Scanned::new(cfg, snaps), None, out)
 }
 
 fn report(
     cfg: &Config,
-    snaps: &[Snapshot],
+    scanned: &pipeline::Scanned,
     notice: Option<String>,
     out: &mut dyn Write,
 ) -> Result<Outcome, RunError> {
-    let reports = pipeline::reports(cfg, snaps);
+    let reports = scanned.reports(cfg);
     super::write(cfg, &reports, out)?;
     out.flush()?;
     Ok(Outcome {

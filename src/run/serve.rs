@@ -107,8 +107,8 @@ fn scanner(cfg: &Config, shared: &Shared) {
     let mut memory = collect::procs::Memory::default();
     run_scans(shared, || {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let snaps = pipeline::scan(cfg, Some(&mut memory))?;
-            let reports = pipeline::reports(cfg, &snaps);
+            let scanned = pipeline::scan(cfg, Some(&mut memory))?;
+            let reports = scanned.reports(cfg);
             Ok::<_, error::Error>(prometheus::encode(&reports, &cfg.metrics))
         }));
         match result {

@@ -25,8 +25,8 @@ pub fn run(cfg: &Config, w: &Watch, out: &mut dyn Write) -> Result<Outcome, RunE
     let quiet = w.record.is_some() && !cfg.tty;
     loop {
         let started = Instant::now();
-        let snaps = pipeline::scan(cfg, Some(&mut memory))?;
-        let mut reports = pipeline::reports(cfg, &snaps);
+        let scanned = pipeline::scan(cfg, Some(&mut memory))?;
+        let mut reports = scanned.reports(cfg);
         for r in &mut reports {
             // The ages and rates are shown, never recorded.
             if !quiet && w.interval.is_some() {

@@ -7,6 +7,9 @@ Paths:
              (under gunicorn: a sync worker busy for BLOCK_S seconds)
   /slow      async handler that awaits asyncio.sleep: the loop stays free
   /stream    a response that never ends, 64 KiB at a time
+  /db        async handler that runs a synchronous psycopg query,
+             SELECT pg_sleep(BLOCK_S), on the database PG_DSN names: the
+             event loop waits on PostgreSQL
 BLOCK_S (environment, default 300) is how long /block and /slow take.
 """
 import asyncio
@@ -31,6 +34,10 @@ async def asgi(scope, receive, send):
         time.sleep(BLOCK_S)
     elif path == "/slow":
         await asyncio.sleep(BLOCK_S)
+    elif path == "/db":
+        import psycopg
+        with psycopg.connect(os.environ["PG_DSN"], autocommit=True) as c:
+            c.execute("SELECT pg_sleep(%s)", (BLOCK_S,))
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/plain")]})
     if path == "/stream":

@@ -300,6 +300,7 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
         forwarded: Vec::new(),
         unix: Vec::new(),
         unix_links: Vec::new(),
+        waiting: Vec::new(),
     }
 }
 

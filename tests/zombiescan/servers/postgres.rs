@@ -174,3 +174,112 @@ fn a_postgresql_pool_idle_without_keepalive_then_cut_off() {
     );
     assert!(h.remediation.contains("tcp_retries2"), "{}", h.remediation);
 }
+
+/// The seed's root cause: uvicorn whose async handler runs a synchronous
+/// psycopg query that PostgreSQL (in another namespace) takes long to
+/// answer. Clients give up: CLOSE_WAIT and a full queue on uvicorn, and
+/// the findings name the connection to :5432 that sent a query and has
+/// received nothing since, and the call uvicorn's thread is blocked in.
+#[test]
+fn uvicorn_blocked_on_a_slow_postgresql_query_names_the_query() {
+    let test = "uvicorn_blocked_on_a_slow_postgresql_query_names_the_query";
+    let Some(venv) = venv(test) else {
+        return;
+    };
+    let Some(bin) = pg_bin() else {
+        crate::netns::skip(test, "needs Debian's postgresql (bash .ci/run installs it)");
+        return;
+    };
+    let mut db = Netns::new("pgslow");
+    let mut app = Netns::new("pgweb");
+    db.veth_to(&app, "10.231.6.1", "10.231.6.2");
+    let _pg = Postgres::start(&mut db, &bin, "10.231.6.1");
+    let uvicorn = venv.join("bin/uvicorn").display().to_string();
+    let dir = support();
+    let uv = app.start(
+        &[
+            &uvicorn,
+            "app:asgi",
+            "--app-dir",
+            &dir,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "30020",
+            "--backlog",
+            "16",
+            "--log-level",
+            "warning",
+        ],
+        &[
+            ("BLOCK_S", "300"),
+            (
+                "PG_DSN",
+                "host=10.231.6.1 port=5432 user=postgres dbname=postgres",
+            ),
+        ],
+        &log("pgweb-uvicorn"),
+    );
+    app.wait_ss("uvicorn listening", |o| {
+        o.lines()
+            .any(|l| l.starts_with("LISTEN") && l.contains(":30020 "))
+    });
+    let sent = std::time::Instant::now();
+    occupy(&mut app, &venv, "/db", 1, "pgweb-holder");
+    // ss's truth: uvicorn's own connection to :5432, its query sent.
+    app.wait_ss_with(&["-tanpiH"], "uvicorn's connection to PostgreSQL", |o| {
+        o.lines().any(|l| {
+            l.starts_with("ESTAB")
+                && l.contains("10.231.6.1:5432")
+                && l.contains(&format!("pid={uv},"))
+        })
+    });
+    impatient(&app, &venv, "/db", 20);
+    let doc = app.scan_until(
+        &["--port", "30020", "--stall", "1s"],
+        "the query waited on",
+        |d| {
+            d.findings.iter().any(|f| {
+                f.waiting_on
+                    .as_ref()
+                    .is_some_and(|w| w.remote == "10.231.6.1:5432" && w.seconds >= 1.0)
+            })
+        },
+    );
+    let elapsed = sent.elapsed().as_secs_f64();
+    let f = doc
+        .findings
+        .iter()
+        .find(|f| f.waiting_on.is_some())
+        .expect("a finding with what it waits on");
+    said(
+        "uvicorn, async handler with a sync psycopg query, PostgreSQL slow",
+        "ESTAB to :5432, query sent, nothing received",
+        f,
+    );
+    assert!(
+        ["close_wait", "accept_queue_full", "app_not_reading"].contains(&f.kind.as_str()),
+        "{}",
+        f.kind
+    );
+    let w = f.waiting_on.as_ref().expect("waiting_on");
+    assert_eq!(w.pid, uv, "uvicorn's own connection");
+    assert_eq!(w.peer_server.as_deref(), Some("PostgreSQL"));
+    assert!(
+        w.seconds <= elapsed + 1.0,
+        "waited {} s, but the query was sent {elapsed:.1} s ago",
+        w.seconds
+    );
+    assert!(w.syscall.is_some(), "what uvicorn's thread is blocked in");
+    assert!(
+        f.explanation
+            .starts_with(&format!("Likely cause: uvicorn (pid {uv}) has waited")),
+        "{}",
+        f.explanation
+    );
+    assert!(
+        f.explanation.contains("10.231.6.1:5432 (PostgreSQL)"),
+        "{}",
+        f.explanation
+    );
+}
