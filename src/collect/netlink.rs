@@ -90,16 +90,53 @@ pub fn bytecode(ports: &[u16]) -> Vec<u8> {
 /// port filter appended when `ports` is not empty: `SOCK_DIAG_BY_FAMILY`
 /// for one family, or `TCPDIAG_GETSOCK` for both (`None`).
 pub fn request(family: Option<Family>, states: u32, ports: &[u16], seq: u32) -> Vec<u8> {
+    let bc = if ports.is_empty() {
+        Vec::new()
+    } else {
+        bytecode(ports)
+    };
+    request_bc(family, states, &bc, seq)
+}
+
+/// A program that accepts a socket whose local port is from `lo` to `hi`
+/// and none of `except`: for each of those `S_EQ`, whose match falls on a
+/// jump past the end (reject) and whose miss skips it; then `S_GE lo` and
+/// `S_LE hi`, each failure jumping past the end.
+pub fn range_bytecode(lo: u16, hi: u16, except: &[u16]) -> Vec<u8> {
+    const INET_DIAG_BC_S_GE: u8 = 2;
+    const INET_DIAG_BC_S_LE: u8 = 3;
+    let except = &except[..except.len().min(64)];
+    let total = except.len() * 12 + 16;
+    let mut bc = Vec::with_capacity(total);
+    for &port in except {
+        bc.extend_from_slice(&[INET_DIAG_BC_S_EQ, 8]);
+        bc.extend_from_slice(&12u16.to_ne_bytes());
+        bc.extend_from_slice(&[0, 0]);
+        bc.extend_from_slice(&port.to_ne_bytes());
+        let reject = (total - bc.len() + 4) as u16;
+        bc.extend_from_slice(&[INET_DIAG_BC_JMP, 4]);
+        bc.extend_from_slice(&reject.to_ne_bytes());
+    }
+    for (code, port, no) in [(INET_DIAG_BC_S_GE, lo, 20u16), (INET_DIAG_BC_S_LE, hi, 12)] {
+        bc.extend_from_slice(&[code, 8]);
+        bc.extend_from_slice(&no.to_ne_bytes());
+        bc.extend_from_slice(&[0, 0]);
+        bc.extend_from_slice(&port.to_ne_bytes());
+    }
+    bc
+}
+
+/// [`request`] with a filter program of its own (none when empty).
+pub fn request_bc(family: Option<Family>, states: u32, bc: &[u8], seq: u32) -> Vec<u8> {
     let mut buf = match family {
         Some(family) => family_request(family, states, seq),
         None => both_request(states, seq),
     };
-    if !ports.is_empty() {
-        let bc = bytecode(ports);
+    if !bc.is_empty() {
         // The bytecode is a whole number of 4-byte ops: no padding needed.
         buf.extend_from_slice(&((bc.len() + 4) as u16).to_ne_bytes());
         buf.extend_from_slice(&INET_DIAG_REQ_BYTECODE.to_ne_bytes());
-        buf.extend_from_slice(&bc);
+        buf.extend_from_slice(bc);
         let total = buf.len() as u32;
         buf[..4].copy_from_slice(&total.to_ne_bytes());
     }
@@ -324,8 +361,24 @@ impl Dumper {
         ports: &[u16],
         on_datagram: impl FnMut(&[u8]) -> Result<bool>,
     ) -> Result<()> {
+        let bc = if ports.is_empty() {
+            Vec::new()
+        } else {
+            bytecode(ports)
+        };
+        self.dump_raw_bc(family, states, &bc, on_datagram)
+    }
+
+    /// [`Dumper::dump_raw`] with a filter program of its own.
+    pub fn dump_raw_bc(
+        &mut self,
+        family: Option<Family>,
+        states: u32,
+        bc: &[u8],
+        on_datagram: impl FnMut(&[u8]) -> Result<bool>,
+    ) -> Result<()> {
         self.seq += 1;
-        let req = request(family, states, ports, self.seq);
+        let req = request_bc(family, states, bc, self.seq);
         self.dump_request(&req, on_datagram)
     }
 
@@ -382,6 +435,26 @@ pub fn dump_sockets_where(
     ports: &[u16],
     keep: impl Fn(&Socket) -> bool,
 ) -> Result<Dump> {
+    let bc = if ports.is_empty() {
+        Vec::new()
+    } else {
+        bytecode(ports)
+    };
+    dump_filtered(states, &bc, keep)
+}
+
+/// The sockets in `states` whose local port is from `lo` to `hi`
+/// (filtered in the kernel) that `keep` wants.
+pub fn dump_local_range(
+    states: u32,
+    (lo, hi): (u16, u16),
+    except: &[u16],
+    keep: impl Fn(&Socket) -> bool,
+) -> Result<Dump> {
+    dump_filtered(states, &range_bytecode(lo, hi, except), keep)
+}
+
+fn dump_filtered(states: u32, bc: &[u8], keep: impl Fn(&Socket) -> bool) -> Result<Dump> {
     let mut dumper = Dumper::open()?;
     let mut dump = Dump::default();
     let take = |dump: &mut Dump, dg: &[u8]| {
@@ -399,14 +472,14 @@ pub fn dump_sockets_where(
         dump.bad_records += d.bad_records;
         Ok(d.done)
     };
-    match dumper.dump_raw(None, states, ports, |dg| take(&mut dump, dg)) {
+    match dumper.dump_raw_bc(None, states, bc, |dg| take(&mut dump, dg)) {
         Ok(()) => return Ok(dump),
         // Refused before any answer: ask per family.
         Err(_) if dump.sockets.is_empty() => dump = Dump::default(),
         Err(e) => return Err(e),
     }
     for family in [Family::Ipv4, Family::Ipv6] {
-        dumper.dump_raw(Some(family), states, ports, |dg| take(&mut dump, dg))?;
+        dumper.dump_raw_bc(Some(family), states, bc, |dg| take(&mut dump, dg))?;
     }
     Ok(dump)
 }
@@ -433,6 +506,41 @@ mod tests {
                 INET_DIAG_BC_JMP => false,
                 INET_DIAG_BC_S_EQ => sport == u16::from_ne_bytes([bc[pc + 6], bc[pc + 7]]),
                 INET_DIAG_BC_D_EQ => dport == u16::from_ne_bytes([bc[pc + 6], bc[pc + 7]]),
+                c => panic!("unexpected op {c}"),
+            };
+            let step = if hit { yes } else { no };
+            len -= step;
+            pc += step as usize;
+        }
+        len == 0
+    }
+
+    #[test]
+    fn range_bytecode_accepts_only_local_ports_in_range() {
+        let bc = range_bytecode(32768, 60999, &[]);
+        assert_eq!(bc.len(), 16);
+        assert!(run_bc_local(&bc, 32768) && run_bc_local(&bc, 45000) && run_bc_local(&bc, 60999));
+        assert!(!run_bc_local(&bc, 30020) && !run_bc_local(&bc, 61000));
+        // A listening port inside the range is left out.
+        let bc = range_bytecode(10000, 65000, &[30020, 30021]);
+        assert_eq!(bc.len(), 40);
+        assert!(run_bc_local(&bc, 45000) && run_bc_local(&bc, 30022));
+        assert!(!run_bc_local(&bc, 30020) && !run_bc_local(&bc, 30021) && !run_bc_local(&bc, 9000));
+    }
+
+    /// [`run_bc`] for the local-port range tests.
+    fn run_bc_local(bc: &[u8], sport: u16) -> bool {
+        let mut len = bc.len() as i64;
+        let mut pc = 0usize;
+        while len > 0 {
+            let (code, yes) = (bc[pc], i64::from(bc[pc + 1]));
+            let no = i64::from(u16::from_ne_bytes([bc[pc + 2], bc[pc + 3]]));
+            let port = u16::from_ne_bytes([bc[pc + 6], bc[pc + 7]]);
+            let hit = match code {
+                INET_DIAG_BC_JMP => false,
+                INET_DIAG_BC_S_EQ => sport == port,
+                2 => sport >= port,
+                3 => sport <= port,
                 c => panic!("unexpected op {c}"),
             };
             let step = if hit { yes } else { no };

@@ -10,12 +10,16 @@
 //! `/proc/PID/mem`, which only root (ptrace access) may do; elsewhere the
 //! call is named without them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
 use super::netlink;
-use crate::model::{Blocked, Direction, Snapshot, TcpState, Waiting, direction};
+use crate::model::{Blocked, Direction, Snapshot, Socket, TcpState, Waiting, direction};
+
+/// A `--port` scan looks up waits with a dump of its own up to this many
+/// TCP sockets in the namespace.
+const MAX_NAMESPACE_SOCKETS: u64 = 50_000;
 
 /// Descriptors a process may wait on that are worth reading back.
 const MAX_POLL_FDS: u64 = 8;
@@ -27,64 +31,116 @@ pub fn probe(snap: &mut Snapshot, pids: &[u32]) {
     if snap.source != crate::model::Source::Netlink || !snap.owners_walked || pids.is_empty() {
         return;
     }
-    let enter = match (&snap.netns.enter, snap.netns.own) {
-        (_, true) | (None, _) => None,
-        (Some(arg), false) => match super::netns::resolve(arg) {
-            Ok(p) => Some(p),
-            Err(_) => return,
-        },
-    };
+    let proc = Path::new(super::PROC);
     let listening = snap.listening_ports();
     let ephemeral = snap.host.ephemeral_range();
-    let proc = Path::new(super::PROC);
-    let found = match enter {
-        None => probe_here(&listening, ephemeral, pids, proc),
-        Some(path) => {
-            super::netns::run_in(&path, || Ok(probe_here(&listening, ephemeral, pids, proc)))
-                .unwrap_or_default()
+    let outbound = |s: &Socket| {
+        s.state == TcpState::Established
+            && direction(s, &listening, ephemeral) == Direction::Outbound
+    };
+    let f = &snap.filter;
+    let whole = f.ports.is_empty() && f.paths.is_empty() && f.states.is_empty();
+    let candidates: Vec<(Socket, u32)> = if whole {
+        // Every socket and its owners are in the snapshot already.
+        snap.sockets
+            .iter()
+            .filter(|s| outbound(s))
+            .filter_map(|s| {
+                let pid = snap.owners_of(s).iter().find(|p| pids.contains(p))?;
+                Some((s.clone(), *pid))
+            })
+            .collect()
+    } else {
+        let enter = match (&snap.netns.enter, snap.netns.own) {
+            (_, true) | (None, _) => None,
+            (Some(arg), false) => match super::netns::resolve(arg) {
+                Ok(p) => Some(p),
+                Err(_) => return,
+            },
+        };
+        // The dump walks the namespace's whole socket table: past this
+        // many sockets, say so rather than double the scan.
+        let inuse = snap.host.sockstat("TCP", "inuse").unwrap_or(0);
+        if inuse > MAX_NAMESPACE_SOCKETS {
+            snap.gaps.notes.push(format!(
+                "what the blamed processes wait on was not looked up: {inuse} TCP sockets in this \
+                 namespace (a scan without --port looks it up from its own dump)"
+            ));
+            return;
+        }
+        let range = ephemeral.unwrap_or((1024, u16::MAX));
+        let except: Vec<u16> = listening.iter().copied().collect();
+        let dump = || outbound_of(pids, range, &except, proc, &outbound);
+        match enter {
+            None => dump(),
+            Some(path) => super::netns::run_in(&path, || Ok(dump())).unwrap_or_default(),
         }
     };
-    snap.waiting.extend(found);
+    snap.waiting.extend(judge(candidates, proc));
 }
 
-fn probe_here(
-    listening: &BTreeSet<u16>,
-    ephemeral: Option<(u16, u16)>,
+/// The ESTABLISHED sockets of `pids` with a local port in `range` (an
+/// outbound connection's: filtered in the kernel, so that a host's many
+/// inbound connections are not dumped), in the calling thread's namespace.
+fn outbound_of(
     pids: &[u32],
+    range: (u16, u16),
+    except: &[u16],
     proc: &Path,
-) -> Vec<Waiting> {
-    let mut out = Vec::new();
-    let mut inodes: HashMap<u64, (u32, u32)> = HashMap::new();
+    outbound: &dyn Fn(&Socket) -> bool,
+) -> Vec<(Socket, u32)> {
+    let mut inodes: HashMap<u64, u32> = HashMap::new();
     for &pid in pids {
-        for (fd, inode) in socket_fds(proc, pid) {
-            inodes.insert(inode, (pid, fd));
+        for (_, inode) in socket_fds(proc, pid) {
+            inodes.insert(inode, pid);
         }
     }
     if inodes.is_empty() {
-        return out;
+        return Vec::new();
     }
-    let Ok(dump) = netlink::dump_sockets_where(TcpState::Established.mask_bit(), &[], |s| {
-        inodes.contains_key(&s.inode) && direction(s, listening, ephemeral) == Direction::Outbound
-    }) else {
-        return out;
+    let Ok(dump) =
+        netlink::dump_local_range(TcpState::Established.mask_bit(), range, except, |s| {
+            inodes.contains_key(&s.inode) && outbound(s)
+        })
+    else {
+        return Vec::new();
     };
+    dump.sockets
+        .into_iter()
+        .filter_map(|s| {
+            let pid = *inodes.get(&s.inode)?;
+            Some((s, pid))
+        })
+        .collect()
+}
+
+/// The candidates with a request outstanding: data sent after the last
+/// data received; or a thread of the owner blocked on the socket (a reply
+/// begun and not ended, as PostgreSQL's extended protocol answers a
+/// query's parse at once and its rows when done). The owners' descriptors
+/// and threads are read only for those with a candidate.
+fn judge(candidates: Vec<(Socket, u32)>, proc: &Path) -> Vec<Waiting> {
+    let mut fds: HashMap<u32, HashMap<u64, u32>> = HashMap::new();
     let mut threads: HashMap<u32, Vec<Blocked>> = HashMap::new();
-    for s in dump.sockets {
+    let mut out = Vec::new();
+    for (s, pid) in candidates {
         let Some(ti) = &s.tcp_info else { continue };
         let (Some(sent), Some(recv)) = (ti.last_data_sent(), ti.last_data_recv()) else {
             continue;
         };
-        let Some(&(pid, fd)) = inodes.get(&s.inode) else {
+        let fd_of = fds.entry(pid).or_insert_with(|| {
+            socket_fds(proc, pid)
+                .into_iter()
+                .map(|(fd, inode)| (inode, fd))
+                .collect()
+        });
+        let Some(&fd) = fd_of.get(&s.inode) else {
             continue;
         };
         let blocked = threads
             .entry(pid)
             .or_insert_with(|| blocked_threads(proc, pid));
         let on_it = blocked.iter().find(|b| b.fds.contains(&fd));
-        // A request outstanding: data sent after the last data received;
-        // or a thread blocked on the socket (a reply begun and not ended,
-        // as PostgreSQL's extended protocol answers a query's parse at
-        // once and its rows when done).
         if sent >= recv && on_it.is_none() {
             continue;
         }
