@@ -331,8 +331,12 @@ fn link(snap: &Snapshot, out: &mut [Finding]) {
         .map(|f| (f.ports[0], f.pids.clone()))
         .collect();
     let listening = snap.listening_ports();
+    // Only toward a server of this scan: an inbound FIN_WAIT2 is this
+    // host's server waiting on its clients.
     for f in out.iter_mut().filter(|f| {
-        f.kind == Kind::FinWait2 && f.evidence.get("orphaned").is_some_and(|o| *o == f.count)
+        f.kind == Kind::FinWait2
+            && f.direction == Some(Direction::Outbound)
+            && f.evidence.get("orphaned").is_some_and(|o| *o == f.count)
     }) {
         let Some(port) = f.ports.first().copied() else {
             continue;

@@ -345,6 +345,8 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         let (severity, cap) = match kind {
             Kind::FinWait2 if orphan => (Severity::Info, Severity::Info),
             Kind::FinWait2 | Kind::IdleNoKeepalive => (Severity::Warning, Severity::Warning),
+            // The other end closed: an idle pool's, never this host's leak.
+            Kind::CloseWait if dir == Direction::Outbound => (Severity::Warning, Severity::Warning),
             _ => (Severity::Warning, Severity::Critical),
         };
         let severity = if count >= t.critical_count {
@@ -901,6 +903,94 @@ mod tests {
         ti.last_ack_recv = 3_000;
         let f = all(&snapshot(vec![s]), &t);
         assert_eq!(f[0].oldest_ms, Some(3_000));
+    }
+
+    /// Each end its own story: the client's pool idle in CLOSE_WAIT toward
+    /// an HTTP server (a warning at most, the client's settings), the
+    /// server's orphaned FIN_WAIT2 waiting on its clients, a client that
+    /// never reads its responses.
+    #[test]
+    fn each_side_of_a_connection_tells_its_own_story() {
+        let t = Thresholds {
+            critical_count: 2,
+            ..Thresholds::default()
+        };
+        let pooled = |port: u16| {
+            silent(
+                sock(
+                    TcpState::CloseWait,
+                    &format!("10.0.0.1:{port}"),
+                    "10.0.0.7:8000",
+                    u64::from(port),
+                ),
+                30_000,
+            )
+        };
+        let f = all(
+            &snapshot(vec![pooled(40001), pooled(40002), pooled(40003)]),
+            &t,
+        );
+        assert_eq!(f[0].kind, Kind::CloseWait);
+        assert_eq!(f[0].direction, Some(crate::model::Direction::Outbound));
+        assert_eq!(
+            f[0].severity,
+            Severity::Warning,
+            "an idle pool, never critical"
+        );
+        assert!(
+            f[0].remediation.contains("keepalive_expiry"),
+            "{}",
+            f[0].remediation
+        );
+        assert!(
+            f[0].explanation
+                .contains("harmless until the pool takes one"),
+            "{}",
+            f[0].explanation
+        );
+
+        // The server closed idle keep-alive connections; its clients hold
+        // theirs in CLOSE_WAIT: the words say the clients, not a server.
+        let mut l = sock(TcpState::Listen, "10.0.0.1:30020", "0.0.0.0:0", 1);
+        l.send_q = 128;
+        let mut fw = sock(TcpState::FinWait2, "10.0.0.1:30020", "10.0.0.9:51000", 0);
+        fw.tcp_info = None;
+        fw.timer = timer(TimerKind::TimeWait, 0);
+        let f = all(&snapshot(vec![l.clone(), fw]), &t);
+        let fin = f
+            .iter()
+            .find(|f| f.kind == Kind::FinWait2)
+            .expect("fin_wait2");
+        assert!(
+            fin.remediation
+                .contains("the clients of port 30020 hold their side open"),
+            "{}",
+            fin.remediation
+        );
+        assert!(
+            !fin.remediation.contains("the peer is the server"),
+            "{}",
+            fin.remediation
+        );
+
+        // A client that never reads its responses: the client's idiom.
+        let mut unread = sock(TcpState::Established, "10.0.0.1:40010", "10.0.0.7:8000", 9);
+        unread.recv_q = 4096;
+        let ti = unread.tcp_info.as_mut().expect("ti");
+        ti.last_data_recv = 20_000;
+        ti.last_data_sent = 21_000;
+        let f = all(&snapshot(vec![unread]), &t);
+        assert_eq!(f[0].kind, Kind::AppNotReading);
+        assert!(
+            f[0].explanation.contains("the client never read them"),
+            "{}",
+            f[0].explanation
+        );
+        assert!(
+            f[0].remediation.contains("response.close()"),
+            "{}",
+            f[0].remediation
+        );
     }
 
     /// docker-proxy on the host, its port followed into the container:

@@ -414,7 +414,7 @@ mod tests {
                 let filled = if r.who == Who::Host {
                     // The figures words.rs gives a host row.
                     let known: Vec<(&str, &str)> = [
-                        "place",
+                        "peer",
                         "tcp_fin_timeout",
                         "tcp_syncookies",
                         "tcp_max_syn_backlog",

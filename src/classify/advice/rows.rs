@@ -213,15 +213,36 @@ pub const ADVICE: &[Row] = &[
         checked: "docs.sqlalchemy.org/en/20/core/pooling.html (pool_pre_ping, pool_recycle)",
     },
     Row {
+        who: Who::Peer(Http),
+        kind: CloseWait,
+        dir: Some(Outbound),
+        cause: "The HTTP server at the other end closed these idle keep-alive connections (its keep-alive \
+                timeout) and the client's pool still holds them: harmless until the pool takes one again. \
+                urllib3 (requests) has no idle expiry and checks a pooled connection when it takes it, dropping \
+                one the server closed; a request can still race a close made just before it.",
+        fix: "Expire idle connections in the client before the server closes them: httpx \
+              Limits(keepalive_expiry=…) (default 5 s), aiohttp TCPConnector(keepalive_timeout=…) (default 15 s); \
+              retry idempotent requests once on a connection error (urllib3 Retry). The server's side is its \
+              keep-alive timeout (uvicorn --timeout-keep-alive, default 5 s; gunicorn --keep-alive, default 2 s; \
+              nginx keepalive_timeout, default 75 s).",
+        checked: "httpx/_config.py Limits (keepalive_expiry=5.0); aiohttp connector.py BaseConnector \
+                  (keepalive_timeout 15.0); urllib3 connectionpool.py HTTPConnectionPool._get_conn \
+                  (is_connection_dropped); uvicorn 0.34.0 --help; gunicorn 23.0.0 --help; \
+                  nginx.org/en/docs/http/ngx_http_core_module.html#keepalive_timeout",
+    },
+    Row {
         who: Who::Any,
         kind: CloseWait,
         dir: Some(Outbound),
-        cause: "The server at the other end closed these connections (an idle timeout, a restart) and the \
-                application never closed its side: a connection pool that keeps dead connections, or responses \
-                never closed.",
-        fix: "Test pooled connections at checkout and give them a maximum lifetime shorter than the server's idle \
-              timeout (SQLAlchemy: pool_pre_ping, pool_recycle); close HTTP responses (context managers).",
-        checked: "docs.sqlalchemy.org/en/20/core/pooling.html",
+        cause: "The server at the other end closed these connections (an idle or keep-alive timeout, a restart) \
+                and the client still holds them: most often an idle pool, an HTTP client's or a database's, that \
+                has not yet noticed; harmless until it takes one again. A client that never closes its \
+                responses leaks them instead.",
+        fix: "Give pooled connections an idle expiry or a maximum lifetime shorter than the server's idle timeout \
+              and test them at checkout (httpx keepalive_expiry, aiohttp keepalive_timeout; SQLAlchemy \
+              pool_pre_ping, pool_recycle); close every HTTP response (context managers).",
+        checked: "docs.sqlalchemy.org/en/20/core/pooling.html; httpx/_config.py Limits (keepalive_expiry); \
+                  aiohttp connector.py BaseConnector (keepalive_timeout)",
     },
     Row {
         who: Who::Any,
@@ -345,6 +366,18 @@ pub const ADVICE: &[Row] = &[
         checked: "nodejs.org/en/learn/asynchronous-work/dont-block-the-event-loop; seen live: a handler \
                   blocked in a synchronous wait, the requests of 5 keep-alive connections node had accepted \
                   left unread",
+    },
+    Row {
+        who: Who::Any,
+        kind: AppNotReading,
+        dir: Some(Outbound),
+        cause: "Responses arrived on these connections and the client never read them: a streamed response left \
+                unread and unclosed, a connection never given back to its pool.",
+        fix: "Read or close every response: with requests, a stream=True response in a with block or \
+              response.close(); with httpx, client.stream() inside a with (async with) block, or \
+              response.read()/aread() then close()/aclose().",
+        checked: "requests docs user/advanced (body content workflow: stream=True, close the response); httpx \
+                  docs quickstart and async (streaming responses, aread, aclose)",
     },
     Row {
         who: Who::Any,
@@ -504,8 +537,8 @@ pub const ADVICE: &[Row] = &[
         kind: FinWait2,
         dir: None,
         cause: "",
-        fix: "Nothing leaks here; the peer {place} holds its side open, likely in CLOSE_WAIT: run zombiescan where \
-              it runs. Lowering {tcp_fin_timeout} frees these sooner.",
+        fix: "Nothing leaks here; {peer} open, likely in CLOSE_WAIT: run zombiescan where it runs. Lowering \
+              {tcp_fin_timeout} frees these sooner.",
         checked: "ip-sysctl.rst: tcp_fin_timeout (how long an orphaned connection stays in FIN_WAIT2)",
     },
     Row {
@@ -603,6 +636,10 @@ pub fn pick(
     holder
         .and_then(|s| find(Who::Holder(s)))
         .or_else(|| peer.and_then(|s| find(Who::Peer(s))))
+        .or_else(|| {
+            peer.filter(|s| s.is_http())
+                .and_then(|_| find(Who::Peer(Server::Http)))
+        })
         .or_else(|| find(Who::Any))
         .unwrap_or(&FALLBACK)
 }

@@ -19,6 +19,9 @@ pub enum Server {
     /// container and holds both ends of every forwarded connection.
     DockerProxy,
     Postgres,
+    /// An HTTP server known only by its port (80, 443, 8000, 8080): the
+    /// peer of a client's connections.
+    Http,
 }
 
 impl Server {
@@ -31,6 +34,7 @@ impl Server {
             Server::Java => "java",
             Server::DockerProxy => "docker-proxy",
             Server::Postgres => "postgres",
+            Server::Http => "http",
         }
     }
 
@@ -46,6 +50,20 @@ impl Server {
             Server::Node => "primary",
             _ => "parent",
         }
+    }
+
+    /// Whether it serves HTTP: its clients' idle connections are a
+    /// keep-alive pool.
+    pub fn is_http(self) -> bool {
+        matches!(
+            self,
+            Server::Uvicorn
+                | Server::Gunicorn
+                | Server::UvicornWorker
+                | Server::Nginx
+                | Server::Node
+                | Server::Http
+        )
     }
 
     /// Whose settings its command line states: gunicorn's for its uvicorn
@@ -163,5 +181,9 @@ pub fn peer_server(snap: &Snapshot, owners: &[u32], port: u16) -> Option<Server>
         .iter()
         .filter_map(|p| snap.processes.get(p))
         .find_map(Server::detect)
-        .or((port == 5432).then_some(Server::Postgres))
+        .or(match port {
+            5432 => Some(Server::Postgres),
+            80 | 443 | 8000 | 8080 => Some(Server::Http),
+            _ => None,
+        })
 }

@@ -314,7 +314,19 @@ pub fn fin_wait2(
             ),
             figures(
                 host(Kind::FinWait2).fix,
-                &[("place", &c.place), ("tcp_fin_timeout", &ft)],
+                &[
+                    (
+                        "peer",
+                        &match c.dir {
+                            // This host's server closed; its clients did not.
+                            Direction::Inbound => {
+                                format!("the clients of {} hold their side", c.place)
+                            }
+                            Direction::Outbound => format!("the peer {} holds its side", c.place),
+                        },
+                    ),
+                    ("tcp_fin_timeout", &ft),
+                ],
             ),
         )
     } else {
