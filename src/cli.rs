@@ -150,6 +150,12 @@ pub struct Cli {
     #[arg(global = true, long)]
     pub sockets: bool,
 
+    /// Each finding in full in the table: every caveat, the relief, the
+    /// evidence and where the advice was checked (by default the verdict
+    /// and the first sentences).
+    #[arg(global = true, short = 'v', long)]
+    pub explain: bool,
+
     /// The order of the listed sockets: severity (the worst finding, then
     /// the oldest), age (oldest first), queue (most bytes queued first),
     /// pid, or remote (by peer address).
@@ -369,6 +375,11 @@ pub enum Command {
         /// the kernel's, for a state); a socket of unknown age is spared.
         #[arg(long, value_name = "DURATION")]
         older_than: Option<String>,
+        /// Also connections still in an accept queue (never accepted):
+        /// destroying one frees no queue slot, only the owner's accept() or
+        /// a restart does, so they are left alone by default.
+        #[arg(long)]
+        include_queued: bool,
         /// Destroy them; without it nothing changes.
         #[arg(long)]
         yes: bool,

@@ -19,6 +19,8 @@ pub struct Config {
     pub format: Format,
     /// Colour in the table output.
     pub color: bool,
+    /// `--explain`: the table's findings in full.
+    pub explain: bool,
     pub thresholds: Thresholds,
     /// Exit 1 when a finding reaches this severity.
     pub fail_on: Option<Severity>,
@@ -284,6 +286,7 @@ impl Config {
             Some(Command::Kill {
                 findings,
                 older_than,
+                include_queued,
                 yes,
             }) => {
                 let mut kinds = Vec::new();
@@ -317,6 +320,7 @@ impl Config {
                     states: std::mem::take(&mut states),
                     kinds,
                     older_than,
+                    include_queued,
                 };
                 Mode::Kill { choice, yes }
             }
@@ -359,6 +363,7 @@ impl Config {
             },
             format,
             color: color && format == Format::Table,
+            explain: cli.explain,
             thresholds,
             fail_on: cli.fail_on.map(|f| match f {
                 FailOn::Warning => Severity::Warning,

@@ -70,6 +70,7 @@ pub fn capture_file(data: &[u8]) {
         let _ = render::json::write(r, &mut out);
     }
     let narrow = render::table::Look {
+        explain: true,
         color: true,
         width: Some(60),
     };

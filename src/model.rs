@@ -693,9 +693,22 @@ pub struct Netns {
     /// it), when zombiescan entered it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enter: Option<String>,
+    /// Whether it is the host's initial namespace (that of pid 1), whose
+    /// counters run since boot; `None` when pid 1's could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<bool>,
 }
 
 impl Netns {
+    /// Since when its counters (ListenOverflows…) count.
+    pub fn counted_since(&self) -> &'static str {
+        match self.initial {
+            Some(true) => "since boot",
+            Some(false) => "since this network namespace was created",
+            None => "in this network namespace",
+        }
+    }
+
     /// "netns 4026532301 (ip netns web1, docker 8e76985e7965 web)".
     pub fn label(&self) -> String {
         let mut extra = Vec::new();

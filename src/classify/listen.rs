@@ -82,6 +82,7 @@ fn unix(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             pids,
             direction: Some(Direction::Inbound),
             path: Some(path),
+            who: Some(ctx.who.clone()).filter(|w| !w.is_empty()),
             evidence: ev,
             advice_source: format!("{source}; {}", advice::UNIX_FULL_SOURCE),
             unix: vec![i as u32],
@@ -179,11 +180,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             if let Some(w) = p.oldest_wait {
                 ev.insert("oldest_wait_s", secs(w));
             }
-            let since = if snap.netns.own {
-                "since boot"
-            } else {
-                "since this network namespace was created"
-            };
+            let since = snap.netns.counted_since();
             let wait = p.oldest_wait.map(|w| human(u64::from(w)));
             let (explanation, remediation) = advice::accept_queue_full(
                 &ctx,
@@ -196,6 +193,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             out.push(Finding {
                 ports: vec![port],
                 pids: pids.clone(),
+                who: Some(ctx.who.clone()).filter(|w| !w.is_empty()),
                 evidence: ev,
                 advice_source: advice::pick(
                     Kind::AcceptQueueFull,
@@ -361,6 +359,7 @@ mod tests {
             ),
         );
         snap.netns.own = false;
+        snap.netns.initial = Some(false);
         let f = classify(&snap, &t);
         assert_eq!(
             (f[0].kind, f[0].severity, f[0].count),
@@ -372,6 +371,16 @@ mod tests {
             f[0].explanation
                 .contains("since this network namespace was created")
         );
+        // Run inside a namespace (ip netns exec), it is still not the
+        // host's: not "since boot" because it is zombiescan's own.
+        snap.netns.own = true;
+        assert!(
+            classify(&snap, &t)[0]
+                .explanation
+                .contains("since this network namespace was created")
+        );
+        snap.netns.initial = Some(true);
+        assert!(classify(&snap, &t)[0].explanation.contains("since boot"));
         assert!(
             f[0].remediation.contains("--workers 2 (its command line)"),
             "{}",

@@ -244,6 +244,9 @@ pub struct Finding {
     pub unix: Vec<u32>,
     /// What the blamed process waits on: the likely cause, one hop away.
     pub waiting_on: Option<WaitingOn>,
+    /// Who it blames, in words ("uvicorn (workers, pids 12, 13)"), for a
+    /// one-line verdict; bytes from outside: rendered through the sanitizer.
+    pub who: Option<String>,
 }
 
 /// A blamed process's connection that sent a request and has waited longer
@@ -292,6 +295,7 @@ impl Finding {
             sockets: Vec::new(),
             unix: Vec::new(),
             waiting_on: None,
+            who: None,
         }
     }
 }
@@ -464,6 +468,6 @@ fn syn_sent_at_least(retries: u8) -> u32 {
 /// An unaccepted connection: ESTABLISHED or CLOSE_WAIT with no inode is
 /// still in its listener's accept queue. (A socket closed by its process
 /// leaves those states: close() sends FIN, or RST with unread data.)
-pub(crate) fn queued(s: &Socket) -> bool {
+pub fn queued(s: &Socket) -> bool {
     s.inode == 0 && matches!(s.state, TcpState::Established | TcpState::CloseWait)
 }

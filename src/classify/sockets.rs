@@ -419,6 +419,7 @@ pub fn classify(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             direction: Some(dir),
             remote: remote_addr,
             oldest_ms: g.oldest,
+            who: Some(ctx.who.clone()).filter(|w| !w.is_empty()),
             evidence: ev,
             advice_source: match kind {
                 Kind::FinWait2 if orphan => advice::host(kind).source(None),

@@ -215,12 +215,14 @@ pub(super) fn label(
         name.clone()
             .or_else(|| first.or(pids.first().copied()).map(|p| p.to_string()))
     };
+    let initial = netns::inode(&Path::new(PROC).join("1/ns/net")).map(|i| Some(i) == ino);
     Netns {
         inode: ino,
         name,
         container,
         own,
         enter,
+        initial,
     }
 }
 

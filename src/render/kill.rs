@@ -60,6 +60,10 @@ pub struct KillSummary {
     /// Unix sockets the selectors matched, which SOCK_DESTROY cannot close.
     #[serde(default)]
     pub unix_not_closed: u32,
+    /// Connections still in an accept queue, left alone without
+    /// --include-queued: destroying one frees no queue slot.
+    #[serde(default)]
+    pub spared_queued: u32,
 }
 
 fn result_words(d: &Destroyed) -> (&'static str, Option<&str>) {
@@ -82,6 +86,7 @@ pub fn document(parts: &[Part], dry_run: bool) -> KillDoc {
         doc.summary.spared_young += p.spared.young;
         doc.summary.spared_age_unknown += p.spared.age_unknown;
         doc.summary.unix_not_closed += p.spared.unix;
+        doc.summary.spared_queued += p.spared.queued;
         for (i, t) in p.targets.iter().enumerate() {
             let s = t.socket;
             let pids = snap.owners_of(s).to_vec();
@@ -190,6 +195,14 @@ pub fn write_table(doc: &KillDoc, out: &mut dyn Write) -> io::Result<()> {
             out,
             "{} destroyed, {} already gone, {} refused",
             s.destroyed, s.already_gone, s.refused
+        )?;
+    }
+    if s.spared_queued > 0 {
+        writeln!(
+            out,
+            "{} left alone in an accept queue: destroying one frees no queue slot (only the owner's accept(), \
+             or a restart, does); --include-queued destroys them anyway",
+            s.spared_queued
         )?;
     }
     if s.unix_not_closed > 0 {

@@ -301,7 +301,7 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
     let mut host_ext = Family::new(
         "zombiescan_host_tcp_ext_total",
         "counter",
-        "TcpExt counters of the namespace since boot (/proc/net/netstat).",
+        "TcpExt counters of the namespace (/proc/net/netstat): since boot in the host's, since its creation in another.",
     );
     let mut scanned = Family::new(
         "zombiescan_scan_timestamp_seconds",

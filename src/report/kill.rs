@@ -18,6 +18,8 @@ pub struct Choice {
     /// Only sockets at least this old, by the age their finding (or, for a
     /// state, the kernel) tells (`--older-than`).
     pub older_than: Option<Duration>,
+    /// `--include-queued`: connections in an accept queue too.
+    pub include_queued: bool,
 }
 
 /// A socket chosen, and why.
@@ -39,6 +41,9 @@ pub struct Spared {
     pub age_unknown: u32,
     /// Unix sockets the selectors matched: SOCK_DESTROY closes none.
     pub unix: u32,
+    /// Connections still in an accept queue, left alone: destroying one
+    /// frees no queue slot (its owner never accepted it).
+    pub queued: u32,
 }
 
 /// The sockets of `r` that `c` chooses. A LISTEN socket only with
@@ -58,6 +63,10 @@ pub fn choose<'a>(r: &Report<'a>, c: &Choice) -> (Vec<Target<'a>>, Spared) {
             continue;
         }
         if s.state == TcpState::Listen && !c.states.contains(&TcpState::Listen) {
+            continue;
+        }
+        if crate::classify::queued(s) && !c.include_queued {
+            spared.queued += 1;
             continue;
         }
         let age_ms = age_of(why.iter().copied(), s, &snap.host);

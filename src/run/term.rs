@@ -5,9 +5,11 @@ use std::io::Write;
 use crate::config::Config;
 use crate::render;
 
-/// How the table output looks: colour, and the width to fit: the
-/// terminal's, else COLUMNS, else none (piped: natural width). A terminal
-/// that reports 0 columns (script(1), some CI runners) counts as none.
+/// How the table output looks: colour, the long form, and the width to
+/// fit. A terminal on stdout gives its own; else COLUMNS; else, piped to
+/// `less` or `cat`, the terminal the user sits at (`/dev/tty`, or stderr);
+/// else 80. A terminal that reports 0 columns (script(1), some CI runners)
+/// counts as none.
 pub fn look(cfg: &Config) -> render::table::Look {
     let cols = if cfg.tty {
         size().map(|(_, c)| c)
@@ -20,14 +22,27 @@ pub fn look(cfg: &Config) -> render::table::Look {
             .and_then(|c| c.trim().parse::<usize>().ok())
             .filter(|&c| c > 0)
     };
+    let behind = || {
+        std::fs::File::open("/dev/tty")
+            .ok()
+            .and_then(|t| size_of(std::os::fd::AsRawFd::as_raw_fd(&t)))
+            .or_else(|| size_of(2))
+            .map(|(_, c)| c)
+    };
     render::table::Look {
         color: cfg.color,
-        width: cols.or_else(env),
+        width: Some(cols.or_else(env).or_else(behind).unwrap_or(80)),
+        explain: cfg.explain,
     }
 }
 
 /// The rows and columns of the terminal on stdout.
 pub fn size() -> Option<(usize, usize)> {
+    size_of(1)
+}
+
+/// The rows and columns of the terminal open on `fd`.
+fn size_of(fd: std::os::fd::RawFd) -> Option<(usize, usize)> {
     let mut ws = nix::libc::winsize {
         ws_row: 0,
         ws_col: 0,
@@ -35,7 +50,7 @@ pub fn size() -> Option<(usize, usize)> {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCGWINSZ writes one `struct winsize` to the pointer given.
-    let r = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
+    let r = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut ws) };
     (r == 0 && ws.ws_row > 0 && ws.ws_col > 0).then(|| (ws.ws_row.into(), ws.ws_col.into()))
 }
 

@@ -220,20 +220,32 @@ fn accepters(snap: &Snapshot, pids: &[u32]) -> (Vec<u32>, Option<String>) {
             Role::Supervisor(s) if !s.supervisor_accepts() => Some((*p, *s)),
             _ => None,
         })
-        .filter(|(p, _)| {
-            roles
-                .iter()
-                .any(|(_, r)| matches!(r, Role::Worker(_, sup) if sup == p))
-        })
         .collect();
     let Some(&(sup, s)) = idle.first() else {
         return (pids.to_vec(), None);
     };
-    let blamed = pids
+    let mut blamed: Vec<u32> = pids
         .iter()
         .copied()
         .filter(|p| !idle.iter().any(|(i, _)| i == p))
         .collect();
+    // A supervisor alone on the listener: its workers, wherever they are
+    // in the snapshot, are the ones that should accept.
+    for &(i, s) in &idle {
+        if !roles
+            .iter()
+            .any(|(_, r)| matches!(r, Role::Worker(_, of) if *of == i))
+        {
+            blamed.extend(
+                snap.processes
+                    .values()
+                    .filter(|c| c.ppid == Some(i) && Server::detect(c) == Some(s))
+                    .map(|c| c.pid),
+            );
+        }
+    }
+    blamed.sort_unstable();
+    blamed.dedup();
     let note = format!(
         "Its {} (pid {sup}) only holds the listener and restarts workers: {}'s workers are the ones that \
          accept.",
@@ -292,6 +304,15 @@ impl<'a> Ctx<'a> {
         if who.is_empty() && holders.queued > 0 {
             who.push(listener_who.clone());
         }
+        // Never a sentence without its subject: an owner that could not be
+        // read is said to be one.
+        if who.is_empty() {
+            who.push(if snap.gaps.as_root {
+                "a process zombiescan could not find (it may have exited)".to_string()
+            } else {
+                "a process zombiescan could not read (run as root to see it)".to_string()
+            });
+        }
         let place = match remote {
             Some(ip) => SocketAddr::new(ip, port).to_string(),
             None => format!("port {port}"),
@@ -316,6 +337,12 @@ impl<'a> Ctx<'a> {
             cmdlines,
             snap,
         }
+    }
+
+    /// Whether zombiescan runs as root: advice it cannot carry out
+    /// otherwise says so.
+    pub fn as_root(&self) -> bool {
+        self.snap.gaps.as_root
     }
 
     /// The processes `pids` in words: "nginx (pids 10, 11)".

@@ -45,14 +45,25 @@ fn relief(c: &Ctx, kind: Kind) -> String {
     if c.server == Some(Server::DockerProxy) {
         return String::new();
     }
+    // Only what a kill would relieve: a connection in an accept queue
+    // keeps its slot until the owner accepts it, destroyed or not.
+    if c.holders.pids.is_empty() {
+        return String::new();
+    }
+    let root = if c.as_root() { "" } else { " (as root)" };
     let mut s = format!(
-        "Relief now: zombiescan kill {}--port {} --finding {} lists them, and with --yes resets them: the peer gets \
+        "Relief now{root}: zombiescan kill {}--port {} --finding {} lists them, and with --yes resets them: the peer gets \
          a RST, the owner's next write on them fails with ECONNABORTED (a read too, unless the peer had closed: then it \
          reads end-of-file, as before), the kernel frees them.",
         c.netns_arg,
         c.port,
         kind.name()
     );
+    if c.holders.queued > 0 {
+        s.push_str(
+            " Those still in the accept queue are left alone: destroying one frees no queue slot.",
+        );
+    }
     if kind == Kind::CloseWait && !c.holders.pids.is_empty() {
         s.push_str(" The application still holds each descriptor until it handles that error: it relieves, it does not fix.");
     }

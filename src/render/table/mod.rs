@@ -14,7 +14,8 @@ use fit::{col, fit, push_row, wrap};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 
-use crate::classify::Severity;
+use crate::classify::{Finding, Severity};
+use crate::model::Direction;
 use crate::model::TcpState;
 use crate::render::sanitize::terminal;
 use crate::render::{filter_text, pids_text};
@@ -39,6 +40,9 @@ fn alarming(s: TcpState) -> bool {
 pub struct Look {
     pub color: bool,
     pub width: Option<usize>,
+    /// `--explain`: every finding in full (each caveat, the relief, the
+    /// evidence and the sources), not the first sentences.
+    pub explain: bool,
 }
 
 impl Look {
@@ -143,14 +147,6 @@ fn write_summary(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
             ),
         )?;
     }
-    let host = super::host_facts(h);
-    if !host.is_empty() {
-        say(
-            out,
-            look,
-            &format!("host: {}", terminal(host.join(" · ").as_bytes())),
-        )?;
-    }
     Ok(())
 }
 
@@ -247,7 +243,11 @@ fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
     ];
     // Without --sockets, a long list of flagged sockets is cut: the findings
     // above already count them, the JSON lists them all.
-    let limit = if r.all_sockets { usize::MAX } else { 20 };
+    let limit = match (r.all_sockets, look.explain) {
+        (true, _) => usize::MAX,
+        (false, true) => 20,
+        (false, false) => 8,
+    };
     let more = listed.len().saturating_sub(limit);
     for l in listed.iter().take(limit) {
         let (s, kinds, age) = (l.socket, l.kinds, l.age_ms);
@@ -280,39 +280,138 @@ fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
     Ok(())
 }
 
-fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
-    let color = look.color;
-    let width = look.text_width();
+/// The severity, coloured when asked.
+fn severity(f: &Finding, color: bool) -> String {
+    let sev = f.severity.name().to_uppercase();
+    match (color, f.severity) {
+        (false, _) => sev,
+        (true, Severity::Critical) => format!("\x1b[1;31m{sev}\x1b[0m"),
+        (true, Severity::Warning) => format!("\x1b[1;33m{sev}\x1b[0m"),
+        (true, Severity::Info) => format!("\x1b[1m{sev}\x1b[0m"),
+    }
+}
+
+/// Where a finding is: its port, unix socket or remote endpoint.
+fn place(f: &Finding) -> String {
+    if let Some(p) = &f.path {
+        return format!("unix {}", terminal(p));
+    }
+    if let (Some(Direction::Outbound), Some(r)) = (f.direction, f.remote) {
+        return format!("to {r}");
+    }
+    match f.ports.as_slice() {
+        [] => "host".to_string(),
+        ports => format!(
+            "port {}",
+            ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+/// Who a finding blames: as its words name them (a server's workers by
+/// their role), else the first process's name, and the pids.
+fn who(r: &Report, f: &Finding) -> Option<String> {
+    if let Some(w) = f.who.as_deref().filter(|w| !w.is_empty()) {
+        return Some(terminal(w.as_bytes()));
+    }
+    let p = f.pids.first().and_then(|p| r.snapshot.processes.get(p))?;
+    let n = if f.pids.len() == 1 { "pid" } else { "pids" };
+    Some(format!(
+        "{} ({n} {})",
+        terminal(&p.comm),
+        pids_text(&f.pids)
+    ))
+}
+
+/// The first `n` sentences of `text`: up to a period (or a closing
+/// parenthesis after one) followed by a space and a word, a server's name
+/// in lower case included.
+fn sentences(text: &str, n: usize) -> &str {
+    let b = text.as_bytes();
+    let mut seen = 0;
+    for i in 0..b.len().saturating_sub(2) {
+        if b[i] == b'.' && b[i + 1] == b' ' && b[i + 2].is_ascii_alphanumeric() {
+            seen += 1;
+            if seen == n {
+                return &text[..=i];
+            }
+        }
+    }
+    text
+}
+
+/// `text` cut to `width` columns, with "…" when cut.
+fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
+/// The verdict: one line per finding, worst first (severity, kind, count,
+/// where, who), and under it the first thing to do.
+fn write_verdict(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
     if r.findings.is_empty() {
         return writeln!(out, "\nno findings");
     }
+    let width = look.width.unwrap_or(usize::MAX);
+    writeln!(out)?;
     for f in &r.findings {
-        let sev = f.severity.name().to_uppercase();
-        let sev = match (color, f.severity) {
-            (false, _) => sev,
-            (true, Severity::Critical) => format!("\x1b[1;31m{sev}\x1b[0m"),
-            (true, Severity::Warning) => format!("\x1b[1;33m{sev}\x1b[0m"),
-            (true, Severity::Info) => format!("\x1b[1m{sev}\x1b[0m"),
-        };
-        let ports: Vec<String> = f.ports.iter().map(u16::to_string).collect();
-        let mut head = format!("{sev} {} ×{}", f.kind.name(), f.count);
-        if !ports.is_empty() {
-            head.push_str(&format!(" · port {}", ports.join(",")));
+        let mut head = format!("{} ×{} · {}", f.kind.name(), f.count, place(f));
+        if let Some(w) = who(r, f) {
+            head.push_str(&format!(" · {w}"));
         }
-        if !f.pids.is_empty() {
-            head.push_str(&format!(" · pid {}", pids_text(&f.pids)));
-        }
-        writeln!(out, "\n{head}")?;
+        let sev = f.severity.name().len();
         writeln!(
             out,
-            "  {}",
-            wrap(&terminal(f.explanation.as_bytes()), width, "  ")
+            "{} {}",
+            severity(f, look.color),
+            cut(&head, width.saturating_sub(sev + 1))
         )?;
+        let first = sentences(&f.remediation, 1);
+        writeln!(
+            out,
+            "  → {}",
+            cut(&terminal(first.as_bytes()), width.saturating_sub(4))
+        )?;
+    }
+    Ok(())
+}
+
+/// Each finding in a few lines: the first sentences of why and of what to
+/// do; with `--explain`, all of it, the evidence and the sources.
+fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    if r.findings.is_empty() {
+        return Ok(());
+    }
+    let width = look.text_width();
+    for f in &r.findings {
+        let head = format!("{} · {}", f.kind.name(), place(f));
+        if look.color {
+            writeln!(out, "\n\x1b[1m{head}\x1b[0m")?;
+        } else {
+            writeln!(out, "\n{head}")?;
+        }
+        let (why, fix) = if look.explain {
+            (f.explanation.as_str(), f.remediation.as_str())
+        } else {
+            (sentences(&f.explanation, 2), sentences(&f.remediation, 1))
+        };
+        writeln!(out, "  {}", wrap(&terminal(why.as_bytes()), width, "  "))?;
         writeln!(
             out,
             "  fix: {}",
-            wrap(&terminal(f.remediation.as_bytes()), width, "       ")
+            wrap(&terminal(fix.as_bytes()), width, "       ")
         )?;
+        if !look.explain {
+            continue;
+        }
         let ev: Vec<String> = super::evidence(f)
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -321,6 +420,20 @@ fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()>
             out,
             "  evidence: {}",
             wrap(&terminal(ev.join(" ").as_bytes()), width, "            ")
+        )?;
+        if !f.advice_source.is_empty() {
+            writeln!(
+                out,
+                "  source: {}",
+                wrap(&terminal(f.advice_source.as_bytes()), width, "          ")
+            )?;
+        }
+    }
+    if !look.explain {
+        say(
+            out,
+            look,
+            "(--explain: every caveat, the relief, the evidence and the sources)",
         )?;
     }
     Ok(())
@@ -340,6 +453,21 @@ pub fn write_all(reports: &[Report], look: Look, out: &mut dyn Write) -> io::Res
         };
         writeln!(out, "━━━━ {label}{own} ━━━━")?;
         write(r, look, out)?;
+    }
+    Ok(())
+}
+
+/// The host's counters, under the findings.
+fn write_host(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
+    let h = &r.snapshot.host;
+    writeln!(out)?;
+    let host = super::host_facts(h);
+    if !host.is_empty() {
+        say(
+            out,
+            look,
+            &format!("host: {}", terminal(host.join(" · ").as_bytes())),
+        )?;
     }
     Ok(())
 }
@@ -385,21 +513,24 @@ fn write_unix(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
 pub fn write(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> {
     let color = look.color;
     write_summary(r, look, out)?;
+    // What the scan could not see comes before what it concludes.
+    for l in &r.limitations {
+        say(out, look, &format!("note: {}", terminal(l.as_bytes())))?;
+    }
     write_watch(r, color, out)?;
+    write_verdict(r, look, out)?;
+    if !r.hints.is_empty() {
+        writeln!(out)?;
+    }
     for h in &r.hints {
         say(out, look, &format!("hint: {}", terminal(h.as_bytes())))?;
     }
     write_findings(r, look, out)?;
+    write_host(r, look, out)?;
     let states = r.states_present();
     write_ports(r, &states, look, out)?;
     write_unix(r, look, out)?;
     write_processes(r, &states, look, out)?;
     write_sockets(r, look, out)?;
-    if !r.limitations.is_empty() {
-        writeln!(out)?;
-        for l in &r.limitations {
-            say(out, look, &format!("note: {}", terminal(l.as_bytes())))?;
-        }
-    }
     Ok(())
 }
