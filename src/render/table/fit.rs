@@ -78,7 +78,7 @@ pub(super) fn fit(cols: Vec<Col>, look: Look) -> String {
         text = render(&shown);
     }
     let note = format!(
-        "(left out to fit {width} columns: {}; a wider terminal or --json shows them)",
+        "(hidden at {width} columns: {}; --json has them)",
         dropped.join(", ")
     );
     text.push('\n');

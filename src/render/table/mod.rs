@@ -97,12 +97,17 @@ fn write_summary(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
     let color = look.color;
     let snap = r.snapshot;
     let h = &snap.host;
+    // To the second: the JSON has the milliseconds.
+    let at = rfc3339(snap.captured_at);
+    let at = match at.split_once('.') {
+        Some((secs, _)) => format!("{secs}Z"),
+        None => at,
+    };
     let title = format!(
-        "zombiescan · {} · kernel {} · source {} · {}",
+        "zombiescan · {} · kernel {} · {} · {at}",
         terminal(h.hostname.as_bytes()),
         terminal(h.kernel.as_bytes()),
         snap.source.name(),
-        rfc3339(snap.captured_at)
     );
     let title = match look.width {
         Some(w) => wrap(&title, w, "  "),
@@ -246,7 +251,7 @@ fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
     let limit = match (r.all_sockets, look.explain) {
         (true, _) => usize::MAX,
         (false, true) => 20,
-        (false, false) => 8,
+        (false, false) => 5,
     };
     let more = listed.len().saturating_sub(limit);
     for l in listed.iter().take(limit) {
@@ -344,6 +349,25 @@ fn sentences(text: &str, n: usize) -> &str {
     text
 }
 
+/// A long sentence up to its first clause (a colon or a semicolon) that
+/// leaves it under 220 characters, then "…": the rest is `--explain`'s.
+fn brief(sentence: &str) -> String {
+    const LONG: usize = 220;
+    if sentence.chars().count() <= LONG {
+        return sentence.to_string();
+    }
+    let stop = sentence
+        .char_indices()
+        .take_while(|(i, _)| *i < LONG)
+        .filter(|(i, c)| (*c == ':' || *c == ';') && sentence[i + 1..].starts_with(' '))
+        .map(|(i, _)| i)
+        .last();
+    match stop {
+        Some(i) => format!("{} …", &sentence[..i]),
+        None => sentence.to_string(),
+    }
+}
+
 /// `text` cut to `width` columns, with "…" when cut.
 fn cut(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
@@ -391,7 +415,12 @@ fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()>
         return Ok(());
     }
     let width = look.text_width();
-    for f in &r.findings {
+    // Information needs no more than its verdict line, but in the long form.
+    for f in r
+        .findings
+        .iter()
+        .filter(|f| look.explain || f.severity > Severity::Info)
+    {
         let head = format!("{} · {}", f.kind.name(), place(f));
         if look.color {
             writeln!(out, "\n\x1b[1m{head}\x1b[0m")?;
@@ -399,9 +428,17 @@ fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()>
             writeln!(out, "\n{head}")?;
         }
         let (why, fix) = if look.explain {
-            (f.explanation.as_str(), f.remediation.as_str())
+            (f.explanation.to_string(), f.remediation.to_string())
         } else {
-            (sentences(&f.explanation, 2), sentences(&f.remediation, 1))
+            // Two sentences of why, unless they make a paragraph; the
+            // first of what to do, up to a clause when it runs long.
+            let two = sentences(&f.explanation, 2);
+            let why = if two.chars().count() > 260 {
+                brief(sentences(&f.explanation, 1))
+            } else {
+                two.to_string()
+            };
+            (why, brief(sentences(&f.remediation, 1)))
         };
         writeln!(out, "  {}", wrap(&terminal(why.as_bytes()), width, "  "))?;
         writeln!(

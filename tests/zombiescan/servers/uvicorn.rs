@@ -3,6 +3,7 @@
 //! its descriptor limit, healthy keep-alive load.
 
 use super::*;
+use crate::netns::BIN;
 
 #[test]
 fn uvicorn_whose_event_loop_is_blocked() {
@@ -369,4 +370,56 @@ fn uvicorn_whose_event_loop_is_blocked_with_clients_that_wait() {
         "unaccepted requests are the queue's, not a reader's: {:#?}",
         doc.findings
     );
+}
+
+/// The listener's Recv-Q of port 30020, as `ss -tln` shows it.
+fn queue_30020(ns: &Netns) -> u32 {
+    ns.ss(&["-tlnH", "sport", "= :30020"])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(0)
+}
+
+/// kill and connections still in an accept queue: destroying one frees no
+/// queue slot (the kernel keeps it until the owner accepts it), so kill
+/// leaves them alone and says so; with --include-queued it destroys them,
+/// and ss shows the queue exactly as full as before.
+#[test]
+fn kill_frees_no_accept_queue_slot_and_leaves_queued_sockets_alone() {
+    let Some(venv) = venv("kill_frees_no_accept_queue_slot_and_leaves_queued_sockets_alone") else {
+        return;
+    };
+    let mut ns = Netns::new("uvkq");
+    uvicorn(&mut ns, &venv, &["--backlog", "16"], "uvkq");
+    occupy(&mut ns, &venv, "/block", 1, "uvkq-holder");
+    impatient(&ns, &venv, "/block", 20);
+    let (cw, queued) = server_side(&ns, "CLOSE_WAIT");
+    assert!(queued >= 1, "ss: {cw} CLOSE_WAIT, {queued} never accepted");
+    let before = queue_30020(&ns);
+    assert!(before >= queued, "Recv-Q {before} for {queued} queued");
+    let args = [
+        "--port",
+        "30020",
+        "--finding",
+        "close_wait",
+        "--stall",
+        "0s",
+    ];
+    let out = ns.exec(&[&[BIN, "kill"][..], &args, &["--yes"]].concat());
+    ok(&out);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("{queued} left alone in an accept queue")),
+        "{said}"
+    );
+    assert_eq!(server_side(&ns, "CLOSE_WAIT").1, queued, "none destroyed");
+    let out = ns.exec(&[&[BIN, "kill"][..], &args, &["--include-queued", "--yes"]].concat());
+    ok(&out);
+    ns.wait_ss("the queued CLOSE_WAIT destroyed", |o| {
+        !o.lines()
+            .any(|l| l.starts_with("CLOSE-WAIT") && l.contains("127.0.0.1:30020 "))
+    });
+    // The kernel's truth: the slots stay taken.
+    assert_eq!(queue_30020(&ns), before, "destroying them freed no slot");
 }
