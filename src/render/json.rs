@@ -8,8 +8,8 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::KindSet;
-use crate::model::{Family, Snapshot, Socket, StateCounts, TcpInfo, UnixLinkHow, UnixSocket};
-use crate::report::Report;
+use crate::model::{Family, Snapshot, StateCounts, TcpInfo, UnixLinkHow, UnixSocket};
+use crate::report::{Listed, Report};
 use crate::units::rfc3339;
 
 /// Bumped when a field changes meaning or disappears; adding a field does
@@ -74,7 +74,7 @@ impl Serialize for ListedSockets<'_, '_> {
         ser.collect_seq(
             self.0
                 .sockets()
-                .map(|(s, k)| socket(snap, s, k))
+                .map(|l| socket(snap, &l))
                 .chain(self.0.unix_sockets().map(|(u, k)| unix_socket(snap, u, k))),
         )
     }
@@ -285,6 +285,15 @@ pub struct Finding {
     /// sent a request and has had no reply for longer than --stall.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_on: Option<WaitingOnJson>,
+    /// Typed where `evidence` has them as figures: inbound or outbound
+    /// (null for a process or the host), the oldest socket's age, the
+    /// namespace when not zombiescan's own.
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub oldest_s: Option<f64>,
+    #[serde(default)]
+    pub netns: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -357,6 +366,10 @@ pub struct SocketJson {
     /// The kinds of finding this socket is part of.
     pub findings: Vec<String>,
     pub tcp_info: Option<TcpInfoJson>,
+    /// Its age as the table shows it: the oldest its findings quote, else
+    /// the kernel's age of its state; null when unknown.
+    #[serde(default)]
+    pub age_s: Option<f64>,
 }
 
 /// A unix socket in the form of the others: `local` is its name (`*`
@@ -380,6 +393,7 @@ fn unix_socket(snap: &Snapshot, u: &UnixSocket, kinds: KindSet) -> SocketJson {
         pids: snap.unix_owners(u).to_vec(),
         findings: kinds.iter().map(|k| k.name().to_string()).collect(),
         tcp_info: None,
+        age_s: None,
     }
 }
 
@@ -387,8 +401,10 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn socket(snap: &Snapshot, s: &Socket, kinds: KindSet) -> SocketJson {
+fn socket(snap: &Snapshot, l: &Listed) -> SocketJson {
+    let (s, kinds) = (l.socket, l.kinds);
     SocketJson {
+        age_s: l.age_ms.map(crate::units::secs),
         family: match s.family {
             Family::Ipv4 => "ipv4",
             Family::Ipv6 => "ipv6",
@@ -538,6 +554,9 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                 explanation: f.explanation.clone(),
                 remediation: f.remediation.clone(),
                 advice_source: (!f.advice_source.is_empty()).then(|| f.advice_source.clone()),
+                direction: f.direction.map(|d| d.name().to_string()),
+                oldest_s: f.oldest_ms.map(crate::units::secs),
+                netns: f.netns.clone(),
                 waiting_on: f.waiting_on.as_ref().map(|w| WaitingOnJson {
                     pid: w.pid,
                     fd: w.fd,

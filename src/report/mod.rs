@@ -150,15 +150,20 @@ impl<'a> Report<'a> {
 
     /// The sockets listed in full: the flagged ones, or all with
     /// `--sockets`, each with the kinds of finding it is part of.
-    pub fn sockets(&self) -> impl Iterator<Item = (&'a Socket, KindSet)> + '_ {
-        self.snapshot
-            .sockets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let k = self.flags.get(i).copied().unwrap_or_default();
-                (self.all_sockets || !k.is_empty()).then_some((s, k))
+    pub fn sockets(&self) -> impl Iterator<Item = Listed<'a>> + '_ {
+        let snap = self.snapshot;
+        let listening = snap.listening_ports();
+        let ephemeral = snap.host.ephemeral_range();
+        snap.sockets.iter().enumerate().filter_map(move |(i, s)| {
+            let kinds = self.kinds_of(i);
+            (self.all_sockets || !kinds.is_empty()).then(|| Listed {
+                index: i,
+                socket: s,
+                direction: direction(s, &listening, ephemeral),
+                kinds,
+                age_ms: classify::age_of(kinds.iter(), s, &snap.host),
             })
+        })
     }
 
     /// The sockets listed in full (the flagged ones, or all with
