@@ -64,10 +64,12 @@ impl Ctx<'_> {
     }
 }
 
-fn sections(tl: &Timeline) -> [(&'static str, &[Series]); 4] {
+fn sections(tl: &Timeline) -> [(&'static str, &[Series]); 6] {
     [
         ("States", &tl.states),
         ("Findings", &tl.findings),
+        ("Refused or timed out (per interval)", &tl.drops),
+        ("Accept queues", &tl.queues),
         ("Ports (rising)", &tl.ports),
         ("Processes (rising)", &tl.processes),
     ]
@@ -80,6 +82,58 @@ fn heading(tl: &Timeline, what: &str) -> String {
     }
 }
 
+/// What the recording measured, in lines: where, what, how often, and
+/// where samples are missing.
+fn measured(tl: &Timeline) -> Vec<String> {
+    let h = &tl.header;
+    let mut out = Vec::new();
+    let list = |v: &[String]| v.join(", ");
+    if !h.hosts.is_empty() {
+        out.push(format!("host {}", list(&h.hosts)));
+    }
+    if !h.netns.is_empty() {
+        out.push(format!("namespace {}", list(&h.netns)));
+    }
+    out.push(if h.filters.is_empty() {
+        "every socket".to_string()
+    } else {
+        format!("filter {}", list(&h.filters))
+    });
+    if let Some(p) = h.period_ms {
+        out.push(format!("a sample every {}", human_ms(p)));
+    }
+    for (i, d) in h.gaps.iter().take(5) {
+        out.push(format!(
+            "gap: no sample for {} before {}",
+            human_ms(*d),
+            tl.times.get(*i).map_or("?", |t| t.as_str())
+        ));
+    }
+    if h.gaps.len() > 5 {
+        out.push(format!("and {} more gaps", h.gaps.len() - 5));
+    }
+    out
+}
+
+fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        crate::units::human(ms)
+    }
+}
+
+/// The recording's subject, for a page's title: host, namespace, filter.
+fn subject(tl: &Timeline) -> String {
+    let h = &tl.header;
+    let mut parts: Vec<String> = h.hosts.iter().take(2).cloned().collect();
+    if h.netns.len() == 1 {
+        parts.extend(h.netns.iter().cloned());
+    }
+    parts.extend(h.filters.iter().take(2).cloned());
+    parts.join(" · ")
+}
+
 pub fn write_table(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result<()> {
     let c = Ctx {
         tl,
@@ -90,6 +144,13 @@ pub fn write_table(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result
         "zombiescan report · {}",
         terminal(heading(tl, what).as_bytes())
     )?;
+    writeln!(out, "{}", terminal(measured(tl).join(" · ").as_bytes()))?;
+    if !tl.story.is_empty() {
+        writeln!(out, "\nwhat happened:")?;
+        for e in &tl.story {
+            writeln!(out, "  {}", terminal(e.as_bytes()))?;
+        }
+    }
     if tl.bad_lines > 0 {
         writeln!(
             out,
@@ -144,9 +205,18 @@ pub fn write_markdown(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Res
         with_date: spans_days(tl),
     };
     let mut s = format!(
-        "## zombiescan timeline\n\n{}\n\n",
-        md(heading(tl, what).as_bytes())
+        "## zombiescan timeline: {}\n\n{}\n\n{}\n\n",
+        md(subject(tl).as_bytes()),
+        md(heading(tl, what).as_bytes()),
+        md(measured(tl).join(" · ").as_bytes())
     );
+    if !tl.story.is_empty() {
+        s.push_str("### What happened\n\n");
+        for e in &tl.story {
+            let _ = writeln!(s, "- {}", md(e.as_bytes()));
+        }
+        s.push('\n');
+    }
     if tl.bad_lines > 0 {
         let _ = writeln!(
             s,
@@ -186,15 +256,31 @@ const COLORS: [&str; 8] = [
     "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
 ];
 
-/// The states over time as an SVG line chart.
-fn chart(tl: &Timeline) -> String {
-    let (w, h, left, bottom, top, right) = (900.0, 320.0, 60.0, 40.0, 20.0, 170.0);
+/// A round top for a chart's axis: 1, 2 or 5 times a power of ten, so that
+/// its four ticks are round numbers.
+fn round_max(peak: u32) -> u32 {
+    let mut step = 1u32;
+    loop {
+        for m in [1, 2, 5] {
+            let top = step.saturating_mul(m).saturating_mul(4);
+            if top >= peak || top == u32::MAX {
+                return top.max(4);
+            }
+        }
+        step = step.saturating_mul(10);
+    }
+}
+
+/// `series` over time as an SVG line chart, with round ticks and a time
+/// label at every quarter.
+fn chart(tl: &Timeline, series: &[Series], id: &str, label: &str) -> String {
+    let (w, h, left, bottom, top, right) = (900.0, 320.0, 60.0, 40.0, 20.0, 250.0);
     let n = tl.times.len().max(2) - 1;
-    let max = tl.states.iter().map(|s| s.peak).max().unwrap_or(0).max(1);
+    let max = round_max(series.iter().map(|s| s.peak).max().unwrap_or(0));
     let x = |i: usize| left + (w - left - right) * i as f64 / n as f64;
     let y = |v: u32| top + (h - top - bottom) * (1.0 - f64::from(v) / f64::from(max));
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"states\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"TCP states over time\">\n"
+        "<h2>{label}</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"{id}\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"{label}\">\n"
     );
     let _ = writeln!(
         svg,
@@ -213,9 +299,19 @@ fn chart(tl: &Timeline) -> String {
             y(v) + 4.0
         );
     }
-    for (i, label) in [(0, tl.times.first()), (n, tl.times.last())] {
-        if let Some(t) = label {
-            let anchor = if i == 0 { "start" } else { "end" };
+    let marks: Vec<usize> = (0..=4).map(|q| n * q / 4).collect();
+    let mut seen = Vec::new();
+    for i in marks {
+        if seen.contains(&i) {
+            continue;
+        }
+        seen.push(i);
+        if let Some(t) = tl.times.get(i) {
+            let anchor = match i {
+                0 => "start",
+                _ if i == n => "end",
+                _ => "middle",
+            };
             let _ = writeln!(
                 svg,
                 "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"{anchor}\">{}</text>",
@@ -225,7 +321,7 @@ fn chart(tl: &Timeline) -> String {
             );
         }
     }
-    for (k, s) in tl.states.iter().enumerate() {
+    for (k, s) in series.iter().enumerate() {
         let color = COLORS[k % COLORS.len()];
         let points: Vec<String> = s
             .values
@@ -268,10 +364,19 @@ pub fn write_html(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result<
         tl,
         with_date: spans_days(tl),
     };
-    let mut s = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>zombiescan timeline</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:2em;color:#222}\ntable{border-collapse:collapse;margin:1em 0}\ntd,th{border:1px solid #ccc;padding:3px 8px}\ntd.n{text-align:right}\n</style>\n</head>\n<body>\n<h1>zombiescan timeline</h1>\n",
+    let title = html_escape(&format!("zombiescan timeline: {}", subject(tl)));
+    let mut s = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n<style>\nbody{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\ntable{{border-collapse:collapse;margin:1em 0}}\ntd,th{{border:1px solid #ccc;padding:3px 8px}}\ntd.n{{text-align:right}}\ntd.trend{{font-family:monospace}}\n</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
     );
     let _ = writeln!(s, "<p>{}</p>", html_escape(&heading(tl, what)));
+    let _ = writeln!(s, "<p>{}</p>", html_escape(&measured(tl).join(" · ")));
+    if !tl.story.is_empty() {
+        s.push_str("<h2>What happened</h2>\n<ul>\n");
+        for e in &tl.story {
+            let _ = writeln!(s, "<li>{}</li>", html_escape(e));
+        }
+        s.push_str("</ul>\n");
+    }
     if tl.bad_lines > 0 {
         let _ = writeln!(
             s,
@@ -279,25 +384,43 @@ pub fn write_html(tl: &Timeline, what: &str, out: &mut dyn Write) -> io::Result<
             tl.bad_lines
         );
     }
-    s.push_str(&chart(tl));
+    s.push_str(&chart(tl, &tl.states, "states", "TCP states over time"));
+    if !tl.findings.is_empty() {
+        s.push_str(&chart(
+            tl,
+            &tl.findings,
+            "findings",
+            "Findings over time (sockets)",
+        ));
+    }
+    let trouble: Vec<Series> = tl.drops.iter().chain(&tl.queues).cloned().collect();
+    if !trouble.is_empty() {
+        s.push_str(&chart(
+            tl,
+            &trouble,
+            "drops",
+            "Refused or timed out per interval, and accept queues",
+        ));
+    }
     for (title, series) in sections(tl) {
         if series.is_empty() {
             continue;
         }
         let _ = writeln!(
             s,
-            "<h2>{title}</h2>\n<table>\n<tr><th>series</th><th>first</th><th>began to rise</th><th>peak</th><th>peak at</th><th>last</th></tr>"
+            "<h2>{title}</h2>\n<table>\n<tr><th>series</th><th>first</th><th>began to rise</th><th>peak</th><th>peak at</th><th>last</th><th>trend</th></tr>"
         );
         for x in series {
             let _ = writeln!(
                 s,
-                "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
+                "<tr><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"trend\">{}</td></tr>",
                 html_escape(&x.label()),
                 x.first,
                 html_escape(&c.onset(x)),
                 x.peak,
                 html_escape(&c.at(x.peak_at)),
-                x.last
+                x.last,
+                sparkline(&x.values, 30)
             );
         }
         s.push_str("</table>\n");
@@ -325,6 +448,18 @@ pub struct TimelineDoc {
     /// The 20 ports and the 20 processes that rose highest.
     pub ports: Vec<SeriesJson>,
     pub processes: Vec<SeriesJson>,
+    /// Connections refused or timed out, per interval, by counter.
+    #[serde(default)]
+    pub drops: Vec<SeriesJson>,
+    /// Each listener's accept queue (its backlog in its name).
+    #[serde(default)]
+    pub queues: Vec<SeriesJson>,
+    /// What was measured: hosts, namespaces, filters, the period, gaps.
+    #[serde(default)]
+    pub measured: Vec<String>,
+    /// What changed when, in time order.
+    #[serde(default)]
+    pub story: Vec<String>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -369,6 +504,10 @@ pub fn write_json(tl: &Timeline, files: &[String], out: &mut dyn Write) -> io::R
         findings: series(&tl.findings),
         ports: series(&tl.ports),
         processes: series(&tl.processes),
+        drops: series(&tl.drops),
+        queues: series(&tl.queues),
+        measured: measured(tl),
+        story: tl.story.clone(),
     };
     serde_json::to_writer(&mut *out, &doc).map_err(io::Error::other)?;
     out.write_all(b"\n")

@@ -33,6 +33,22 @@ pub struct Sample {
     pub findings: Vec<SampleFinding>,
     /// Host counters: tw, orphan, files_allocated, ListenOverflows, ...
     pub counters: BTreeMap<String, i64>,
+    /// What the recorder was asked to watch (`port 30020`), when filtered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// The listeners with a queue, and those of the ports asked for: their
+    /// accept queue and backlog, TCP and unix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<SampleListener>,
+}
+
+/// A listener's accept queue at a sample.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleListener {
+    /// `port 30020`, `unix /run/app.sock`.
+    pub at: String,
+    pub queue: u32,
+    pub backlog: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +89,71 @@ fn nonzero(c: &StateCounts) -> BTreeMap<String, u32> {
 }
 
 /// The sample of a report.
+/// The filter in words, as a recording's header gives it.
+fn filter_words(f: &crate::model::Filter) -> Option<String> {
+    let mut parts = Vec::new();
+    let join = |v: Vec<String>| v.join(",");
+    if !f.ports.is_empty() {
+        parts.push(format!(
+            "port {}",
+            join(f.ports.iter().map(u16::to_string).collect())
+        ));
+    }
+    if !f.paths.is_empty() {
+        let p = f
+            .paths
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        parts.push(format!("unix {}", join(p.collect())));
+    }
+    if !f.pids.is_empty() {
+        parts.push(format!(
+            "pid {}",
+            join(f.pids.iter().map(u32::to_string).collect())
+        ));
+    }
+    if !f.processes.is_empty() {
+        parts.push(format!("process {}", join(f.processes.clone())));
+    }
+    if !f.states.is_empty() {
+        parts.push(format!(
+            "state {}",
+            join(f.states.iter().map(|s| s.name().to_string()).collect())
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
+/// The listeners worth a series: a queue, or a port asked for.
+fn listeners(r: &Report) -> Vec<SampleListener> {
+    let snap = r.snapshot;
+    let mut by_port: BTreeMap<u16, (u32, u32)> = BTreeMap::new();
+    for s in snap.sockets.iter().filter(|s| s.state == TcpState::Listen) {
+        let e = by_port.entry(s.local.port()).or_default();
+        e.0 = e.0.saturating_add(s.recv_q);
+        e.1 = e.1.saturating_add(s.send_q);
+    }
+    let mut out: Vec<SampleListener> = by_port
+        .into_iter()
+        .filter(|(p, (q, _))| *q > 0 || snap.filter.ports.contains(p))
+        .map(|(p, (queue, backlog))| SampleListener {
+            at: format!("port {p}"),
+            queue,
+            backlog,
+        })
+        .collect();
+    out.extend(r.unix.iter().filter_map(|g| {
+        let (queue, backlog) = g.queue?;
+        Some(SampleListener {
+            at: format!("unix {}", String::from_utf8_lossy(&g.path)),
+            queue,
+            backlog,
+        })
+    }));
+    out.truncate(KEEP);
+    out
+}
+
 pub fn sample(r: &Report) -> Sample {
     let snap = r.snapshot;
     let mut counters = BTreeMap::new();
@@ -139,6 +220,8 @@ pub fn sample(r: &Report) -> Sample {
             })
             .collect(),
         counters,
+        filter: filter_words(&snap.filter),
+        listeners: listeners(r),
     }
 }
 
@@ -282,7 +365,33 @@ pub struct Timeline {
     pub findings: Vec<Series>,
     pub ports: Vec<Series>,
     pub processes: Vec<Series>,
+    /// Connections refused or timed out: the growth of each drop counter
+    /// (ListenOverflows, ListenDrops, TCPAbortOnTimeout, TCPTimeouts) per
+    /// sample interval; a counter that went backwards (a namespace made
+    /// anew, a reboot) counts from 0 again.
+    pub drops: Vec<Series>,
+    /// Each listener's accept queue over time, its backlog in its name.
+    pub queues: Vec<Series>,
+    /// What the recording measured, and how.
+    pub header: Header,
+    /// What changed when, in time order: each finding's first sample, peak
+    /// and end, the drops, a queue at its backlog.
+    pub story: Vec<String>,
     pub bad_lines: u32,
+}
+
+/// What a recording measured: on which hosts and namespaces, with which
+/// filter, every how long, and where samples are missing.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Header {
+    pub hosts: Vec<String>,
+    pub netns: Vec<String>,
+    pub filters: Vec<String>,
+    /// The usual interval between samples (the median).
+    pub period_ms: Option<u64>,
+    /// Gaps: (the sample after the gap, how long it was), where an interval
+    /// is more than twice the usual (a recorder stopped, a host asleep).
+    pub gaps: Vec<(usize, u64)>,
 }
 
 /// Pathological states worth a series per port and process.
@@ -317,6 +426,12 @@ struct Named {
     findings: Columns,
     ports: Columns,
     processes: Columns,
+    drops: Columns,
+    queues: Columns,
+    /// The last value of each drop counter, and the last backlog of each
+    /// listener.
+    counters: BTreeMap<String, i64>,
+    backlogs: BTreeMap<String, u32>,
 }
 
 /// The longest recording line read: a sample of a busy host is a few
@@ -351,6 +466,9 @@ fn skip_line(input: &mut impl std::io::BufRead) -> std::io::Result<()> {
 #[derive(Debug, Default)]
 pub struct Builder {
     times: Vec<String>,
+    t_ms: Vec<u64>,
+    hosts: std::collections::BTreeSet<String>,
+    filters: std::collections::BTreeSet<String>,
     last_t_ms: Option<u64>,
     states: Columns,
     by_netns: BTreeMap<String, Named>,
@@ -393,7 +511,16 @@ impl Builder {
     pub fn add(&mut self, s: &Sample) {
         if self.last_t_ms != Some(s.t_ms) {
             self.times.push(s.t.clone());
+            self.t_ms.push(s.t_ms);
             self.last_t_ms = Some(s.t_ms);
+        }
+        if self.hosts.len() < 16 {
+            self.hosts.insert(s.host.clone());
+        }
+        if let Some(f) = &s.filter
+            && self.filters.len() < 16
+        {
+            self.filters.insert(f.clone());
         }
         let round = self.times.len() - 1;
         for (k, v) in &s.by_state {
@@ -424,6 +551,28 @@ impl Builder {
                 bump(&mut named.ports, &format!("{at} {st}"), round, *n);
             }
         }
+        for k in Host::DROP_COUNTERS {
+            let Some(&v) = s.counters.get(k) else {
+                continue;
+            };
+            // The first sample is where counting starts; a counter that
+            // went backwards started again from 0.
+            let grew = match named.counters.insert(k.to_string(), v) {
+                None => 0,
+                Some(last) if v >= last => v - last,
+                Some(_) => v,
+            };
+            bump(
+                &mut named.drops,
+                k,
+                round,
+                u32::try_from(grew.max(0)).unwrap_or(u32::MAX),
+            );
+        }
+        for l in &s.listeners {
+            named.backlogs.insert(l.at.clone(), l.backlog);
+            bump(&mut named.queues, &l.at, round, l.queue);
+        }
         for p in &s.processes {
             let who = format!("{} ({})", p.pid, p.comm);
             for (st, n) in p.by_state.iter().filter(|(st, _)| watched(st)) {
@@ -448,11 +597,31 @@ impl Builder {
         states.sort_by_key(|s| TcpState::from_name(&s.name).map_or(usize::MAX, TcpState::index));
         let many = self.by_netns.len() > 1;
         let (mut findings, mut ports, mut processes) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut drops, mut queues) = (Vec::new(), Vec::new());
+        let netns: Vec<String> = self.by_netns.keys().cloned().collect();
         for (netns, named) in self.by_netns {
             let ns = many.then(|| netns.clone());
             let of = |k: String| (ns.clone(), k);
             findings.extend(named.findings.into_iter().map(|(k, v)| {
                 let mut s = v.series(k, n);
+                s.netns = ns.clone();
+                s
+            }));
+            drops.extend(
+                named
+                    .drops
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let mut s = v.series(k, n);
+                        s.netns = ns.clone();
+                        s
+                    })
+                    .filter(|s| s.peak > 0),
+            );
+            let backlogs = named.backlogs;
+            queues.extend(named.queues.into_iter().map(|(k, v)| {
+                let b = backlogs.get(&k).copied().unwrap_or(0);
+                let mut s = v.series(format!("{k} accept queue (backlog {b})"), n);
                 s.netns = ns.clone();
                 s
             }));
@@ -480,15 +649,151 @@ impl Builder {
                 })
                 .collect()
         };
+        let header = header(&self.t_ms, self.hosts, netns, self.filters);
+        let story = story(&self.times, &self.t_ms, &findings, &drops, &queues);
         Timeline {
             times: self.times,
             states,
             findings,
             ports: rising(ports),
             processes: rising(processes),
+            drops,
+            queues,
+            header,
+            story,
             bad_lines: self.bad_lines,
         }
     }
+}
+
+/// The recording's header: hosts, namespaces, filters, its usual period
+/// and the gaps in it.
+fn header(
+    t_ms: &[u64],
+    hosts: std::collections::BTreeSet<String>,
+    netns: Vec<String>,
+    filters: std::collections::BTreeSet<String>,
+) -> Header {
+    let mut steps: Vec<u64> = t_ms.windows(2).map(|w| w[1].saturating_sub(w[0])).collect();
+    let gaps_in = steps.clone();
+    steps.sort_unstable();
+    let period_ms = steps.get(steps.len() / 2).copied();
+    let gaps = match period_ms {
+        Some(p) if p > 0 => gaps_in
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d > 2 * p)
+            .map(|(i, d)| (i + 1, *d))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Header {
+        hosts: hosts.into_iter().collect(),
+        netns,
+        filters: filters.into_iter().collect(),
+        period_ms,
+        gaps,
+    }
+}
+
+/// `2026-11-25T03:04:05.123Z` as `03:04:05`.
+fn hms(t: &str) -> &str {
+    t.get(11..19).unwrap_or(t)
+}
+
+/// What changed when: each finding's first sample, its peak and its end;
+/// the drops (how many, from when to when, the peak rate); a listener's
+/// queue at its backlog. In time order.
+fn story(
+    times: &[String],
+    t_ms: &[u64],
+    findings: &[Series],
+    drops: &[Series],
+    queues: &[Series],
+) -> Vec<String> {
+    let at = |i: usize| times.get(i).map_or("?", |t| hms(t));
+    let mut events: Vec<(usize, String)> = Vec::new();
+    for f in findings {
+        let Some(start) = f.values.iter().position(|&v| v > 0) else {
+            continue;
+        };
+        let end = f.values.iter().rposition(|&v| v > 0).unwrap_or(start);
+        let until = if end + 1 < f.values.len() {
+            format!(", gone at {}", at(end + 1))
+        } else {
+            format!(", still {} at the end", f.last)
+        };
+        events.push((
+            start,
+            format!(
+                "{} {} ({}), peak {} at {}{until}",
+                at(start),
+                f.label(),
+                f.values[start],
+                f.peak,
+                at(f.peak_at)
+            ),
+        ));
+    }
+    for d in drops {
+        let Some(start) = d.values.iter().position(|&v| v > 0) else {
+            continue;
+        };
+        let end = d.values.iter().rposition(|&v| v > 0).unwrap_or(start);
+        let total: u64 = d.values.iter().map(|&v| u64::from(v)).sum();
+        // The peak rate: the most in one interval, per minute.
+        let (mut best, mut best_at) = (0.0f64, start);
+        for (i, &v) in d.values.iter().enumerate().skip(1) {
+            let dt = t_ms
+                .get(i)
+                .zip(t_ms.get(i - 1))
+                .map_or(0, |(a, b)| a.saturating_sub(*b));
+            if dt > 0 {
+                let rate = f64::from(v) * 60_000.0 / dt as f64;
+                if rate > best {
+                    (best, best_at) = (rate, i);
+                }
+            }
+        }
+        events.push((
+            start,
+            format!(
+                "{}–{} {total} {} (connections refused or timed out), peak {:.0}/min at {}",
+                at(start.saturating_sub(1)),
+                at(end),
+                d.label(),
+                best,
+                at(best_at)
+            ),
+        ));
+    }
+    for q in queues {
+        let backlog: u32 = q
+            .name
+            .rsplit_once("(backlog ")
+            .and_then(|(_, b)| b.trim_end_matches(')').parse().ok())
+            .unwrap_or(0);
+        if backlog == 0 {
+            continue;
+        }
+        if let Some(full) = q.values.iter().position(|&v| v >= backlog) {
+            let back = q.values[full..].iter().position(|&v| v < backlog);
+            let until = back.map_or(String::new(), |b| {
+                format!(", below it again at {}", at(full + b))
+            });
+            events.push((
+                full,
+                format!(
+                    "{} {} full ({}/{backlog}){until}",
+                    at(full),
+                    q.label(),
+                    q.values[full]
+                ),
+            ));
+        }
+    }
+    events.sort_by_key(|(i, _)| *i);
+    events.into_iter().map(|(_, e)| e).collect()
 }
 
 #[cfg(test)]
@@ -610,5 +915,69 @@ mod tests {
         big.add(0, u32::MAX);
         big.add(0, 5);
         assert_eq!(big.at(0), u32::MAX, "sums saturate");
+    }
+}
+
+#[cfg(test)]
+mod story_tests {
+    use super::*;
+
+    fn line(t: u64, overflows: i64, queue: u32, cw: u32) -> String {
+        let findings = if cw > 0 {
+            format!(
+                r#"[{{"kind":"close_wait","severity":"warning","count":{cw},"ports":[30020],"pids":[7]}}]"#
+            )
+        } else {
+            "[]".to_string()
+        };
+        format!(
+            r#"{{"t":"2026-11-25T03:00:{t:02}.000Z","t_ms":{},"host":"api-1","netns":"n","total":1,"by_state":{{}},"ports":[],"processes":[],"findings":{findings},"counters":{{"ListenOverflows":{overflows}}},"filter":"port 30020","listeners":[{{"at":"port 30020","queue":{queue},"backlog":16}}]}}"#,
+            t * 1000
+        )
+    }
+
+    /// The night in its first lines: when the queue filled, how many
+    /// connections were refused, when it cleared; a counter that went
+    /// backwards (the namespace made anew) counts from 0, never negative;
+    /// a missing sample is a gap.
+    #[test]
+    fn drops_queues_and_the_story() {
+        let rec = [
+            line(0, 40, 2, 0),
+            line(5, 40, 16, 3),
+            line(10, 100, 17, 9),
+            line(15, 160, 17, 9),
+            line(20, 10, 17, 9),
+            line(40, 10, 0, 0),
+        ]
+        .join("\n");
+        let mut b = Builder::default();
+        b.read(rec.as_bytes()).expect("read");
+        let tl = b.finish();
+        let d = &tl.drops[0];
+        assert_eq!(d.name, "ListenOverflows");
+        assert_eq!(d.values, vec![0, 0, 60, 60, 10, 0], "reset: 10, not -150");
+        let q = &tl.queues[0];
+        assert_eq!(q.name, "port 30020 accept queue (backlog 16)");
+        assert_eq!(q.values, vec![2, 16, 17, 17, 17, 0]);
+        assert_eq!(tl.header.hosts, vec!["api-1"]);
+        assert_eq!(tl.header.filters, vec!["port 30020"]);
+        assert_eq!(tl.header.period_ms, Some(5_000));
+        assert_eq!(tl.header.gaps, vec![(5, 20_000)]);
+        let story = tl.story.join("\n");
+        assert!(
+            story.contains("03:00:05 port 30020 accept queue (backlog 16) full (16/16), below it again at 03:00:40"),
+            "{story}"
+        );
+        assert!(
+            story.contains("03:00:05–03:00:20 130 ListenOverflows (connections refused or timed out), peak 720/min at 03:00:10"),
+            "{story}"
+        );
+        assert!(
+            story.contains(
+                "03:00:05 close_wait port 30020 (3), peak 9 at 03:00:10, gone at 03:00:40"
+            ),
+            "{story}"
+        );
     }
 }

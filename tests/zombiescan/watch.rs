@@ -359,14 +359,20 @@ fn the_timeline_page_renders_in_a_browser() {
         ok(&out);
         out.stdout
     };
-    // What the browser made of the page: the chart and a line per state.
+    // What the browser made of the page: a title that names what was
+    // measured, the story, and the states' chart with a line per state
+    // (then the findings' and the drops' charts).
     let dom = String::from_utf8(browse(&["--dump-dom"])).expect("utf-8");
-    assert_eq!(dom.matches("<svg").count(), 1, "{dom}");
+    assert!(dom.contains("<title>zombiescan timeline: "), "{dom}");
+    assert!(dom.contains("<h2>What happened</h2>"), "{dom}");
+    let start = dom.find("id=\"states\"").expect("the states' chart");
+    let chart = &dom[start..start + dom[start..].find("</svg>").expect("its end")];
     let states = ["FIN_WAIT2", "TIME_WAIT", "CLOSE_WAIT", "LISTEN"];
     for s in states {
-        assert!(dom.contains(&format!("data-state=\"{s}\"")), "{s}");
+        assert!(chart.contains(&format!("data-state=\"{s}\"")), "{s}");
     }
-    assert_eq!(dom.matches("<polyline").count(), states.len());
+    assert_eq!(chart.matches("<polyline").count(), states.len());
+    assert!(dom.contains("id=\"findings\""), "{dom}");
 
     // What it drew: each state's colour, in the legend at the right of
     // the plot and along the lines inside it.
@@ -375,8 +381,12 @@ fn the_timeline_page_renders_in_a_browser() {
     let (width, px) = rgb_pixels(std::fs::read(&shot).expect("screenshot"));
     let _ = std::fs::remove_dir_all(&profile);
     let _ = std::fs::remove_file(&page);
-    let _ = std::fs::remove_file(&shot);
-    let (plot_end, legend_end) = (760, 1000);
+    // The screenshot stays, under target/, for a person to look at.
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/timeline.png");
+    let _ = std::fs::rename(&shot, &kept).or_else(|_| std::fs::remove_file(&shot));
+    // The plot ends 250 px before the chart's right edge (its legend's
+    // room), 32 px of the page's margin in.
+    let (plot_end, legend_end) = (680, 1000);
     let count = |color: [u8; 3], xs: std::ops::Range<u32>| {
         px.iter()
             .enumerate()
