@@ -2,7 +2,8 @@
 """Writes a synthetic recording of a night for `zombiescan report`.
 
 A server whose workers are recycled: each sample lists 50 processes, of
-which 5 are new pids, and 50 ports. 17,280 samples is a night at
+which 5 are new pids, 50 ports, 20 listeners with their queues, and the
+drop counters. 17,280 samples is a night at
 `--watch 5s`. Measure with:
 
     python3 bench/night.py 17280 /tmp/night.ndjson
@@ -39,7 +40,10 @@ def main():
                 "ports": ports, "processes": procs,
                 "findings": [{"kind": "close_wait", "severity": "warning", "count": i % 50,
                               "ports": [30020], "pids": live[:3]}],
-                "counters": {"ListenOverflows": i},
+                "counters": {"ListenOverflows": i, "ListenDrops": i, "TCPTimeouts": 3 * i},
+                "filter": "port 30020",
+                "listeners": [{"at": f"port {30000 + k}", "queue": (i + k) % 20, "backlog": 16}
+                              for k in range(20)],
             }
             out.write(json.dumps(sample) + "\n")
 
