@@ -56,12 +56,21 @@ pub fn pids_text(pids: &[u32]) -> String {
 /// aborted connections that are not zero.
 pub fn host_facts(h: &Host) -> Vec<String> {
     let mut facts = Vec::new();
+    // /proc/net/sockstat mixes the namespace's counts (inuse, tw) with
+    // the host's (orphan, alloc: net/ipv4/proc.c sockstat_seq_show): each
+    // said as whose it is.
     if let Some(tcp) = h.sockstat.get("TCP") {
-        let counts: Vec<String> = Host::TCP_COUNTS
-            .iter()
-            .map(|k| format!("{k} {}", tcp.get(*k).copied().unwrap_or(0)))
-            .collect();
-        facts.push(format!("TCP {}", counts.join(", ")));
+        let n = |k: &str| tcp.get(k).copied().unwrap_or(0);
+        facts.push(format!(
+            "TCP in this namespace: inuse {}, tw {}",
+            n("inuse"),
+            n("tw")
+        ));
+        facts.push(format!(
+            "host-wide: orphan {}, alloc {}",
+            n("orphan"),
+            n("alloc")
+        ));
     }
     if let (Some(a), Some(m)) = (h.files_allocated, h.files_max) {
         facts.push(format!("file handles {a} of {m}"));

@@ -291,7 +291,8 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
     let mut host_tcp = Family::new(
         "zombiescan_host_tcp_sockets",
         "gauge",
-        "TCP sockets of the namespace from /proc/net/sockstat: inuse, orphan, tw, alloc.",
+        "TCP sockets from /proc/net/sockstat: inuse and tw are the namespace's; orphan and alloc are \
+         the host's, the same in every namespace (do not sum them across namespaces).",
     );
     let mut host_files = Family::new(
         "zombiescan_host_file_handles",

@@ -478,17 +478,54 @@ fn write_findings(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()>
 
 /// `--all-netns`: one report per namespace, each under its label.
 pub fn write_all(reports: &[Report], look: Look, out: &mut dyn Write) -> io::Result<()> {
-    for (i, r) in reports.iter().enumerate() {
-        if i > 0 {
-            writeln!(out)?;
-        }
-        let label = terminal(r.snapshot.netns.label().as_bytes());
-        let own = if r.snapshot.netns.own {
-            " · zombiescan's own"
-        } else {
-            ""
+    // The worst first: a summary of the namespaces with findings, then
+    // each namespace, those with the worst findings first.
+    let worst = |r: &Report| r.findings.first().map(|f| f.severity);
+    let mut order: Vec<&Report> = reports.iter().collect();
+    order.sort_by(|a, b| {
+        worst(b)
+            .cmp(&worst(a))
+            .then(b.findings.len().cmp(&a.findings.len()))
+    });
+    let troubled: Vec<&&Report> = order.iter().filter(|r| !r.findings.is_empty()).collect();
+    writeln!(
+        out,
+        "zombiescan · {} network namespaces · {} with findings",
+        reports.len(),
+        troubled.len()
+    )?;
+    for r in &troubled {
+        let f = &r.findings[0];
+        let line = format!(
+            "{} {} · {} · {} {}",
+            f.severity.name().to_uppercase(),
+            r.snapshot.netns.label(),
+            f.kind.name(),
+            r.findings.len(),
+            if r.findings.len() == 1 {
+                "finding"
+            } else {
+                "findings"
+            }
+        );
+        writeln!(
+            out,
+            "  {}",
+            cut(
+                &terminal(line.as_bytes()),
+                look.width.unwrap_or(usize::MAX).saturating_sub(2)
+            )
+        )?;
+    }
+    for r in order {
+        writeln!(out)?;
+        let ns = &r.snapshot.netns;
+        let whose = match (ns.initial, ns.own) {
+            (Some(true), _) => " · the host's",
+            (_, true) => " · zombiescan's own",
+            _ => "",
         };
-        writeln!(out, "━━━━ {label}{own} ━━━━")?;
+        writeln!(out, "━━━━ {}{whose} ━━━━", terminal(ns.label().as_bytes()))?;
         write(r, look, out)?;
     }
     Ok(())
