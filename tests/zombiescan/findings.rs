@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use zombiescan::render::json::{Document, Finding};
 
-use crate::netns::{Netns, ok, ss_counts};
+use crate::netns::{BIN, Netns, ok, ss_counts};
 
 pub(crate) fn of_kind<'a>(doc: &'a Document, kind: &str) -> Vec<&'a Finding> {
     doc.findings.iter().filter(|f| f.kind == kind).collect()
@@ -232,6 +232,28 @@ fn accept_queue_full_when_the_listener_never_accepts() {
         f.evidence
     );
     assert!(f.remediation.contains("somaxconn"));
+    // As nobody, who cannot read the listener's owner: the limitation
+    // comes before the verdict, and no sentence loses its subject.
+    let out = ns.exec(
+        &[
+            &crate::netns::AS_NOBODY[..],
+            &[BIN, "--port", "30020", "--explain"],
+        ]
+        .concat(),
+    );
+    ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!words.contains("that does not accept"), "{text}");
+    assert!(
+        words.contains("handshakes that a process zombiescan could not read (run as root to see it) does not accept"),
+        "{text}"
+    );
+    let note = text.find("note: ").expect("a limitation");
+    let verdict = text
+        .find("CRITICAL accept_queue_full")
+        .expect("the verdict");
+    assert!(note < verdict, "the limitation first:\n{text}");
 }
 
 #[test]

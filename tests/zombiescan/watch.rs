@@ -637,6 +637,17 @@ fn a_scan_fits_an_80_column_terminal_and_a_0x0_one_is_not_narrow() {
             .any(|w| w == pid.to_string());
         assert!(whole, "pid {pid} not whole:\n{eighty}");
     }
+    // The first screen holds the verdict: the finding, where, and its
+    // owner's pid.
+    let screen: Vec<&str> = eighty.lines().take(24).collect();
+    let verdict = screen
+        .iter()
+        .find(|l| l.starts_with("WARNING close_wait ×4 · port 30020 · "))
+        .unwrap_or_else(|| panic!("no verdict in the first 24 lines:\n{}", screen.join("\n")));
+    assert!(
+        server.iter().any(|p| verdict.contains(&p.to_string())),
+        "{verdict}"
+    );
     // Piped to cat on that terminal: no line wider, no word split.
     let piped = {
         let cmd = format!(
