@@ -116,8 +116,24 @@ pub(super) fn narrow(cols: &[Col], width: usize) -> String {
 pub(super) fn wrap(text: &str, width: usize, indent: &str) -> String {
     let mut out = String::new();
     let mut col = indent.len();
+    // A number stays with its unit ("34 min", "2 s"), and colour escapes
+    // take no column.
+    let mut words: Vec<String> = Vec::new();
     for word in text.split_whitespace() {
-        let w = word.chars().count();
+        let unit = matches!(
+            word,
+            "s" | "ms" | "min" | "h" | "s," | "min," | "h," | "s)" | "min)" | "h)"
+        );
+        match words.last_mut() {
+            Some(last) if unit && last.chars().all(|c| c.is_ascii_digit() || c == '.') => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
+    for word in &words {
+        let w = visible_width(word);
         if col > indent.len() && col + 1 + w > width {
             out.push('\n');
             out.push_str(indent);
@@ -163,5 +179,17 @@ mod tests {
         assert_eq!(visible_width("\x1b[1m\x1b[33mCLOSE_WAIT\x1b[0m 412"), 14);
         assert_eq!(visible_width("Δ PREVIOUS ━━"), 13);
         assert_eq!(visible_width(""), 0);
+    }
+
+    #[test]
+    fn wrapping_keeps_numbers_with_their_units_and_ignores_colour() {
+        let red = "\x1b[1;31mCRITICAL\x1b[0m";
+        let text = format!("{red} close_wait ×17 · port 30020 · oldest 34 min");
+        // 52 columns of text and 2 of indent: one line at 54, though its
+        // bytes are more.
+        assert_eq!(wrap(&text, 54, "  ").lines().count(), 1);
+        assert_eq!(wrap(&text, 53, "  ").lines().count(), 2);
+        let w = wrap("the oldest has waited 34 min to be accepted", 25, "  ");
+        assert!(w.lines().any(|l| l.contains("34 min")), "{w}");
     }
 }

@@ -15,8 +15,8 @@ use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{Attribute, Cell, CellAlignment, Color, ContentArrangement, Table};
 
 use crate::classify::{Finding, Severity};
-use crate::model::Direction;
 use crate::model::TcpState;
+use crate::model::{Direction, Socket};
 use crate::render::sanitize::terminal;
 use crate::render::{filter_text, pids_text};
 use crate::report::Report;
@@ -235,9 +235,17 @@ fn write_sockets(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
     if listed.is_empty() {
         return Ok(());
     }
+    // A column that reads the same on every row says least: it goes first
+    // when the table does not fit (the port is in the findings above).
+    let same = |f: &dyn Fn(&Socket) -> String| {
+        listed
+            .first()
+            .is_some_and(|a| listed.iter().all(|l| f(l.socket) == f(a.socket)))
+    };
+    let local_drop = if same(&|s| s.local.to_string()) { 9 } else { 0 };
     let mut cols = vec![
         col("STATE", 0),
-        col("LOCAL", 0),
+        col("LOCAL", local_drop),
         col("REMOTE", 0),
         col("AGE", 0),
         col("RECV-Q", 5),
