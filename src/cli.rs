@@ -7,6 +7,37 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use crate::report::SortBy;
 
+/// The kernel's state names, each also as `close-wait`: what `--state`
+/// takes, and what the shell completions offer.
+fn state_values() -> clap::builder::PossibleValuesParser {
+    const DASHED: [&str; 11] = [
+        "established",
+        "syn-sent",
+        "syn-recv",
+        "fin-wait1",
+        "fin-wait2",
+        "time-wait",
+        "close",
+        "close-wait",
+        "last-ack",
+        "listen",
+        "closing",
+    ];
+    clap::builder::PossibleValuesParser::new(
+        crate::model::TcpState::ALL
+            .iter()
+            .zip(DASHED)
+            .map(|(s, d)| clap::builder::PossibleValue::new(s.name()).alias(d)),
+    )
+}
+
+/// The finding kinds `kill --finding` takes and the completions offer.
+fn finding_values() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        crate::classify::Kind::ALL.map(crate::classify::Kind::name),
+    )
+}
+
 /// Examples, as `--help` and the man page show them: the command, and
 /// what it does.
 pub const EXAMPLES: &[(&str, &str)] = &[
@@ -135,7 +166,8 @@ pub struct Cli {
 
     /// Only sockets in state STATE, a kernel name such as ESTABLISHED or
     /// CLOSE_WAIT (repeatable).
-    #[arg(global = true, short, long = "state", value_name = "STATE")]
+    #[arg(global = true, short, long = "state", value_name = "STATE",
+          value_parser = state_values(), ignore_case = true)]
     pub states: Vec<String>,
 
     /// Output format.
@@ -369,7 +401,7 @@ pub enum Command {
     Kill {
         /// The sockets this finding flagged (close_wait, half_open,
         /// peer_not_reading, fin_wait2, ...); repeatable.
-        #[arg(long = "finding", value_name = "KIND")]
+        #[arg(long = "finding", value_name = "KIND", value_parser = finding_values())]
         findings: Vec<String>,
         /// Only sockets at least this old, by the age the finding uses (or
         /// the kernel's, for a state); a socket of unknown age is spared.

@@ -14,7 +14,16 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ");
-    let cfg = match Config::from_cli(Cli::parse(), tty, color, command_line) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version: clap's own output and status.
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            say(&one_line(&e.to_string()));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let cfg = match Config::from_cli(cli, tty, color, command_line) {
         Ok(c) => c,
         Err(e) => {
             say(&e);
@@ -43,6 +52,18 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FAILED)
         }
     }
+}
+
+/// A usage error of clap's in one line: its message and the values it
+/// lists, without the usage block and the pointer to --help.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One line on stderr. An error can quote what it read (a capture's field,

@@ -384,7 +384,7 @@ fn completions_for_bash_zsh_and_fish() {
     assert_eq!(run(&["completions", "tcsh"]).status.code(), Some(2));
 
     // And it completes, as bash calls it on TAB: a subcommand, a flag of
-    // one, a global flag.
+    // one, a global flag, a flag's values.
     let file = std::env::temp_dir().join(format!("zombiescan-{}.bash", std::process::id()));
     std::fs::write(&file, &script).expect("write");
     for (line, want) in [
@@ -392,6 +392,9 @@ fn completions_for_bash_zsh_and_fish() {
         ("zombiescan serve --lis", "--listen"),
         ("zombiescan kill --old", "--older-than"),
         ("zombiescan --all-n", "--all-netns"),
+        // Values, not file names.
+        ("zombiescan --state CLOSE_W", "CLOSE_WAIT"),
+        ("zombiescan kill --finding close_w", "close_wait"),
     ] {
         let words: Vec<&str> = line.split(' ').collect();
         let cur = words.last().copied().unwrap_or_default();
