@@ -34,12 +34,18 @@ pub struct View {
     pub sample: u32,
     pub elapsed_ms: u64,
     pub states: [StateChange; 11],
+    /// The drop counters (ListenOverflows, …) that moved: (name, since
+    /// the previous sample, since the first).
+    pub drops: Vec<(&'static str, i64, i64)>,
 }
 
 #[derive(Default)]
 pub struct Watch {
     start: Option<(u64, StateCounts)>,
     previous: Option<(u64, StateCounts)>,
+    /// The drop counters at the first sample and the previous one.
+    counters_start: HashMap<&'static str, i64>,
+    counters_previous: HashMap<&'static str, i64>,
     /// Socket key → (state, first seen in it, seen at the first sample).
     seen: HashMap<u64, (TcpState, u64, bool)>,
     samples: u32,
@@ -116,6 +122,19 @@ impl Watch {
             }
         }
         self.previous = Some((t, *counts));
+        for k in crate::model::Host::DROP_COUNTERS {
+            let Some(&now) = snap.host.tcp_ext.get(k) else {
+                continue;
+            };
+            let start = *self.counters_start.entry(k).or_insert(now);
+            let prev = self.counters_previous.insert(k, now).unwrap_or(now);
+            // A counter that went backwards (the namespace made anew)
+            // counts from 0.
+            let moved = |from: i64| if now >= from { now - from } else { now };
+            if moved(start) > 0 {
+                view.drops.push((k, moved(prev), moved(start)));
+            }
+        }
         view
     }
 }
@@ -162,5 +181,23 @@ mod tests {
         );
         let e = v.states[TcpState::Established.index()];
         assert_eq!((e.oldest_seen_ms, e.at_least), (Some(5_000), true));
+    }
+
+    /// The drop counters that moved since the first sample, with their
+    /// step since the previous one; a counter that went backwards counts
+    /// from 0.
+    #[test]
+    fn drops_between_samples() {
+        let mut snap = snapshot(vec![]);
+        let counts = StateCounts::default();
+        let mut w = Watch::default();
+        let mut at = |v: i64, w: &mut Watch| {
+            snap.host.tcp_ext.insert("ListenOverflows".into(), v);
+            w.observe(&snap, &counts).drops
+        };
+        assert!(at(10, &mut w).is_empty(), "nothing moved yet");
+        assert_eq!(at(15, &mut w), vec![("ListenOverflows", 5, 5)]);
+        assert_eq!(at(15, &mut w), vec![("ListenOverflows", 0, 5)]);
+        assert_eq!(at(2, &mut w), vec![("ListenOverflows", 2, 2)], "made anew");
     }
 }

@@ -169,7 +169,17 @@ pub(super) fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::R
             Cell::new(oldest),
         ]);
     }
-    writeln!(out, "{t}")
+    writeln!(out, "{t}")?;
+    // Connections refused or timed out meanwhile: the counters that moved.
+    let drops: Vec<String> = w
+        .drops
+        .iter()
+        .map(|(k, prev, start)| format!("{k} +{prev} (+{start} since the first)"))
+        .collect();
+    if !drops.is_empty() {
+        writeln!(out, "refused or timed out: {}", drops.join(" · "))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
