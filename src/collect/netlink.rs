@@ -287,7 +287,21 @@ pub struct Datagram {
 /// Decodes one received datagram: a sequence of netlink messages. Sockets
 /// go to `out`; a record that cannot be decoded is counted and skipped; a
 /// broken netlink frame or an error message ends the dump with an error.
-pub fn parse_datagram(mut buf: &[u8], out: &mut Vec<Socket>) -> Result<Datagram> {
+pub fn parse_datagram(buf: &[u8], out: &mut Vec<Socket>) -> Result<Datagram> {
+    walk_datagram(buf, &[SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK], |p| {
+        parse_inet_diag_msg(p).map(|s| out.push(s)).is_ok()
+    })
+}
+
+/// The netlink frames of one dump datagram: each record of one of `types`
+/// to `record`, which says whether it decoded (else it is counted);
+/// NLMSG_DONE ends the dump, NLMSG_ERROR fails it with the kernel's errno,
+/// NLM_F_DUMP_INTR is noted. Shared by the inet and the unix dumps.
+pub fn walk_datagram(
+    mut buf: &[u8],
+    types: &[u16],
+    mut record: impl FnMut(&[u8]) -> bool,
+) -> Result<Datagram> {
     let mut d = Datagram::default();
     while !buf.is_empty() {
         let nl = NetlinkBuffer::new_checked(buf)
@@ -297,10 +311,11 @@ pub fn parse_datagram(mut buf: &[u8], out: &mut Vec<Socket>) -> Result<Datagram>
             d.interrupted = true;
         }
         match nl.message_type() {
-            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => match parse_inet_diag_msg(nl.payload()) {
-                Ok(s) => out.push(s),
-                Err(_) => d.bad_records += 1,
-            },
+            t if types.contains(&t) => {
+                if !record(nl.payload()) {
+                    d.bad_records += 1;
+                }
+            }
             NLMSG_DONE => {
                 d.done = true;
                 return Ok(d);

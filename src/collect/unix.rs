@@ -19,10 +19,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NetlinkBuffer,
-    NlasIterator,
-};
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NlasIterator};
 use netlink_packet_sock_diag::constants::{
     AF_UNIX, SOCK_DIAG_BY_FAMILY, UDIAG_SHOW_ICONS, UDIAG_SHOW_NAME, UDIAG_SHOW_PEER,
     UDIAG_SHOW_RQLEN, UNIX_DIAG_ICONS, UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN,
@@ -128,47 +125,17 @@ pub fn parse_unix_diag_msg(p: &[u8]) -> Result<Option<UnixSocket>> {
 
 /// Decodes one datagram of a unix_diag dump into `out`; returns whether
 /// the dump is complete, and counts what could not be decoded.
-pub fn parse_datagram(
-    mut buf: &[u8],
-    out: &mut Vec<UnixSocket>,
-) -> Result<super::netlink::Datagram> {
-    let mut d = super::netlink::Datagram::default();
-    while !buf.is_empty() {
-        let nl = NetlinkBuffer::new_checked(buf)
-            .map_err(|e| Error::Netlink(format!("bad netlink frame: {e}")))?;
-        let len = nl.length() as usize;
-        if nl.flags() & NLM_F_DUMP_INTR != 0 {
-            d.interrupted = true;
-        }
-        match nl.message_type() {
-            SOCK_DIAG_BY_FAMILY => match parse_unix_diag_msg(nl.payload()) {
-                Ok(Some(u)) => out.push(u),
-                Ok(None) => {}
-                Err(_) => d.bad_records += 1,
-            },
-            NLMSG_DONE => {
-                d.done = true;
-                return Ok(d);
+pub fn parse_datagram(buf: &[u8], out: &mut Vec<UnixSocket>) -> Result<super::netlink::Datagram> {
+    super::netlink::walk_datagram(buf, &[SOCK_DIAG_BY_FAMILY], |p| {
+        match parse_unix_diag_msg(p) {
+            Ok(Some(u)) => {
+                out.push(u);
+                true
             }
-            NLMSG_ERROR => {
-                let errno = ne_u32(nl.payload(), 0).map_or(0, |e| e as i32);
-                if errno != 0 {
-                    let err = std::io::Error::from_raw_os_error(errno.saturating_neg());
-                    return Err(Error::Netlink(format!(
-                        "unix_diag: the kernel answered: {err}"
-                    )));
-                }
-            }
-            NLMSG_NOOP => {}
-            other => return Err(Error::Netlink(format!("unexpected message type {other}"))),
+            Ok(None) => true,
+            Err(_) => false,
         }
-        let step = (len + 3) & !3;
-        if step < 16 || step > buf.len() {
-            break;
-        }
-        buf = &buf[step..];
-    }
-    Ok(d)
+    })
 }
 
 /// Every unix stream and seqpacket socket of the calling thread's network

@@ -175,8 +175,6 @@ impl<'a> Report<'a> {
 
     fn list(&self) -> Vec<Listed<'a>> {
         let snap = self.snapshot;
-        let listening = snap.listening_ports();
-        let ephemeral = snap.host.ephemeral_range();
         let mut rank: HashMap<usize, (classify::Severity, usize)> = HashMap::new();
         for f in &self.findings {
             let k = classify::Kind::ALL
@@ -190,21 +188,7 @@ impl<'a> Report<'a> {
                 }
             }
         }
-        let mut listed: Vec<Listed> = snap
-            .sockets
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                let kinds = self.kinds_of(i);
-                (self.all_sockets || !kinds.is_empty()).then(|| Listed {
-                    index: i,
-                    socket: s,
-                    direction: direction(s, &listening, ephemeral),
-                    kinds,
-                    age_ms: classify::age_of(kinds.iter(), s, &snap.host),
-                })
-            })
-            .collect();
+        let mut listed: Vec<Listed> = self.sockets().collect();
         let severity = |a: &Listed, b: &Listed| {
             let ra = rank.get(&a.index).copied();
             let rb = rank.get(&b.index).copied();
