@@ -19,7 +19,7 @@ mod words;
 use std::net::{IpAddr, SocketAddr};
 
 use super::Kind;
-use crate::model::{Args, Direction, Process, Snapshot};
+use crate::model::{Args, Direction, Process, Snapshot, TcpState};
 
 use rows::APP_TIMEOUTS;
 pub use rows::{SETTINGS, Setting, Who, host, pick};
@@ -299,8 +299,18 @@ impl<'a> Ctx<'a> {
                 "no process (orphaned: closed by their process, held by the kernel)".to_string(),
             );
         }
-        let listener_who = named(snap, &listener_blamed)
-            .unwrap_or_else(|| "its listener (not part of this scan)".to_string());
+        let listener_who = named(snap, &listener_blamed).unwrap_or_else(|| {
+            let listening = snap
+                .sockets
+                .iter()
+                .any(|s| s.state == TcpState::Listen && s.local.port() == port);
+            match (listening, snap.gaps.as_root) {
+                (false, _) => "its listener (not part of this scan)",
+                (true, true) => "its listener's process, which could not be read",
+                (true, false) => "its listener's process (run as root to see it)",
+            }
+            .to_string()
+        });
         if who.is_empty() && holders.queued > 0 {
             who.push(listener_who.clone());
         }

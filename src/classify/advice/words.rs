@@ -116,7 +116,12 @@ pub fn close_wait(c: &Ctx, n: u32, age: Option<&str>) -> (String, String) {
         explanation.push_str(&format!(" They are held by {}.", c.who));
     }
     let (cause, fix) = c.advice(Kind::CloseWait);
-    explanation = join(explanation, &cause);
+    // The generic cause is a forgotten close(): not when every socket is
+    // still queued, which the sentence above already explained.
+    let generic = pick(Kind::CloseWait, c.dir, c.server, c.peer).who == Who::Any;
+    if !(generic && h.queued >= n) {
+        explanation = join(explanation, &cause);
+    }
     explanation.push_str(&forwarding(c));
     explanation.push_str(
         " CLOSE_WAIT never times out in the kernel: only the owner closing the socket (or exiting) ends it.",

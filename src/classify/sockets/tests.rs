@@ -278,6 +278,38 @@ fn unaccepted_close_wait_is_the_listeners() {
     assert!(!e.contains("orphan"), "{e}");
 }
 
+/// A listener in the scan whose owner could not be read is said to be one,
+/// never "not part of this scan"; a listener outside the scan is.
+#[test]
+fn an_unreadable_listener_is_not_said_to_be_outside_the_scan() {
+    let t = Thresholds::default();
+    let queued = |i| {
+        let mut s = server(TcpState::CloseWait, i);
+        s.inode = 0;
+        s.tcp_info = None;
+        s
+    };
+    let mut snap = snapshot(vec![listener(), queued(1), queued(2)]);
+    snap.sockets[0].owner = 0;
+    snap.gaps.as_root = false;
+    snap.gaps.processes_unreadable = 5;
+    let e = all(&snap, &t)[0].explanation.clone();
+    assert!(
+        e.contains("its listener's process (run as root to see it)"),
+        "{e}"
+    );
+    assert!(!e.contains("not part of this scan"), "{e}");
+    assert!(
+        !e.contains("never called close()"),
+        "all queued: no forgotten close() {e}"
+    );
+
+    let mut snap = snapshot(vec![queued(1), queued(2)]);
+    snap.gaps.as_root = true;
+    let e = all(&snap, &t)[0].explanation.clone();
+    assert!(e.contains("its listener (not part of this scan)"), "{e}");
+}
+
 /// A socket whose owner could not be read is not an orphan.
 #[test]
 fn an_unreadable_owner_is_unknown_not_orphaned() {
