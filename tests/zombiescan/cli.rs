@@ -177,16 +177,89 @@ pub fn assert_valid_timeline(doc: &[u8]) {
     assert_valid_against("zombiescan-timeline.schema.json", doc);
 }
 
-/// Checks a document against `schema/NAME`.
-pub fn assert_valid_against(name: &str, doc: &[u8]) {
+/// Every object a schema describes, closed: the published schemas let new
+/// fields appear (their promise), the tests allow none that is not named.
+fn closed(schema: &mut Value) {
+    match schema {
+        Value::Object(o) => {
+            if o.contains_key("properties") {
+                o.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            for v in o.values_mut() {
+                closed(v);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(closed),
+        _ => {}
+    }
+}
+
+fn schema(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("schema")
         .join(name);
+    serde_json::from_slice(&std::fs::read(&path).expect("schema file")).expect("schema JSON")
+}
+
+/// The published schemas keep the promise their description makes: a
+/// script validating today's output with them accepts tomorrow's new fields.
+#[test]
+fn schemas_allow_new_fields_as_they_promise() {
+    for name in [
+        "zombiescan.schema.json",
+        "zombiescan-kill.schema.json",
+        "zombiescan-timeline.schema.json",
+    ] {
+        let s = schema(name);
+        assert!(
+            s["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("new fields may appear")),
+            "{name}: the promise"
+        );
+        assert!(
+            !s.to_string().contains(r#""additionalProperties":false"#),
+            "{name} refuses new fields"
+        );
+    }
+    // An --all-netns document with a field of a later version: accepted by
+    // the published schema, refused by the tests' closed one.
+    let later = serde_json::json!({
+        "schema_version": 1,
+        "generated_at": "2026-12-05T03:00:00Z",
+        "namespaces": [],
+        "a_field_of_later": 1,
+    });
+    let accepts = |s: Value| {
+        let mut schemas = boon::Schemas::new();
+        let mut compiler = boon::Compiler::new();
+        compiler.add_resource("z.json", s).expect("schema resource");
+        let idx = compiler.compile("z.json", &mut schemas).expect("compiles");
+        schemas.validate(&later, idx).is_ok()
+    };
+    let published = schema("zombiescan.schema.json");
+    let mut strict = published.clone();
+    closed(&mut strict);
+    assert!(
+        accepts(published),
+        "the published schema refuses a new field"
+    );
+    assert!(
+        !accepts(strict),
+        "the tests' schema lets an unnamed field by"
+    );
+}
+
+/// Checks a document against `schema/NAME`, closed (no unnamed field).
+pub fn assert_valid_against(name: &str, doc: &[u8]) {
+    let mut s = schema(name);
+    closed(&mut s);
     let mut schemas = boon::Schemas::new();
     let mut compiler = boon::Compiler::new();
     compiler.enable_format_assertions();
+    compiler.add_resource(name, s).expect("schema resource");
     let idx = compiler
-        .compile(path.to_str().expect("utf-8 path"), &mut schemas)
+        .compile(name, &mut schemas)
         .expect("schema compiles");
     let v: Value = serde_json::from_slice(doc).expect("JSON");
     if let Err(e) = schemas.validate(&v, idx) {
