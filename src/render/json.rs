@@ -50,6 +50,17 @@ pub struct WatchJson {
     pub elapsed_s: f64,
     /// The states present now or changed since the first sample.
     pub states: BTreeMap<String, WatchState>,
+    /// The drop counters (ListenOverflows, …) that moved since the first
+    /// sample: connections refused or timed out meanwhile.
+    #[serde(default)]
+    pub drops: Vec<WatchDrop>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WatchDrop {
+    pub counter: String,
+    pub since_previous: i64,
+    pub since_start: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +69,9 @@ pub struct WatchState {
     pub since_previous: i64,
     pub since_start: i64,
     pub per_minute: f64,
+    /// The change over the last minute (the table's LAST MIN).
+    #[serde(default)]
+    pub last_minute: i64,
     /// How long the oldest socket in the state has been seen in it.
     pub oldest_seen_s: Option<f64>,
     /// It was there at the first sample: at least that old.
@@ -584,10 +598,20 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                             since_previous: c.since_previous,
                             since_start: c.since_start,
                             per_minute: (c.per_minute * 10.0).round() / 10.0,
+                            last_minute: c.last_minute,
                             oldest_seen_s: c.oldest_seen_ms.map(|ms| ms as f64 / 1000.0),
                             at_least: c.at_least,
                         },
                     )
+                })
+                .collect(),
+            drops: w
+                .drops
+                .iter()
+                .map(|&(counter, since_previous, since_start)| WatchDrop {
+                    counter: counter.to_string(),
+                    since_previous,
+                    since_start,
                 })
                 .collect(),
         }),

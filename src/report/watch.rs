@@ -7,7 +7,7 @@
 //! the watch saw, so that the watch and a finding never disagree.
 //! Otherwise the first sample cannot know: its ages are "at least".
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::UNIX_EPOCH;
 
@@ -21,6 +21,9 @@ pub struct StateChange {
     pub since_start: i64,
     /// Change per minute since the previous sample.
     pub per_minute: f64,
+    /// Change over the last minute: since the latest sample at least a
+    /// minute old, or since the first while the watch is younger.
+    pub last_minute: i64,
     /// How long the oldest socket in this state has been seen in it.
     pub oldest_seen_ms: Option<u64>,
     /// The oldest was there at the first sample: it is at least that old.
@@ -39,10 +42,14 @@ pub struct View {
     pub drops: Vec<(&'static str, i64, i64)>,
 }
 
+const MINUTE_MS: u64 = 60_000;
+
 #[derive(Default)]
 pub struct Watch {
     start: Option<(u64, StateCounts)>,
     previous: Option<(u64, StateCounts)>,
+    /// The samples of the last minute, and the latest one before it.
+    minute: VecDeque<(u64, StateCounts)>,
     /// The drop counters at the first sample and the previous one.
     counters_start: HashMap<&'static str, i64>,
     counters_previous: HashMap<&'static str, i64>,
@@ -89,6 +96,14 @@ impl Watch {
         self.seen = seen;
         let (t0, c0) = *self.start.get_or_insert((t, *counts));
         let (tp, cp) = self.previous.unwrap_or((t, *counts));
+        while self
+            .minute
+            .get(1)
+            .is_some_and(|&(t1, _)| t1.saturating_add(MINUTE_MS) <= t)
+        {
+            self.minute.pop_front();
+        }
+        let (_, cm) = self.minute.front().copied().unwrap_or((t, *counts));
         let mut view = View {
             sample: self.samples,
             elapsed_ms: t.saturating_sub(t0),
@@ -107,6 +122,7 @@ impl Watch {
                 } else {
                     0.0
                 },
+                last_minute: i64::from(now) - i64::from(cm.get(st)),
                 oldest_seen_ms: None,
                 at_least: false,
             };
@@ -122,6 +138,7 @@ impl Watch {
             }
         }
         self.previous = Some((t, *counts));
+        self.minute.push_back((t, *counts));
         for k in crate::model::Host::DROP_COUNTERS {
             let Some(&now) = snap.host.tcp_ext.get(k) else {
                 continue;
@@ -181,6 +198,29 @@ mod tests {
         );
         let e = v.states[TcpState::Established.index()];
         assert_eq!((e.oldest_seen_ms, e.at_least), (Some(5_000), true));
+    }
+
+    /// One sample after a step the rate since the previous sample is 0;
+    /// the last minute still holds the step until a minute has passed.
+    #[test]
+    fn the_last_minute_holds_a_step_for_a_minute() {
+        let mut snap = snapshot(vec![]);
+        let mut w = Watch::default();
+        let mut at = |secs: u64, close_wait: u32, w: &mut Watch| {
+            snap.captured_at = UNIX_EPOCH + Duration::from_secs(1_000_000 + secs);
+            let mut counts = StateCounts::default();
+            for _ in 0..close_wait {
+                counts.add(TcpState::CloseWait);
+            }
+            let c = w.observe(&snap, &counts).states[TcpState::CloseWait.index()];
+            (c.per_minute.round() as i64, c.last_minute, c.since_start)
+        };
+        assert_eq!(at(0, 0, &mut w), (0, 0, 0));
+        assert_eq!(at(5, 15, &mut w), (180, 15, 15));
+        assert_eq!(at(10, 15, &mut w), (0, 15, 15), "one sample after the step");
+        assert_eq!(at(60, 15, &mut w), (0, 15, 15), "the step is 60 s old");
+        assert_eq!(at(65, 15, &mut w), (0, 0, 15), "a minute without change");
+        assert_eq!(at(70, 20, &mut w), (60, 5, 20));
     }
 
     /// The drop counters that moved since the first sample, with their

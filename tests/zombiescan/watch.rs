@@ -57,6 +57,9 @@ fn a_watch_shows_close_wait_growing_and_how_old_it_is() {
         "{}",
         cw[2]
     );
+    // Younger than a minute, the last minute is the whole watch.
+    assert_eq!(cw[2]["last_minute"], cw[2]["since_start"]);
+    assert!(docs[2]["watch"]["drops"].is_array());
     // The kernel tells how long a socket has been in CLOSE_WAIT: known from
     // the first sample, and by the third at least the two samples since.
     assert_eq!(cw[0]["at_least"], false);

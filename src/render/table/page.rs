@@ -132,7 +132,7 @@ pub(super) fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::R
             "NOW",
             "Δ PREVIOUS",
             "Δ START",
-            "PER MIN",
+            "LAST MIN",
             "OLDEST SEEN",
         ]
         .map(String::from),
@@ -165,7 +165,7 @@ pub(super) fn write_watch(r: &Report, color: bool, out: &mut dyn Write) -> io::R
             num(c.now),
             signed(c.since_previous),
             signed(c.since_start),
-            num(format!("{:+.0}", c.per_minute)),
+            signed(c.last_minute),
             Cell::new(oldest),
         ]);
     }
