@@ -27,12 +27,16 @@ impl Scanned {
         }
     }
 
-    /// Every snapshot reported.
+    /// Every snapshot reported; findings that meet across namespaces
+    /// (a FIN_WAIT2 here, its CLOSE_WAIT there) say so.
     pub fn reports(&self, cfg: &Config) -> Vec<Report<'_>> {
+        let mut findings = self.findings.clone();
+        let snaps: Vec<&Snapshot> = self.snapshots.iter().collect();
+        classify::across(&snaps, &mut findings);
         self.snapshots
             .iter()
-            .zip(&self.findings)
-            .map(|(snap, f)| report(cfg, snap, f.clone()))
+            .zip(findings)
+            .map(|(snap, f)| report(cfg, snap, f))
             .collect()
     }
 }

@@ -7,6 +7,7 @@
 //! (descriptors, ports and kernel tables near their limits). `advice.rs`
 //! holds the remediation text, tailored to the server that owns the sockets.
 
+mod across;
 mod advice;
 mod limits;
 mod listen;
@@ -14,6 +15,7 @@ mod pointers;
 mod sockets;
 mod waiting;
 
+pub use across::across;
 pub use waiting::blamed;
 
 use std::collections::BTreeMap;
@@ -345,12 +347,7 @@ fn link(snap: &Snapshot, out: &mut [Finding]) {
         let Some(port) = f.ports.first().copied() else {
             continue;
         };
-        let fin_timeout = snap
-            .host
-            .sysctl_u64("net.ipv4.tcp_fin_timeout")
-            .map_or("net.ipv4.tcp_fin_timeout".to_string(), |v| {
-                format!("net.ipv4.tcp_fin_timeout = {v} s")
-            });
+        let fin_timeout = fin_timeout(snap);
         let pids = |p: &[u32]| p.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
         if let Some((_, p)) = close_wait.iter().find(|(cp, _)| *cp == port) {
             f.remediation = format!(
@@ -367,6 +364,15 @@ fn link(snap: &Snapshot, out: &mut [Finding]) {
             );
         }
     }
+}
+
+/// `net.ipv4.tcp_fin_timeout`, with its value when it was read.
+fn fin_timeout(snap: &Snapshot) -> String {
+    snap.host
+        .sysctl_u64("net.ipv4.tcp_fin_timeout")
+        .map_or("net.ipv4.tcp_fin_timeout".to_string(), |v| {
+            format!("net.ipv4.tcp_fin_timeout = {v} s")
+        })
 }
 
 /// What the /proc source keeps these rules from checking, for the report.

@@ -283,6 +283,78 @@ fn a_host_port_scan_points_to_the_namespace_that_holds_the_server() {
     assert!(doc.hints.is_empty(), "{:?}", doc.hints);
 }
 
+/// A client namespace whose connections sit in FIN_WAIT2 and a server
+/// namespace that holds their other ends in CLOSE_WAIT, both in one
+/// `--all-netns` run: the client's finding names the server's namespace,
+/// how many and who, instead of "run zombiescan where it runs".
+#[test]
+fn all_netns_links_a_fin_wait2_to_its_close_wait_in_another_namespace() {
+    live!();
+    let mut client = Netns::new("nsfw");
+    let mut server = Netns::new("nscw");
+    client.veth_to(&server, "10.231.3.1", "10.231.3.2");
+    let srv = server.spawn(&["listen", "--host", "10.231.3.2", "--port", "30020"]);
+    client.spawn(&[
+        "connect",
+        "--host",
+        "10.231.3.2",
+        "--port",
+        "30020",
+        "--count",
+        "3",
+        "--then",
+        "close",
+    ]);
+    server.wait_accepted(3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let fin = loop {
+        let out = scan(&["--all-netns", "--json", "--stall", "1s"]);
+        ok(&out);
+        let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let of = |name: &str| {
+            all["namespaces"]
+                .as_array()
+                .and_then(|d| d.iter().find(|d| d["netns"]["name"] == name))
+                .cloned()
+                .expect("the namespace is in the run")
+        };
+        let fin = of(&client.name)["findings"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["kind"] == "fin_wait2"))
+            .cloned();
+        let cw = of(&server.name)["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["kind"] == "close_wait"));
+        if let Some(f) = fin.filter(|f| cw && f["evidence"].get("peer_close_wait").is_some()) {
+            break f;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no linked fin_wait2 in {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // ss in the server's namespace is the truth for the count.
+    let held = server
+        .ss(&["-tnH", "state", "close-wait", "sport", "= :30020"])
+        .lines()
+        .count();
+    assert_eq!(fin["evidence"]["peer_close_wait"], held);
+    let explanation = fin["explanation"].as_str().unwrap_or_default();
+    assert!(
+        explanation.contains(&format!("ip netns {}", server.name))
+            && explanation.contains(&format!("pid {}", srv[0])),
+        "{explanation}"
+    );
+    let remediation = fin["remediation"].as_str().unwrap_or_default();
+    assert!(
+        !remediation.contains("run zombiescan where it runs")
+            && remediation.contains("10.231.3.2:30020"),
+        "{remediation}"
+    );
+}
+
 #[test]
 fn a_client_port_gets_no_hint() {
     live!();

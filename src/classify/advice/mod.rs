@@ -162,7 +162,7 @@ fn list(v: &[u32]) -> String {
 /// The processes `pids` in words: "uvicorn (pid 12)", "python3 (uvicorn)
 /// (pids 12, 13)"; a server's tree by its roles: "uvicorn (workers, pids
 /// 13, 14; supervisor, pid 12)".
-fn named(snap: &Snapshot, pids: &[u32]) -> Option<String> {
+pub(super) fn named(snap: &Snapshot, pids: &[u32]) -> Option<String> {
     let procs: Vec<&Process> = pids.iter().filter_map(|p| snap.processes.get(p)).collect();
     let first = procs.first()?;
     let roles = server::roles(snap, pids);
