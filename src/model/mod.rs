@@ -354,6 +354,17 @@ impl Host {
     /// The `/proc/net/sockstat` TCP line's counts that reports show.
     pub const TCP_COUNTS: [&'static str; 4] = ["inuse", "orphan", "tw", "alloc"];
 
+    /// The `/proc/net/sockstat` counters that are the host's, the same in
+    /// every namespace (net/ipv4/proc.c sockstat_seq_show: the orphan
+    /// count, the sockets and memory allocated are global); the others
+    /// (inuse, tw, and every sockstat6 one) are the namespace's.
+    pub const HOST_WIDE_SOCKSTAT: [(&'static str, &'static str); 4] = [
+        ("TCP", "alloc"),
+        ("TCP", "mem"),
+        ("TCP", "orphan"),
+        ("UDP", "mem"),
+    ];
+
     /// The TcpExt counters of refused, dropped and timed-out connections
     /// that reports and recordings carry.
     pub const DROP_COUNTERS: [&'static str; 4] = [

@@ -101,6 +101,10 @@ pub struct Host {
     pub files_allocated: Option<u64>,
     pub files_max: Option<u64>,
     pub sockstat: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The sockstat counters ("TCP.orphan") that are the host's, the same
+    /// in every namespace: never sum them across namespaces.
+    #[serde(default)]
+    pub sockstat_host_wide: Vec<String>,
     pub tcp_ext: BTreeMap<String, i64>,
     pub tcp: BTreeMap<String, i64>,
     pub sysctls: BTreeMap<String, String>,
@@ -456,6 +460,11 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
             files_allocated: h.files_allocated,
             files_max: h.files_max,
             sockstat: h.sockstat.clone(),
+            sockstat_host_wide: crate::model::Host::HOST_WIDE_SOCKSTAT
+                .iter()
+                .filter(|(s, k)| h.sockstat(s, k).is_some())
+                .map(|(s, k)| format!("{s}.{k}"))
+                .collect(),
             tcp_ext: h.tcp_ext.clone(),
             tcp: h.tcp.clone(),
             sysctls: h.sysctls.clone(),

@@ -277,6 +277,16 @@ fn json_of_a_host_scan_matches_the_schema() {
     let out = run(&["--json", "--sockets"]);
     ok(&out);
     assert_valid(&out.stdout);
+    // Whose each sockstat counter is: the host's are listed, the
+    // namespace's (inuse, tw) are not.
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let wide = &doc["host"]["sockstat_host_wide"];
+    assert!(
+        wide.as_array().is_some_and(
+            |w| w.iter().any(|k| k == "TCP.orphan") && !w.iter().any(|k| k == "TCP.inuse")
+        ),
+        "{wide}"
+    );
     let out = run(&["--json", "--sockets", "--source", "proc"]);
     ok(&out);
     assert_valid(&out.stdout);
