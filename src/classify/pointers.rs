@@ -147,11 +147,23 @@ pub fn hint(h: &Hint) -> String {
             ports: p,
             netns,
             enter,
-        } => format!(
-            "a server listens on port {} in {netns}: zombiescan --netns {enter} --port {}",
-            ports(p, ","),
-            ports(p, " --port ")
-        ),
+            queue,
+            backlog,
+        } => {
+            // Its accept queue says which of several is in trouble
+            // (full: more waiting than the backlog, as the kernel counts).
+            let queue = match (*queue, *backlog) {
+                (_, 0) => String::new(),
+                (q, b) if q > b => format!(" (accept queue full: {q} waiting, backlog {b})"),
+                (0, _) => " (accept queue empty)".to_string(),
+                (q, b) => format!(" ({q} waiting to be accepted, backlog {b})"),
+            };
+            format!(
+                "a server listens on port {} in {netns}{queue}: zombiescan --netns {enter} --port {}",
+                ports(p, ","),
+                ports(p, " --port ")
+            )
+        }
         Hint::NothingListens {
             ports: p,
             unentered,
@@ -253,5 +265,31 @@ mod tests {
         );
         snap.neighbours.clear();
         assert!(pointers(&snap, &Thresholds::default(), None).is_empty());
+    }
+
+    /// Two namespaces serve the port: each hint says its accept queue, so
+    /// the one in trouble shows.
+    #[test]
+    fn a_namespace_serving_the_port_says_its_accept_queue() {
+        let at = |queue, backlog| {
+            hint(&Hint::ListensIn {
+                ports: vec![30020],
+                netns: "netns 4026532301 (ip netns web1)".into(),
+                enter: "web1".into(),
+                queue,
+                backlog,
+            })
+        };
+        assert_eq!(
+            at(17, 16),
+            "a server listens on port 30020 in netns 4026532301 (ip netns web1) (accept queue full: 17 \
+             waiting, backlog 16): zombiescan --netns web1 --port 30020"
+        );
+        assert!(at(0, 4096).contains("(accept queue empty)"));
+        assert!(at(3, 16).contains("(3 waiting to be accepted, backlog 16)"));
+        assert!(
+            !at(0, 0).contains("queue"),
+            "a capture of an earlier version"
+        );
     }
 }

@@ -301,12 +301,20 @@ pub(super) fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<Hint> {
             .clone()
             .or_else(|| pids.first().map(u32::to_string))
             .unwrap_or_else(|| path.display().to_string());
+        let fullest = listeners.iter().max_by_key(|s| s.recv_q);
         hints.push(Hint::ListensIn {
             ports: lports,
             netns: netns.label(),
             enter: target,
+            queue: fullest.map_or(0, |s| s.recv_q),
+            backlog: fullest.map_or(0, |s| s.send_q),
         });
     }
+    // Where several namespaces serve the port, the one in trouble first.
+    hints.sort_by_key(|h| match h {
+        Hint::ListensIn { queue, .. } => std::cmp::Reverse(*queue),
+        _ => std::cmp::Reverse(u32::MAX),
+    });
     if hints.is_empty() {
         hints.push(Hint::NothingListens {
             ports: opts.filter.ports.clone(),

@@ -95,6 +95,13 @@ pub enum Hint {
         ports: Vec<u16>,
         netns: String,
         enter: String,
+        /// The fullest of its listeners' accept queues there, and that
+        /// listener's backlog (0: not known): which of several is in
+        /// trouble.
+        #[serde(default)]
+        queue: u32,
+        #[serde(default)]
+        backlog: u32,
     },
     /// Nothing listens on the ports here, nor in any namespace looked
     /// into; `unentered` could not be looked into.
