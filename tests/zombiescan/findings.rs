@@ -146,6 +146,69 @@ fn half_open_when_the_clients_link_goes_down_with_data_in_flight() {
     assert_eq!(left.get("LISTEN"), Some(&1));
 }
 
+/// A pool's connections idle for a while, then every answer silently
+/// dropped (a blackhole route on the server's side: no link changes),
+/// then a query: half_open says how long the query has gone unanswered,
+/// never the idle time before it (the last ACK dates from then).
+#[test]
+fn half_open_after_an_idle_period_is_aged_from_the_unanswered_query() {
+    live!();
+    let mut server_ns = Netns::new("ids");
+    let mut client_ns = Netns::new("idc");
+    server_ns.veth_to(&client_ns, "10.231.4.1", "10.231.4.2");
+    server_ns.spawn(&["listen", "--host", "10.231.4.1", "--port", "5432"]);
+    /// The go file, removed even when the test fails.
+    struct Go(std::path::PathBuf);
+    impl Drop for Go {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let go = Go(std::env::temp_dir().join(format!("zombiescan-idle-{}", std::process::id())));
+    let _ = std::fs::remove_file(&go.0);
+    let client = client_ns.spawn(&[
+        "connect",
+        "--host",
+        "10.231.4.1",
+        "--port",
+        "5432",
+        "--count",
+        "2",
+        "--send",
+        "4096",
+        "--send-when",
+        go.0.to_str().expect("utf-8 path"),
+    ])[0];
+    server_ns.wait_accepted(2);
+    // The idle period: the age of the last ACK grows through it.
+    let idle = Duration::from_secs(4);
+    std::thread::sleep(idle);
+    let out = server_ns.exec(&["ip", "route", "add", "blackhole", "10.231.4.2/32"]);
+    ok(&out);
+    let cut = std::time::Instant::now();
+    std::fs::write(&go.0, b"").expect("go");
+    let doc = client_ns.scan_until(&["--port", "5432", "--stall", "1s"], "half_open", |d| {
+        of_kind(d, "half_open").iter().any(|f| f.count == 2)
+    });
+    let since_cut = cut.elapsed().as_secs_f64();
+    let f = one(&doc, "half_open", 5432);
+    assert_eq!(f.pids, vec![client]);
+    assert_eq!(f.direction.as_deref(), Some("outbound"));
+    let age = f.oldest_s.expect("an age");
+    assert!(
+        age <= since_cut + 0.2,
+        "aged {age} s, {since_cut} s after the drop began ({} s of idle before)",
+        idle.as_secs()
+    );
+    // ss is the truth: both connections retransmit, nothing acknowledged.
+    let ss = client_ns.ss(&["-tnoH", "state", "established", "dport", "= :5432"]);
+    assert_eq!(
+        ss.lines().filter(|l| l.contains("timer:(on,")).count(),
+        2,
+        "{ss}"
+    );
+}
+
 #[test]
 fn peer_not_reading_when_the_client_never_reads() {
     live!();
