@@ -214,9 +214,9 @@ fn peer_not_reading_when_the_client_never_reads() {
     live!();
     let mut ns = Netns::new("pnr");
     let server = ns.spawn(&["listen", "--port", "30020", "--on-accept", "write"])[0];
-    ns.spawn(&[
+    let client = ns.spawn(&[
         "connect", "--port", "30020", "--count", "3", "--rcvbuf", "4096",
-    ]);
+    ])[0];
     ns.wait_accepted(3);
     // Wait until the probe timer has backed off (the peer answers each
     // probe with a zero window): that is no sign of a dead peer.
@@ -244,6 +244,19 @@ fn peer_not_reading_when_the_client_never_reads() {
     assert!(
         of_kind(&doc, "half_open").is_empty(),
         "a live peer answering probes is not dead"
+    );
+    // The client's side of the same connections, in the same scan: its
+    // own story (responses it never reads), not the server's.
+    let mine: Vec<&Finding> = of_kind(&doc, "app_not_reading")
+        .into_iter()
+        .filter(|f| f.direction.as_deref() == Some("outbound"))
+        .collect();
+    assert_eq!(mine.len(), 1, "{:#?}", doc.findings);
+    assert_eq!(mine[0].pids, vec![client]);
+    let words = format!("{} {}", mine[0].explanation, mine[0].remediation);
+    assert!(
+        words.contains("the client never read them") && !words.contains("no worker reads"),
+        "{words}"
     );
 }
 
