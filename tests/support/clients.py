@@ -8,6 +8,10 @@
   clients.py URL --loop --concurrency C
       keep-alive load: C clients each sending GETs back to back until
       stdin closes; prints {"ready": true} after the first round.
+  clients.py URL --keep --count N
+      N httpx.Client GETs whose connections stay in their pools, idle,
+      until stdin closes (the server closes them at its keep-alive timeout);
+      prints {"ready": true, "kept": N}.
   clients.py URL --no-read --count N [--shrink]
       N raw connections that send a GET and never read the response
       (--shrink: with a receive buffer cut to 4 KiB once connected).
@@ -71,6 +75,17 @@ def no_read(url, count, shrink):
     return socks
 
 
+def keep(url, count):
+    # httpx checks keepalive_expiry only when the pool is next used: an idle
+    # pool keeps what the server closed.
+    sessions = []
+    for _ in range(count):
+        c = httpx.Client(timeout=10)
+        c.get(url).raise_for_status()
+        sessions.append(c)
+    return sessions
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("url")
@@ -80,12 +95,18 @@ def main():
     p.add_argument("--loop", action="store_true")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--no-read", action="store_true")
+    p.add_argument("--keep", action="store_true")
     p.add_argument("--shrink", action="store_true")
     a = p.parse_args()
     if a.loop:
         stop = threading.Event()
         threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
         asyncio.run(loop(a.url, a.concurrency, stop))
+        return
+    if a.keep:
+        sessions = keep(a.url, a.count)
+        say(ready=True, kept=len(sessions))
+        sys.stdin.read()
         return
     if a.no_read:
         socks = no_read(a.url, a.count, a.shrink)
