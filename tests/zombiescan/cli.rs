@@ -496,6 +496,33 @@ fn completions_for_bash_zsh_and_fish() {
         let got = String::from_utf8_lossy(&out.stdout);
         assert!(got.lines().any(|l| l == want), "{line} ⇥ {got:?}");
     }
+    // --netns offers the `ip netns` names (root makes one to offer).
+    if nix::unistd::geteuid().is_root() {
+        let ns = crate::netns::Netns::new("cmpl");
+        let prefix = &ns.name[..ns.name.len() - 1];
+        let line = format!("zombiescan --netns {prefix}");
+        let call = format!(
+            "source {}; COMP_WORDS=({line}); COMP_CWORD=2; COMP_LINE='{line}'; \
+             COMP_POINT=${{#COMP_LINE}}; _zombiescan zombiescan {prefix} --netns; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &call])
+            .output()
+            .expect("bash");
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert!(got.lines().any(|l| l == ns.name), "{line} ⇥ {got:?}");
+    } else {
+        eprintln!("!!! not root: --netns name completion not checked");
+    }
+    for shell in ["zsh", "fish"] {
+        let text = String::from_utf8_lossy(&run(&["completions", shell]).stdout).into_owned();
+        assert!(
+            text.contains("ip netns list"),
+            "{shell} completes --netns names"
+        );
+    }
     let _ = std::fs::remove_file(&file);
 }
 
