@@ -49,7 +49,7 @@ pub fn across(snaps: &[&Snapshot], findings: &mut [Vec<Finding>]) {
                     .collect::<BTreeSet<u32>>()
                     .into_iter()
                     .collect();
-                let label = if other.netns.initial == Some(true) || other.netns.own {
+                let label = if other.netns.initial == Some(true) {
                     format!("the host's namespace ({})", other.netns.label())
                 } else {
                     other.netns.label()
@@ -63,7 +63,8 @@ pub fn across(snaps: &[&Snapshot], findings: &mut [Vec<Finding>]) {
                 if f.evidence.get("orphaned").is_some_and(|o| *o == f.count) {
                     f.remediation = format!(
                         "Nothing leaks on this side: the peer is the server on {} in {label}, scanned in this \
-                         run, whose close_wait finding there is the cause. Lowering {} frees these sooner.",
+                         run, which never closed its side: see its part of this report. Lowering {} frees \
+                         these sooner.",
                         first.local,
                         fin_timeout(snap)
                     );
