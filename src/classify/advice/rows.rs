@@ -274,6 +274,31 @@ pub const ADVICE: &[Row] = &[
         checked: "postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS",
     },
     Row {
+        who: Who::Peer(RabbitMq),
+        kind: HalfOpen,
+        dir: Some(Outbound),
+        cause: "The broker stopped acknowledging: its host is down, or the path to it was cut.",
+        fix: "pika: AMQP heartbeats notice a silent broker (two missed heartbeats close the connection): leave \
+              heartbeat unset to take the broker's (60 s by default since RabbitMQ 3.5.5) or set heartbeat=N, \
+              never 0; a TCP_USER_TIMEOUT (ms) in tcp_options ends a connection whose data stays unacknowledged \
+              that long. socket_timeout only bounds connect().",
+        checked: "pika/connection.py Parameters (DEFAULT_HEARTBEAT_TIMEOUT None accepts the server's proposal; \
+                  DEFAULT_SOCKET_TIMEOUT 10.0, the socket.connect() timeout); pika/tcp_socket_opts.py \
+                  (TCP_USER_TIMEOUT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT); rabbitmq.com/docs/heartbeats",
+    },
+    Row {
+        who: Who::Peer(Redis),
+        kind: HalfOpen,
+        dir: Some(Outbound),
+        cause: "Redis stopped acknowledging: its host is down, or the path to it was cut.",
+        fix: "redis-py: socket_timeout=N bounds the wait for each reply; socket_keepalive=True with \
+              socket_keepalive_options (socket.TCP_KEEPIDLE and the like) probes an idle connection; \
+              health_check_interval=N (0, off, by default) sends a PING before using a connection idle longer \
+              than N s and reconnects when it fails.",
+        checked: "redis-py Redis/Connection (socket_timeout, socket_keepalive, socket_keepalive_options, \
+                  health_check_interval: github.com/redis/redis-py commit f60b2b0)",
+    },
+    Row {
         who: Who::Any,
         kind: HalfOpen,
         dir: None,
@@ -421,6 +446,31 @@ pub const ADVICE: &[Row] = &[
               connections older than N s, pool_pre_ping=True tests them at checkout.",
         checked: "postgresql.org/docs/current/libpq-connect.html (keepalives, keepalives_idle, tcp_user_timeout); \
                   docs.sqlalchemy.org/en/20/core/pooling.html",
+    },
+    Row {
+        who: Who::Peer(RabbitMq),
+        kind: IdleNoKeepalive,
+        dir: Some(Outbound),
+        cause: "AMQP connections idle this long without TCP keepalive: with heartbeats on (pika takes the broker's \
+                60 s by default) a frame would have crossed since, so heartbeats are off (heartbeat=0) or longer \
+                than this; a broker that vanishes now is noticed only at the next publish.",
+        fix: "pika: leave heartbeat unset, or set heartbeat=N (never 0); a TCP_KEEPIDLE in tcp_options turns on \
+              TCP keepalive (pika sets SO_KEEPALIVE for it); blocked_connection_timeout=N bounds a connection the \
+              broker blocked (a memory or disk alarm).",
+        checked: "pika/connection.py Parameters (DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_BLOCKED_CONNECTION_TIMEOUT \
+                  None); pika/tcp_socket_opts.py set_sock_opts; rabbitmq.com/docs/heartbeats",
+    },
+    Row {
+        who: Who::Peer(Redis),
+        kind: IdleNoKeepalive,
+        dir: Some(Outbound),
+        cause: "Pooled Redis connections idle this long without TCP keepalive: redis-py turns it on only when \
+                asked (socket_keepalive).",
+        fix: "redis-py: socket_keepalive=True with socket_keepalive_options (socket.TCP_KEEPIDLE and the like); \
+              health_check_interval=N (0, off, by default) PINGs a connection idle longer than N s before using \
+              it. The server's own tcp-keepalive (redis.conf) probes from its side only.",
+        checked: "redis-py Connection (socket_keepalive, socket_keepalive_options, health_check_interval: \
+                  github.com/redis/redis-py commit f60b2b0); redis.conf tcp-keepalive",
     },
     Row {
         who: Who::Any,

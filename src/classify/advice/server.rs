@@ -19,6 +19,11 @@ pub enum Server {
     /// container and holds both ends of every forwarded connection.
     DockerProxy,
     Postgres,
+    /// RabbitMQ (AMQP), by its process (beam.smp running rabbit) or its
+    /// port, 5672: the peer of a client's connections.
+    RabbitMq,
+    /// Redis, by its process (redis-server) or its port, 6379.
+    Redis,
     /// An HTTP server known only by its port (80, 443, 8000, 8080): the
     /// peer of a client's connections.
     Http,
@@ -34,6 +39,8 @@ impl Server {
             Server::Java => "java",
             Server::DockerProxy => "docker-proxy",
             Server::Postgres => "postgres",
+            Server::RabbitMq => "rabbitmq",
+            Server::Redis => "redis",
             Server::Http => "http",
         }
     }
@@ -120,6 +127,10 @@ impl Server {
             Some(Server::DockerProxy)
         } else if comm == b"postgres" || comm == b"postmaster" {
             Some(Server::Postgres)
+        } else if comm == b"redis-server" {
+            Some(Server::Redis)
+        } else if comm == b"beam.smp" && cmdline.windows(6).any(|w| w == b"rabbit") {
+            Some(Server::RabbitMq)
         } else if comm == b"node" || comm == b"nodejs" {
             Some(Server::Node)
         } else if comm == b"java" {
@@ -183,6 +194,8 @@ pub fn peer_server(snap: &Snapshot, owners: &[u32], port: u16) -> Option<Server>
         .find_map(Server::detect)
         .or(match port {
             5432 => Some(Server::Postgres),
+            5672 => Some(Server::RabbitMq),
+            6379 => Some(Server::Redis),
             80 | 443 | 8000 | 8080 => Some(Server::Http),
             _ => None,
         })

@@ -654,3 +654,44 @@ fn a_forwarders_sockets_point_to_the_container() {
     );
     assert!(!h.explanation.contains("probably gone"));
 }
+
+/// Outbound to a broker and to Redis, the peer's own rows: pika's
+/// heartbeat for an idle AMQP connection, redis-py's socket_timeout for a
+/// half-open one; each with its source.
+#[test]
+fn a_broker_and_redis_get_their_clients_settings() {
+    let t = Thresholds::default();
+    let mut amqp = sock(TcpState::Established, "10.0.0.1:50000", "10.0.0.5:5672", 9);
+    amqp.timer = timer(TimerKind::Off, 0);
+    let ti = amqp.tcp_info.as_mut().expect("ti");
+    ti.last_data_recv = 600_000;
+    ti.last_data_sent = 600_000;
+    let f = all(&snapshot(vec![amqp]), &t);
+    assert_eq!(f[0].kind, Kind::IdleNoKeepalive);
+    assert!(
+        f[0].remediation.contains("heartbeat=N (never 0)")
+            && f[0].advice_source.contains("pika/connection.py"),
+        "{} / {}",
+        f[0].remediation,
+        f[0].advice_source
+    );
+
+    let mut redis = sock(TcpState::Established, "10.0.0.1:50001", "10.0.0.6:6379", 10);
+    redis.timer = timer(TimerKind::Retransmit, 6);
+    redis.send_q = 40;
+    let ti = redis.tcp_info.as_mut().expect("ti");
+    ti.backoff = 6;
+    ti.unacked = 1;
+    ti.last_data_sent = 30_000;
+    ti.last_ack_recv = 31_000;
+    ti.last_data_recv = 31_000;
+    let f = all(&snapshot(vec![redis]), &t);
+    assert_eq!(f[0].kind, Kind::HalfOpen);
+    assert!(
+        f[0].remediation
+            .contains("socket_timeout=N bounds the wait for each reply")
+            && f[0].advice_source.contains("redis-py"),
+        "{}",
+        f[0].remediation
+    );
+}
