@@ -47,8 +47,8 @@ const MINUTE_MS: u64 = 60_000;
 #[derive(Default)]
 pub struct Watch {
     start: Option<(u64, StateCounts)>,
-    previous: Option<(u64, StateCounts)>,
-    /// The samples of the last minute, and the latest one before it.
+    /// The samples of the last minute, and the latest one before it: its
+    /// back is the previous sample.
     minute: VecDeque<(u64, StateCounts)>,
     /// The drop counters at the first sample and the previous one.
     counters_start: HashMap<&'static str, i64>,
@@ -95,7 +95,7 @@ impl Watch {
         }
         self.seen = seen;
         let (t0, c0) = *self.start.get_or_insert((t, *counts));
-        let (tp, cp) = self.previous.unwrap_or((t, *counts));
+        let (tp, cp) = self.minute.back().copied().unwrap_or((t, *counts));
         while self
             .minute
             .get(1)
@@ -137,7 +137,6 @@ impl Watch {
                 c.at_least |= at_least;
             }
         }
-        self.previous = Some((t, *counts));
         self.minute.push_back((t, *counts));
         for k in crate::model::Host::DROP_COUNTERS {
             let Some(&now) = snap.host.tcp_ext.get(k) else {
