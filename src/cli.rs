@@ -366,9 +366,9 @@ pub enum Command {
     },
     /// Report on a capture file as the scan would have.
     ///
-    /// On any machine, as any user: the same filters, thresholds and formats. A capture is read
-    /// (and inflated) up to 1 GiB; ZOMBIESCAN_MAX_INPUT=BYTES sets another
-    /// bound.
+    /// On any machine, as any user: the same filters, thresholds and
+    /// formats. A capture is parsed as it is read and inflated, never held
+    /// whole, up to 1 GiB; ZOMBIESCAN_MAX_INPUT=BYTES sets another bound.
     Analyze {
         /// A file written by `zombiescan capture`.
         #[arg(value_name = "FILE")]

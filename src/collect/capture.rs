@@ -10,27 +10,20 @@
 //! refused with a sentence that says which.
 
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::{BufRead, BufReader, BufWriter, Read};
 use std::path::Path;
 
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeSeed;
 
 use crate::error::{Error, Result};
 use crate::model::Snapshot;
 
 pub const FORMAT: &str = "zombiescan-capture";
 pub const VERSION: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-struct CaptureFile {
-    format: String,
-    version: u32,
-    zombiescan: String,
-    snapshots: Vec<Snapshot>,
-}
 
 /// A file zombiescan writes: created 0600 (captures hold full command
 /// lines, where passwords are common) and never through a symbolic link
@@ -142,61 +135,171 @@ pub fn open_input_stream(path: &Path) -> std::result::Result<File, String> {
     Ok(f)
 }
 
-/// Parses a capture from its bytes (gzip or plain JSON), inflating at most
-/// [`max_input`] bytes.
+/// A reader that fails once more than `max` bytes have come through it:
+/// the bound on input applies to what is parsed, after inflating.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    over: bool,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // One byte more tells a file of exactly `max` bytes from a
+            // larger one.
+            let mut probe = [0u8; 1];
+            if self.inner.read(&mut probe)? == 0 {
+                return Ok(0);
+            }
+            self.over = true;
+            return Err(std::io::Error::other("over the bound on input"));
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Parses a capture from its bytes (gzip or plain JSON).
 pub fn parse(bytes: &[u8], what: &str) -> Result<Vec<Snapshot>> {
+    parse_from(bytes, what)
+}
+
+/// Parses a capture as it is read (gzip or plain JSON): the text is never
+/// held whole, and at most [`max_input`] bytes of it, after inflating, are
+/// read. Memory follows the sockets the capture holds, not its size.
+pub fn parse_from(input: impl Read, what: &str) -> Result<Vec<Snapshot>> {
     let bad = |detail: String| Error::Capture {
         file: what.to_string(),
         detail,
     };
-    let mut json = Vec::new();
     let max = max_input();
-    let text: &[u8] = if bytes.starts_with(&[0x1f, 0x8b]) {
-        GzDecoder::new(bytes)
-            .take(max.saturating_add(1))
-            .read_to_end(&mut json)
-            .map_err(|e| bad(format!("truncated or corrupt ({e})")))?;
-        if json.len() as u64 > max {
-            return Err(bad(format!("inflates {}", too_big(max))));
-        }
-        &json
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let gzip = input
+        .fill_buf()
+        .map_err(|e| bad(format!("unreadable ({e})")))?
+        .starts_with(&[0x1f, 0x8b]);
+    let text: Box<dyn Read> = if gzip {
+        Box::new(GzDecoder::new(input))
     } else {
-        bytes
+        Box::new(input)
     };
-    // Format and version first, so that a newer file says so rather than
-    // failing on a field this version does not know.
-    #[derive(Deserialize)]
-    struct Head {
-        format: Option<String>,
-        version: Option<u32>,
+    let mut text = Bounded {
+        inner: BufReader::with_capacity(1 << 16, text),
+        left: max,
+        over: false,
+    };
+    let mut verdict = None;
+    let parsed = {
+        let mut de = serde_json::Deserializer::from_reader(&mut text);
+        Stream {
+            verdict: &mut verdict,
+        }
+        .deserialize(&mut de)
+        .and_then(|snaps| de.end().map(|()| snaps))
+    };
+    if text.over {
+        let what = if gzip { "inflates " } else { "" };
+        return Err(bad(format!("{what}{}", too_big(max))));
     }
-    let head: Head = serde_json::from_slice(text).map_err(|e| {
-        if e.is_eof() {
+    if let Some(v) = verdict {
+        return Err(bad(v));
+    }
+    let snapshots = parsed.map_err(|e| {
+        if e.is_io() {
+            bad(format!("truncated or corrupt ({e})"))
+        } else if e.is_eof() {
             bad(format!("truncated ({e})"))
         } else {
             bad(format!("not a zombiescan capture ({e})"))
         }
     })?;
-    if head.format.as_deref() != Some(FORMAT) {
-        return Err(bad(
-            "not a zombiescan capture (no \"format\": \"zombiescan-capture\")".into(),
-        ));
-    }
-    match head.version {
-        Some(VERSION) => {}
-        Some(v) if v > VERSION => {
-            return Err(bad(format!(
-                "written by a newer zombiescan (capture version {v}, this one reads {VERSION}): upgrade zombiescan"
-            )));
-        }
-        v => return Err(bad(format!("unknown capture version {v:?}"))),
-    }
-    let file: CaptureFile =
-        serde_json::from_slice(text).map_err(|e| bad(format!("corrupt ({e})")))?;
-    if file.snapshots.is_empty() {
+    if snapshots.is_empty() {
         return Err(bad("holds no snapshot".into()));
     }
-    Ok(file.snapshots)
+    Ok(snapshots)
+}
+
+/// The capture's top-level object, read key by key: `format` and
+/// `version` are checked as they arrive (before the snapshots in every
+/// file zombiescan writes), so that a newer or a foreign file says so
+/// rather than failing on a field this version does not know. A refusal
+/// is left in `verdict`.
+struct Stream<'v> {
+    verdict: &'v mut Option<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Stream<'_> {
+    type Value = Vec<Snapshot>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        de: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Stream<'_> {
+    type Value = Vec<Snapshot>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a zombiescan capture object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        use serde::de::{Error as _, IgnoredAny};
+        let mut refuse = |why: String| {
+            let e = A::Error::custom(&why);
+            *self.verdict = Some(why);
+            e
+        };
+        let (mut format, mut version, mut snapshots) = (None::<String>, None::<u32>, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "format" => {
+                    let f: String = map.next_value()?;
+                    if f != FORMAT {
+                        return Err(refuse(NOT_OURS.into()));
+                    }
+                    format = Some(f);
+                }
+                "version" => {
+                    let v: u32 = map.next_value()?;
+                    check_version(Some(v)).map_err(&mut refuse)?;
+                    version = Some(v);
+                }
+                "snapshots" => snapshots = Some(map.next_value::<Vec<Snapshot>>()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if format.is_none() {
+            return Err(refuse(NOT_OURS.into()));
+        }
+        check_version(version).map_err(&mut refuse)?;
+        snapshots.ok_or_else(|| A::Error::missing_field("snapshots"))
+    }
+}
+
+const NOT_OURS: &str = "not a zombiescan capture (no \"format\": \"zombiescan-capture\")";
+
+fn check_version(v: Option<u32>) -> std::result::Result<(), String> {
+    match v {
+        Some(VERSION) => Ok(()),
+        Some(v) if v > VERSION => Err(format!(
+            "written by a newer zombiescan (capture version {v}, this one reads {VERSION}): upgrade zombiescan"
+        )),
+        v => Err(format!("unknown capture version {v:?}")),
+    }
 }
 
 /// Reads a capture file.
@@ -206,9 +309,5 @@ pub fn read(path: &Path) -> Result<Vec<Snapshot>> {
         file: what.clone(),
         detail,
     })?;
-    let mut bytes = Vec::new();
-    file.take(max_input().saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::read(path, e))?;
-    parse(&bytes, &what)
+    parse_from(file, &what)
 }

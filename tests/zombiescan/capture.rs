@@ -250,29 +250,40 @@ fn hostile_input_is_refused_within_bounds() {
         .expect("run");
     let _ = std::fs::remove_file(&sparse);
     one_line(&out, "ZOMBIESCAN_MAX_INPUT", "sparse");
-    // A gzip bomb: 64 MiB of zeros, inflated no further than the bound.
+    // A gzip bomb of zeros is no JSON: refused at its first byte.
     let bomb = temp("bomb.zsc");
-    {
+    let gzip = |byte: u8, mib: usize| {
         let f = std::fs::File::create(&bomb).expect("bomb");
-        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::best());
-        let zeros = vec![0u8; 1 << 20];
-        for _ in 0..64 {
-            gz.write_all(&zeros).expect("write");
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        let chunk = vec![byte; 1 << 20];
+        for _ in 0..mib {
+            gz.write_all(&chunk).expect("write");
         }
         gz.finish().expect("finish");
-    }
+    };
+    gzip(0, 64);
     let out = Command::new(BIN)
         .arg("analyze")
         .arg(&bomb)
-        .env("ZOMBIESCAN_MAX_INPUT", "1048576")
         .output()
         .expect("run");
-    let _ = std::fs::remove_file(&bomb);
-    one_line(
-        &out,
-        "inflates larger than the bound on input, 1048576 bytes",
-        "bomb",
+    one_line(&out, "not a zombiescan capture", "zeros");
+    // One of spaces is JSON's whitespace: parsed as it inflates, never
+    // held, and refused at the bound (32 MiB here) in a few MiB.
+    gzip(b' ', 48);
+    let (code, err, mib) = crate::peak_rss(
+        Command::new(BIN)
+            .arg("analyze")
+            .arg(&bomb)
+            .env("ZOMBIESCAN_MAX_INPUT", (32u64 << 20).to_string()),
     );
+    let _ = std::fs::remove_file(&bomb);
+    assert_eq!((code, err.lines().count()), (Some(3), 1), "{err}");
+    assert!(
+        err.contains("inflates larger than the bound on input, 33554432 bytes"),
+        "{err}"
+    );
+    assert!(mib < 24.0, "the bomb took {mib:.0} MiB");
     // A recording with a line longer than any sample: skipped, counted.
     let rec = temp("long.ndjson");
     let good = r#"{"t":"2026-11-25T03:00:00.000Z","t_ms":1,"host":"h","netns":"n","total":1,"by_state":{"LISTEN":1},"ports":[],"processes":[],"findings":[],"counters":{}}"#;

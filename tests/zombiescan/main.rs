@@ -36,3 +36,29 @@ mod netns;
 mod serve;
 mod servers;
 mod watch;
+
+/// Runs `cmd` to its end: its exit code, its stderr and its peak resident
+/// memory in MiB (from wait4, so only its own).
+pub fn peak_rss(cmd: &mut std::process::Command) -> (Option<i32>, String, f64) {
+    use std::io::Read;
+    // Reaped by wait4 below, which also gives its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let pid = child.id() as nix::libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into the two locals.
+    let r = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    let code = nix::libc::WIFEXITED(status).then(|| nix::libc::WEXITSTATUS(status));
+    (code, err, usage.ru_maxrss as f64 / 1024.0)
+}

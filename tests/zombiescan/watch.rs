@@ -581,25 +581,13 @@ fn a_night_of_churning_pids_is_reported_in_bounded_memory() {
             .expect("write");
         }
     }
-    // Reaped by wait4 below, which also gives its peak memory.
-    #[allow(clippy::zombie_processes)]
-    let child = Command::new(BIN)
-        .args(["report", "--format", "markdown"])
-        .arg(&file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("report");
-    let pid = child.id() as nix::libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for this child.
-    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, writing into the two locals.
-    let r = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut usage) };
+    let (code, _, max_rss_mib) = crate::peak_rss(
+        Command::new(BIN)
+            .args(["report", "--format", "markdown"])
+            .arg(&file),
+    );
     let _ = std::fs::remove_file(&file);
-    assert_eq!(r, pid);
-    assert!(nix::libc::WIFEXITED(status) && nix::libc::WEXITSTATUS(status) == 0);
-    let max_rss_mib = usage.ru_maxrss as f64 / 1024.0;
+    assert_eq!(code, Some(0));
     assert!(max_rss_mib < 150.0, "report took {max_rss_mib:.0} MiB");
 }
 
