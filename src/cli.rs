@@ -437,6 +437,19 @@ pub enum Command {
         /// wait.
         #[arg(long, value_name = "DURATION", default_value = "5s")]
         scrape_timeout: String,
+        /// TLS, basic authentication, response headers and a rate limit,
+        /// in the format of Prometheus' exporter-toolkit (node_exporter's
+        /// --web.config.file): tls_server_config, basic_auth_users (bcrypt
+        /// hashes), http_server_config.headers, rate_limit. Read again on
+        /// SIGHUP; a file that does not read then leaves the one before.
+        #[arg(long, value_name = "FILE")]
+        web_config: Option<PathBuf>,
+        /// Connections open at once. When all are taken, a new one takes
+        /// the place of the one idle the longest (in its TLS handshake,
+        /// sending its request, or between requests); a request must
+        /// arrive within 5 s of its connection or of the previous answer.
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        max_connections: usize,
     },
     /// Print the shell completion script for bash, zsh or fish.
     ///

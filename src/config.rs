@@ -57,6 +57,8 @@ pub enum Mode {
     Serve {
         listen: std::net::SocketAddr,
         scrape_timeout: Duration,
+        web_config: Option<PathBuf>,
+        max_connections: usize,
     },
     /// `zombiescan completions SHELL`.
     Completions { shell: crate::cli::CompletionShell },
@@ -275,7 +277,15 @@ impl Config {
             Some(Command::Serve {
                 listen,
                 scrape_timeout,
+                web_config,
+                max_connections,
             }) => Mode::Serve {
+                web_config,
+                max_connections: if max_connections == 0 {
+                    return Err(UsageError("--max-connections 0: give at least 1".into()));
+                } else {
+                    max_connections
+                },
                 listen: listen.parse().map_err(|_| {
                     UsageError(format!(
                         "--listen {listen}: give ADDR:PORT, such as 127.0.0.1:10130 or [::1]:10130"
@@ -481,12 +491,16 @@ mod tests {
         let Mode::Serve {
             listen,
             scrape_timeout,
+            ref web_config,
+            max_connections,
         } = c.mode
         else {
             panic!("serve: {:?}", c.mode)
         };
         assert_eq!(listen.to_string(), "127.0.0.1:10130");
         assert_eq!(scrape_timeout, Duration::from_secs(5));
+        assert_eq!((web_config, max_connections), (&None, 64));
+        assert!(cfg(&["serve", "--max-connections", "0"]).is_err());
         assert_eq!(c.metrics.top_remotes, 5);
         let c = cfg(&["serve", "--listen", "[::1]:9999", "--scrape-timeout", "0"]).expect("v");
         assert!(

@@ -35,7 +35,17 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> Result<Outcome, RunError> {
         Mode::Serve {
             listen,
             scrape_timeout,
-        } => serve::run(cfg, *listen, *scrape_timeout),
+            web_config,
+            max_connections,
+        } => serve::run(
+            cfg,
+            &serve::Options {
+                listen: *listen,
+                scrape_timeout: *scrape_timeout,
+                web_config: web_config.clone(),
+                max_connections: *max_connections,
+            },
+        ),
         Mode::Completions { shell } => once::completions(*shell, out),
     }
 }

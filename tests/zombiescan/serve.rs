@@ -42,10 +42,13 @@ impl Exporter {
         let line = log
             .recv_timeout(Duration::from_secs(20))
             .expect("zombiescan serve said nothing");
+        // "serving http://127.0.0.1:PORT/metrics (at most 64 connections)"
         let addr = line
-            .strip_prefix("zombiescan serve: serving http://")
-            .and_then(|r| r.strip_suffix("/metrics"))
+            .strip_prefix("zombiescan serve: serving ")
+            .and_then(|r| r.split_once("://"))
+            .and_then(|(_, r)| r.split_once("/metrics "))
             .unwrap_or_else(|| panic!("first line: {line}"))
+            .0
             .to_string();
         Exporter {
             child,
@@ -184,8 +187,10 @@ fn the_exporter_serves_a_live_namespace() {
 
     let (status, head, _) = exporter.request("GET", "/metrics", &[]);
     assert_eq!(status, 200);
+    // Header names are case-insensitive (hyper writes them in lower case).
     assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
     let (status, page) = exporter.get("/");

@@ -1,24 +1,17 @@
-//! `zombiescan serve`: the Prometheus exporter.
-//!
-//! One scanner thread owns the memory of the owners' fd tables (as a watch
-//! does) and runs a scan when a scrape asks for one; scrapes that arrive
-//! while it runs wait for that same scan. A scrape waits at most its
-//! timeout, then gets the last complete scan and its age. A failed scan
-//! (or a panic in one) is logged and served as `zombiescan_scrape_error 1`;
-//! the exporter serves on. Four threads answer HTTP (tiny_http: a blocking
-//! server for one endpoint, no async runtime).
+//! The exporter's scans: one scanner thread owns the memory of the
+//! owners' fd tables (as a watch does) and runs a scan when a scrape asks
+//! for one; scrapes that arrive while it runs wait for that same scan. A
+//! scrape waits at most its timeout, then gets the last complete scan and
+//! its age. A failed scan (or a panic in one) is logged and served as
+//! `zombiescan_scrape_error 1`; the exporter serves on.
 
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tiny_http::{Header, Method, Request, Response, Server};
-
-use super::STOP;
+use super::log;
 use crate::config::Config;
-use crate::error::{self, Outcome, RunError};
+use crate::error;
 use crate::render::prometheus;
 use crate::{collect, pipeline};
 
@@ -47,63 +40,39 @@ struct State {
     stopping: bool,
 }
 
-struct Shared {
+pub struct Shared {
     state: Mutex<State>,
+    /// Wakes the scanner.
     changed: Condvar,
+    /// Scans completed: scrapes wait on it.
+    done: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            done: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Shared {
+    /// The scanner returns.
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.changed.notify_all();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data: go on with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-const WORKERS: usize = 4;
-
-/// Serves until SIGTERM or SIGINT.
-pub fn run(cfg: &Config, listen: SocketAddr, timeout: Duration) -> Result<Outcome, RunError> {
-    let server = Server::http(listen).map_err(|e| error::Error::Listen {
-        addr: listen.to_string(),
-        reason: e.to_string(),
-    })?;
-    let bound = server.server_addr().to_ip().unwrap_or(listen);
-    log(&format!("serving http://{bound}/metrics"));
-    let shared = Shared {
-        state: Mutex::new(State::default()),
-        changed: Condvar::new(),
-    };
-    std::thread::scope(|s| {
-        s.spawn(|| scanner(cfg, &shared));
-        for _ in 0..WORKERS {
-            s.spawn(|| {
-                while !STOP.load(Ordering::Relaxed) {
-                    match server.recv_timeout(Duration::from_millis(200)) {
-                        Ok(Some(req)) => answer(req, &shared, timeout),
-                        Ok(None) => {}
-                        Err(e) => {
-                            log(&format!("cannot read a request: {e}"));
-                            std::thread::sleep(Duration::from_millis(200));
-                        }
-                    }
-                }
-            });
-        }
-        while !STOP.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        shared.lock().stopping = true;
-        shared.changed.notify_all();
-    });
-    log("stopped");
-    Ok(Outcome {
-        failed: false,
-        notice: None,
-    })
-}
-
 /// Runs a scan each time a scrape asks, until the exporter stops.
-fn scanner(cfg: &Config, shared: &Shared) {
+pub fn scanner(cfg: &Config, shared: &Shared) {
     let mut memory = collect::procs::Memory::default();
     run_scans(shared, || {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -166,105 +135,36 @@ fn run_scans(shared: &Shared, mut scan: impl FnMut() -> Result<String, String>) 
             });
         }
         st.last = Some(done);
-        shared.changed.notify_all();
-    }
-}
-
-/// tiny_http leaves the body out of an answer to HEAD.
-fn answer(req: Request, shared: &Shared, timeout: Duration) {
-    let path = req.url().split('?').next().unwrap_or("");
-    let response = match (req.method(), path) {
-        (Method::Get | Method::Head, "/metrics") => metrics(&req, shared, timeout),
-        (Method::Get | Method::Head, "/") => page(
-            200,
-            "text/html; charset=utf-8",
-            "<!DOCTYPE html>\n<html><head><title>zombiescan exporter</title></head>\n\
-             <body><h1>zombiescan exporter</h1>\n\
-             <p>TCP connection states, zombie connections and descriptor limits, \
-             per port and process.</p>\n\
-             <p><a href=\"/metrics\">Metrics</a></p>\n</body></html>\n"
-                .to_string(),
-        ),
-        (Method::Get | Method::Head, _) => page(
-            404,
-            "text/plain; charset=utf-8",
-            "not found: GET /metrics\n".into(),
-        ),
-        _ => page(
-            405,
-            "text/plain; charset=utf-8",
-            "method not allowed: GET /metrics\n".into(),
-        ),
-    };
-    // A scraper that went away is no error of ours.
-    let _ = req.respond(response);
-}
-
-fn page(status: u16, content_type: &str, body: String) -> Response<std::io::Cursor<Vec<u8>>> {
-    let mut r = Response::from_string(body).with_status_code(status);
-    if let Ok(h) = Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes()) {
-        r = r.with_header(h);
-    }
-    r
-}
-
-/// How long a scrape may wait: ours, or a little less than Prometheus's.
-fn deadline(req: &Request, timeout: Duration) -> Duration {
-    let theirs = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("X-Prometheus-Scrape-Timeout-Seconds"))
-        .and_then(|h| h.value.as_str().trim().parse::<f64>().ok())
-        .filter(|t| t.is_finite() && *t > 0.0)
-        // Time to encode and send.
-        .map(|t| Duration::from_secs_f64(t * 0.8));
-    theirs.map_or(timeout, |t| t.min(timeout))
-}
-
-fn metrics(
-    req: &Request,
-    shared: &Shared,
-    timeout: Duration,
-) -> Response<std::io::Cursor<Vec<u8>>> {
-    match fetch(shared, deadline(req, timeout)) {
-        Some((text, scrape)) => {
-            let mut body = String::with_capacity(text.len() + 1024);
-            body.push_str(&text);
-            body.push_str(&prometheus::encode_scrape(&scrape));
-            page(200, "text/plain; version=0.0.4; charset=utf-8", body)
-        }
-        None => page(
-            503,
-            "text/plain; charset=utf-8",
-            "the first scan has not completed yet: try again\n".into(),
-        ),
+        shared.done.send_replace(st.scans);
     }
 }
 
 /// What a scrape serves: the scan running now (its own, or one it shares
 /// with the scrapes that came during it) when it completes within `wait`,
 /// else the last complete one; `None` before any scan completed.
-fn fetch(shared: &Shared, wait: Duration) -> Option<(Arc<String>, prometheus::Scrape)> {
-    let until = Instant::now() + wait;
-    let mut st = shared.lock();
-    let seen = st.scans;
-    if !st.scanning {
-        st.wanted = true;
-        shared.changed.notify_all();
-    }
-    st.waiting += 1;
-    while st.scans == seen && !st.stopping {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
+pub async fn fetch(shared: &Shared, wait: Duration) -> Option<(Arc<String>, prometheus::Scrape)> {
+    let until = tokio::time::Instant::now() + wait;
+    let mut done = shared.done.subscribe();
+    let seen = {
+        let mut st = shared.lock();
+        if !st.scanning {
+            st.wanted = true;
+            shared.changed.notify_all();
         }
-        st = shared
-            .changed
-            .wait_timeout(st, left)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+        st.waiting += 1;
+        st.scans
+    };
+    // Counted out however the wait ends, a scraper that went away too.
+    struct Waiting<'a>(&'a Shared);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.lock().waiting -= 1;
+        }
     }
-    st.waiting -= 1;
+    let waiting = Waiting(shared);
+    let _ = tokio::time::timeout_at(until, done.wait_for(|n| *n > seen)).await;
+    drop(waiting);
+    let st = shared.lock();
     let fresh = st.scans > seen;
     let done = match (&st.last, &st.last_good) {
         (Some(last), _) if fresh => last,
@@ -283,25 +183,22 @@ fn fetch(shared: &Shared, wait: Duration) -> Option<(Arc<String>, prometheus::Sc
     Some((Arc::clone(&done.text), scrape))
 }
 
-/// One line on stderr, escaped as any text from outside (an error can
-/// quote a path or a name).
-fn log(msg: &str) {
-    eprintln!(
-        "zombiescan serve: {}",
-        crate::render::sanitize::terminal(msg.as_bytes())
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::mpsc;
 
     fn shared() -> Shared {
-        Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-        }
+        Shared::default()
+    }
+
+    /// A scrape, as a connection of the exporter makes it.
+    fn fetch(shared: &Shared, wait: Duration) -> Option<(Arc<String>, prometheus::Scrape)> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+            .block_on(super::fetch(shared, wait))
     }
 
     fn wait_until(shared: &Shared, what: &str, done: impl Fn(&State) -> bool) {
@@ -328,8 +225,7 @@ mod tests {
     }
 
     fn stop(shared: &Shared) {
-        shared.lock().stopping = true;
-        shared.changed.notify_all();
+        shared.stop();
     }
 
     /// Eight scrapes that come while a scan runs get that one scan.
