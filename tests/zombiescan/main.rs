@@ -25,6 +25,7 @@ macro_rules! live {
 mod capture;
 mod cli;
 mod docker;
+mod exporter_web;
 mod findings;
 mod fixtures;
 mod fuzz_seeds;

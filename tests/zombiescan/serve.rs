@@ -310,7 +310,7 @@ fn a_failed_scan_is_a_scrape_error_and_the_exporter_serves_on() {
 
 /// Whether promtool and prometheus are there (Debian's `prometheus`
 /// package; `.ci/run` installs it): in CI their absence is a failure.
-fn prometheus_or_skip(test: &str) -> bool {
+pub fn prometheus_or_skip(test: &str) -> bool {
     let have = |b: &str| Command::new(b).arg("--version").output().is_ok();
     if have("promtool") && have("prometheus") {
         return true;
