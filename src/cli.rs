@@ -425,7 +425,9 @@ pub enum Command {
     /// last complete scan, its age in zombiescan_scan_age_seconds; a failed
     /// scan is zombiescan_scrape_error 1 and a line on stderr, and the
     /// exporter serves on. The owners' fd tables are remembered between
-    /// scans, as a watch does. SIGTERM or SIGINT stops it.
+    /// scans, as a watch does. At most --max-connections are open, each
+    /// must send its request within 5 s, and none costs a thread.
+    /// SIGTERM or SIGINT stops it; SIGHUP reads --web-config again.
     Serve {
         /// The address and port to listen on. The default is loopback
         /// only: give 0.0.0.0:10130 (or an address) for a remote Prometheus.
