@@ -10,6 +10,7 @@ times each:
 
     zombiescan --json               full scan: owners and tcp_info
     zombiescan --port 30020 --json  one port, filtered in the kernel
+    zombiescan analyze CAPTURE --json   a capture of the scene, read back
     ss -tanpi, ss -tanp, ss -tan
 
 all through `ip netns exec` into that namespace, and reports the median wall
@@ -276,13 +277,21 @@ def unix_sockets(ns, n):
 
 
 def measure(ns, binary, rounds, baseline=None):
+    # A capture of the scene, for `analyze`: its memory should follow the
+    # sockets, not the size of the text.
+    capture = os.path.join("/tmp", f"zombiescan-bench-{os.getpid()}.zsc")
+    if os.path.exists(capture):
+        os.remove(capture)
+    sh("ip", "netns", "exec", ns.name, binary, "capture", "-o", capture)
     cmds = {
         "zombiescan --json": [binary, "--json"],
         "zombiescan --port 30020 --json": [binary, "--port", str(FIRST_PORT), "--json"],
+        "zombiescan analyze CAPTURE --json": [binary, "analyze", capture, "--json"],
     }
     if baseline:
         cmds["baseline --json"] = [baseline, "--json"]
         cmds["baseline --port 30020 --json"] = [baseline, "--port", str(FIRST_PORT), "--json"]
+        cmds["baseline analyze CAPTURE --json"] = [baseline, "analyze", capture, "--json"]
     cmds.update({
         "ss -tanpi": ["ss", "-tanpi"],
         "ss -tanp": ["ss", "-tanp"],
@@ -297,6 +306,9 @@ def measure(ns, binary, rounds, baseline=None):
             wall, maxrss = run_once(ns, c)
             times[k].append(wall)
             rss[k] = max(rss[k], maxrss)
+    size = os.path.getsize(capture)
+    os.remove(capture)
+    print(f"capture: {size / 1048576:.1f} MiB gzipped", flush=True)
     base = statistics.median(times["ss -tanpi"])
     rows = []
     for k in cmds:

@@ -137,13 +137,13 @@ pub fn open_input_stream(path: &Path) -> std::result::Result<File, String> {
 
 /// A reader that fails once more than `max` bytes have come through it:
 /// the bound on input applies to what is parsed, after inflating.
-struct Bounded<R> {
+struct Bounded<'a, R> {
     inner: R,
     left: u64,
-    over: bool,
+    over: &'a std::cell::Cell<bool>,
 }
 
-impl<R: Read> Read for Bounded<R> {
+impl<R: Read> Read for Bounded<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.left == 0 {
             // One byte more tells a file of exactly `max` bytes from a
@@ -152,7 +152,7 @@ impl<R: Read> Read for Bounded<R> {
             if self.inner.read(&mut probe)? == 0 {
                 return Ok(0);
             }
-            self.over = true;
+            self.over.set(true);
             return Err(std::io::Error::other("over the bound on input"));
         }
         let want = buf
@@ -188,21 +188,27 @@ pub fn parse_from(input: impl Read, what: &str) -> Result<Vec<Snapshot>> {
     } else {
         Box::new(input)
     };
-    let mut text = Bounded {
-        inner: BufReader::with_capacity(1 << 16, text),
-        left: max,
-        over: false,
-    };
+    let over = std::cell::Cell::new(false);
+    // serde_json reads a byte at a time: from a BufReader of its own (by
+    // value, where std reads a byte straight from the buffer).
+    let text = BufReader::with_capacity(
+        1 << 16,
+        Bounded {
+            inner: text,
+            left: max,
+            over: &over,
+        },
+    );
     let mut verdict = None;
     let parsed = {
-        let mut de = serde_json::Deserializer::from_reader(&mut text);
+        let mut de = serde_json::Deserializer::from_reader(text);
         Stream {
             verdict: &mut verdict,
         }
         .deserialize(&mut de)
         .and_then(|snaps| de.end().map(|()| snaps))
     };
-    if text.over {
+    if over.get() {
         let what = if gzip { "inflates " } else { "" };
         return Err(bad(format!("{what}{}", too_big(max))));
     }

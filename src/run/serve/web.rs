@@ -644,6 +644,84 @@ mod tests {
         }
     }
 
+    /// Versions, suites and groups by Go's names, as exporter-toolkit
+    /// reads them; what rustls cannot serve is refused, never dropped.
+    #[test]
+    fn versions_suites_and_curves_by_go_names() {
+        let t = |min: &str, max: &str| TlsFile {
+            min_version: Some(min.into()),
+            max_version: Some(max.into()),
+            ..TlsFile::default()
+        };
+        let v = |f: TlsFile| {
+            f.versions().map(|v| {
+                v.iter()
+                    .map(|p| format!("{:?}", p.version))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            v(t("TLS12", "TLS13")),
+            Ok(vec!["TLSv1_3".into(), "TLSv1_2".into()])
+        );
+        assert_eq!(v(t("TLS13", "TLS13")), Ok(vec!["TLSv1_3".into()]));
+        assert_eq!(v(t("TLS10", "TLS12")), Ok(vec!["TLSv1_2".into()]));
+        assert!(v(t("TLS10", "TLS11")).is_err_and(|e| e.contains("1.2 and 1.3 only")));
+        assert!(v(t("TLS13", "TLS12")).is_err());
+        assert!(v(t("SSL3", "TLS13")).is_err());
+
+        let suites = TlsFile {
+            cipher_suites: vec![
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(),
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305".into(),
+                "TLS_AES_128_GCM_SHA256".into(),
+            ],
+            curve_preferences: vec!["X25519".into(), "CurveP256".into()],
+            ..TlsFile::default()
+        };
+        let p = suites.provider().expect("provider");
+        let tls12: Vec<String> = p
+            .cipher_suites
+            .iter()
+            .filter(|s| matches!(s, SupportedCipherSuite::Tls12(_)))
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(
+            tls12,
+            [
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+            ]
+        );
+        // TLS 1.3's suites stay: Go's cipher_suites do not choose them.
+        assert!(
+            p.cipher_suites
+                .iter()
+                .any(|s| matches!(s, SupportedCipherSuite::Tls13(_)))
+        );
+        let groups: Vec<String> = p
+            .kx_groups
+            .iter()
+            .map(|g| format!("{:?}", g.name()))
+            .collect();
+        assert_eq!(groups, ["X25519", "secp256r1"]);
+        for (suites, curves, want) in [
+            (
+                vec!["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"],
+                vec![],
+                "is not one zombiescan offers",
+            ),
+            (vec![], vec!["CurveP521"], "is not one zombiescan offers"),
+        ] {
+            let f = TlsFile {
+                cipher_suites: suites.into_iter().map(String::from).collect(),
+                curve_preferences: curves.into_iter().map(String::from).collect(),
+                ..TlsFile::default()
+            };
+            assert!(f.provider().is_err_and(|e| e.contains(want)));
+        }
+    }
+
     #[test]
     fn the_rate_limit_spends_its_burst_then_refills() {
         let l = RateLimit::new(2, Duration::from_secs(3600));
