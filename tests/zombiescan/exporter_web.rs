@@ -95,6 +95,72 @@ fn certificates(dir: &Dir) {
     ]);
 }
 
+/// A client certificate signed by the same CA (client.pem, client.key).
+fn client_certificate(dir: &Dir) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir.0)
+            .output()
+            .expect("openssl");
+        ok_as(&out, &format!("openssl {args:?}"));
+    };
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=prometheus",
+    ]);
+    std::fs::write(dir.path("client.cnf"), "extendedKeyUsage=clientAuth\n").expect("cnf");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "client.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "client.cnf",
+    ]);
+    // And one that signed itself.
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "rogue.key",
+        "-out",
+        "rogue.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rogue",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+    ]);
+}
+
 /// web.yml with the certificate (paths relative to the file, as
 /// exporter-toolkit reads them) and one user, `prometheus`, whose
 /// password is `password`.
@@ -137,6 +203,19 @@ fn wait_logged(dir: &Dir, what: &str, wanted: impl Fn(&str) -> bool) {
             return;
         }
         assert!(Instant::now() < until, "no line with {what}:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the exporter's log has `needle` on `times` lines.
+fn wait_logged_times(dir: &Dir, needle: &str, times: usize) {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(dir.path("exporter.log")).unwrap_or_default();
+        if log.lines().filter(|l| l.contains(needle)).count() >= times {
+            return;
+        }
+        assert!(Instant::now() < until, "{needle} not {times} times:\n{log}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -222,17 +301,83 @@ fn the_exporter_answers_only_tls_with_the_right_password() {
         200
     );
 
+    // Client certificates: with RequireAndVerifyClientCert, a client
+    // without one, or with one its CA did not sign, gets no answer.
+    client_certificate(&dir);
+    std::fs::write(
+        dir.path("web.yml"),
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n\
+         \x20 client_ca_file: ca.pem\n  client_auth_type: RequireAndVerifyClientCert\n",
+    )
+    .expect("web.yml");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("SIGHUP");
+    wait_logged_times(&dir, "web.yml again", 2);
+    let with_cert = |cert: &str, key: &str| {
+        let (cert, key) = (dir.show(cert), dir.show(key));
+        let out = ns.run(
+            &[
+                "curl",
+                "-s",
+                "--max-time",
+                "20",
+                "--cacert",
+                &ca,
+                "--cert",
+                &cert,
+                "--key",
+                &key,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ],
+            &[],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u16>()
+            .unwrap_or(0)
+    };
+    assert_eq!(curl(&ns, &dir, &url, None).0, 0, "no client certificate");
+    assert_eq!(with_cert("client.pem", "client.key"), 200);
+    assert_eq!(
+        with_cert("rogue.pem", "rogue.key"),
+        0,
+        "a certificate of no CA"
+    );
+
     // At the start, a bad file is one line and exit 3.
-    let out = Command::new(BIN)
+    let bad = dir.path("bad.yml");
+    std::fs::write(&bad, "basic_auth_users:\n  prometheus: not-a-hash\n").expect("bad");
+    let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--web-config"])
-        .arg(dir.path("web.yml"))
-        .output()
+        .arg(&bad)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("serve");
+    let until = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve started with a bad web config");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("serve");
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("--web-config") && err.contains("web.yml"),
+        err.contains("--web-config")
+            && err.contains("bad.yml")
+            && err.contains("not a bcrypt hash"),
         "{err}"
     );
 }

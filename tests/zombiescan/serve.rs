@@ -39,17 +39,22 @@ impl Exporter {
                 }
             }
         });
-        let line = log
-            .recv_timeout(Duration::from_secs(20))
-            .expect("zombiescan serve said nothing");
+        let Ok(line) = log.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("zombiescan serve said nothing");
+        };
         // "serving http://127.0.0.1:PORT/metrics (at most 64 connections)"
-        let addr = line
+        let Some((addr, _)) = line
             .strip_prefix("zombiescan serve: serving ")
             .and_then(|r| r.split_once("://"))
             .and_then(|(_, r)| r.split_once("/metrics "))
-            .unwrap_or_else(|| panic!("first line: {line}"))
-            .0
-            .to_string();
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("first line: {line}");
+        };
+        let addr = addr.to_string();
         Exporter {
             child,
             addr,
