@@ -6,6 +6,7 @@
 //! descriptor. What depends on a race (how many were accepted before the
 //! loop blocked) is read from `ss` at that moment, never assumed.
 
+mod broker;
 mod gunicorn;
 mod nginx;
 mod node;
