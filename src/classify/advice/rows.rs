@@ -213,6 +213,20 @@ pub const ADVICE: &[Row] = &[
         checked: "docs.sqlalchemy.org/en/20/core/pooling.html (pool_pre_ping, pool_recycle)",
     },
     Row {
+        who: Who::Peer(MySql),
+        kind: CloseWait,
+        dir: Some(Outbound),
+        cause: "MySQL ended these connections (wait_timeout, 28800 s by default, closes a session idle that long; \
+                a restart; KILL) and the client's pool kept them: the next query on one fails with \"MySQL server \
+                has gone away\" (2006) or \"Lost connection to MySQL server\" (2013).",
+        fix: "Replace pooled connections before the server's wait_timeout: with SQLAlchemy, pool_recycle=N below it \
+              and pool_pre_ping=True; with PyMySQL alone, conn.ping(reconnect=True) before a query after a pause; \
+              other pools: a maximum connection lifetime below wait_timeout.",
+        checked: "dev.mysql.com/doc/refman/8.0/en/server-system-variables.html#sysvar_wait_timeout (default 28800); \
+                  docs.sqlalchemy.org/en/20/core/pooling.html (pool_recycle, pool_pre_ping); PyMySQL \
+                  pymysql/connections.py Connection.ping(reconnect=False)",
+    },
+    Row {
         who: Who::Peer(Http),
         kind: CloseWait,
         dir: Some(Outbound),
@@ -285,6 +299,18 @@ pub const ADVICE: &[Row] = &[
         checked: "pika/connection.py Parameters (DEFAULT_HEARTBEAT_TIMEOUT None accepts the server's proposal; \
                   DEFAULT_SOCKET_TIMEOUT 10.0, the socket.connect() timeout); pika/tcp_socket_opts.py \
                   (TCP_USER_TIMEOUT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT); rabbitmq.com/docs/heartbeats",
+    },
+    Row {
+        who: Who::Peer(MySql),
+        kind: HalfOpen,
+        dir: Some(Outbound),
+        cause: "The MySQL server stopped acknowledging: its host is down, or the path to it was cut.",
+        fix: "PyMySQL and mysqlclient: read_timeout=N and write_timeout=N (seconds; no limit by default) end a \
+              query whose answer does not come, where the kernel would retransmit for tcp_retries2; a \
+              TCP_USER_TIMEOUT on the socket does the same for unacknowledged data.",
+        checked: "PyMySQL pymysql/connections.py (read_timeout, write_timeout: default None); mysqlclient \
+                  src/MySQLdb/_mysql.c (read_timeout, write_timeout: MYSQL_OPT_READ_TIMEOUT, \
+                  MYSQL_OPT_WRITE_TIMEOUT)",
     },
     Row {
         who: Who::Peer(Redis),
@@ -459,6 +485,19 @@ pub const ADVICE: &[Row] = &[
               broker blocked (a memory or disk alarm).",
         checked: "pika/connection.py Parameters (DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_BLOCKED_CONNECTION_TIMEOUT \
                   None); pika/tcp_socket_opts.py set_sock_opts; rabbitmq.com/docs/heartbeats",
+    },
+    Row {
+        who: Who::Peer(MySql),
+        kind: IdleNoKeepalive,
+        dir: Some(Outbound),
+        cause: "Connections to MySQL idle this long without TCP keepalive on the client's side (PyMySQL turns it on; \
+                this client does not): the server closes a session idle past its wait_timeout (28800 s by \
+                default), and a server that vanished is noticed only at the next query.",
+        fix: "Keep pooled connections younger than wait_timeout (SQLAlchemy pool_recycle=N, pool_pre_ping=True); \
+              turn SO_KEEPALIVE on in the client, or bound each query with read_timeout.",
+        checked: "PyMySQL pymysql/connections.py Connection.connect (SO_KEEPALIVE on TCP connections); \
+                  dev.mysql.com/doc/refman/8.0/en/server-system-variables.html#sysvar_wait_timeout; \
+                  docs.sqlalchemy.org/en/20/core/pooling.html",
     },
     Row {
         who: Who::Peer(Redis),

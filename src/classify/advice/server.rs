@@ -24,6 +24,9 @@ pub enum Server {
     RabbitMq,
     /// Redis, by its process (redis-server) or its port, 6379.
     Redis,
+    /// MySQL or MariaDB, by its process (mysqld, mariadbd) or its port,
+    /// 3306.
+    MySql,
     /// An HTTP server known only by its port (80, 443, 8000, 8080): the
     /// peer of a client's connections.
     Http,
@@ -41,6 +44,7 @@ impl Server {
             Server::Postgres => "postgres",
             Server::RabbitMq => "rabbitmq",
             Server::Redis => "redis",
+            Server::MySql => "mysql",
             Server::Http => "http",
         }
     }
@@ -129,6 +133,8 @@ impl Server {
             Some(Server::Postgres)
         } else if comm == b"redis-server" {
             Some(Server::Redis)
+        } else if comm == b"mysqld" || comm == b"mariadbd" {
+            Some(Server::MySql)
         } else if comm == b"beam.smp" && cmdline.windows(6).any(|w| w == b"rabbit") {
             Some(Server::RabbitMq)
         } else if comm == b"node" || comm == b"nodejs" {
@@ -196,6 +202,7 @@ pub fn peer_server(snap: &Snapshot, owners: &[u32], port: u16) -> Option<Server>
             5432 => Some(Server::Postgres),
             5672 => Some(Server::RabbitMq),
             6379 => Some(Server::Redis),
+            3306 => Some(Server::MySql),
             80 | 443 | 8000 | 8080 => Some(Server::Http),
             _ => None,
         })

@@ -695,3 +695,54 @@ fn a_broker_and_redis_get_their_clients_settings() {
         f[0].remediation
     );
 }
+
+/// A pooled MySQL connection the server closed at its wait_timeout, and
+/// one whose server stopped acknowledging: MySQL's own words, with the
+/// client's settings and their sources.
+#[test]
+fn mysql_peers_get_wait_timeout_and_read_timeout() {
+    let t = Thresholds::default();
+    let mut cw = sock(TcpState::CloseWait, "10.0.0.1:50002", "10.0.0.7:3306", 11);
+    cw.timer = timer(TimerKind::Off, 0);
+    let ti = cw.tcp_info.as_mut().expect("ti");
+    ti.last_data_recv = 600_000;
+    ti.last_data_sent = 600_000;
+    ti.last_ack_recv = 600_000;
+    let f = all(&snapshot(vec![cw]), &t);
+    let f = f
+        .iter()
+        .find(|f| f.kind == Kind::CloseWait)
+        .expect("close_wait");
+    assert!(
+        f.explanation.contains("wait_timeout, 28800 s by default")
+            && f.remediation.contains("pool_recycle=N below it")
+            && f.advice_source.contains("sysvar_wait_timeout"),
+        "{} / {} / {}",
+        f.explanation,
+        f.remediation,
+        f.advice_source
+    );
+
+    let mut ho = sock(TcpState::Established, "10.0.0.1:50003", "10.0.0.7:3306", 12);
+    ho.timer = timer(TimerKind::Retransmit, 6);
+    ho.send_q = 60;
+    let ti = ho.tcp_info.as_mut().expect("ti");
+    ti.backoff = 6;
+    ti.unacked = 1;
+    ti.last_data_sent = 30_000;
+    ti.last_ack_recv = 31_000;
+    ti.last_data_recv = 31_000;
+    let f = all(&snapshot(vec![ho]), &t);
+    assert_eq!(f[0].kind, Kind::HalfOpen);
+    assert!(
+        f[0].explanation
+            .contains("The MySQL server stopped acknowledging")
+            && f[0]
+                .remediation
+                .contains("read_timeout=N and write_timeout=N")
+            && f[0].advice_source.contains("mysqlclient"),
+        "{} / {}",
+        f[0].explanation,
+        f[0].remediation
+    );
+}
