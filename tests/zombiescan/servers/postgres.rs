@@ -282,4 +282,9 @@ fn uvicorn_blocked_on_a_slow_postgresql_query_names_the_query() {
         "{}",
         f.explanation
     );
+    // ZOMBIESCAN_SHOW=1: the report a user would read at this moment.
+    if std::env::var_os("ZOMBIESCAN_SHOW").is_some() {
+        let out = app.zombiescan(&["--port", "30020", "--stall", "1s"]);
+        eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    }
 }
