@@ -200,12 +200,14 @@ pub struct Cli {
     pub source: SourceArg,
 
     /// Scan another network namespace (a container): an `ip netns` name, a
-    /// path such as /proc/PID/ns/net, or the pid of a process inside it.
-    #[arg(global = true, long, value_name = "NAME|PATH|PID")]
+    /// path such as /proc/PID/ns/net, the pid of a process inside it, or
+    /// pod/NAMESPACE/NAME for a Kubernetes pod on this node.
+    #[arg(global = true, long, value_name = "NAME|PATH|PID|pod/NS/NAME")]
     pub netns: Option<String>,
 
     /// Scan every network namespace in use on the host, each part labelled
-    /// with its namespace and container.
+    /// with its namespace and container (on a Kubernetes node, the pod and
+    /// its container, from the cgroup and kubelet's logs).
     #[arg(global = true, long, conflicts_with = "netns")]
     pub all_netns: bool,
 

@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod destroy;
 pub mod host;
+pub mod k8s;
 pub mod netlink;
 pub mod netns;
 pub mod procnet;
@@ -43,7 +44,7 @@ pub struct ScanOptions {
     pub filter: Filter,
     /// Walk /proc/*/fd for owners (off with `--no-processes`).
     pub owners: bool,
-    /// `--netns NAME|PATH|PID`; `None` scans zombiescan's own namespace.
+    /// `--netns NAME|PATH|PID|pod/NS/NAME`; `None` scans zombiescan's own namespace.
     pub netns: Option<String>,
     /// A `--port` scan of zombiescan's own namespace also scans the
     /// namespaces a forwarder or NAT sends the port to (off with

@@ -16,15 +16,32 @@ use std::path::{Path, PathBuf};
 
 use nix::sched::{CloneFlags, setns};
 
+use super::k8s;
 use crate::error::{Error, Result};
-use crate::model::Container;
+use crate::model::{Container, Pod};
 
 /// Where `ip netns` keeps its names.
 pub const RUN_NETNS: &str = "/run/netns";
 
-/// `--netns NAME|PATH|PID`: a pid names its namespace, a path is used as
-/// it is, anything else is an `ip netns` name.
+/// `--netns NAME|PATH|PID|pod/NAMESPACE/NAME`: a pid names its namespace,
+/// a Kubernetes pod that of a process of its, a path is used as it is,
+/// anything else is an `ip netns` name.
 pub fn resolve(arg: &str) -> Result<PathBuf> {
+    if let Some(rest) = arg.strip_prefix("pod/")
+        && let Some((namespace, name)) = rest.split_once('/')
+    {
+        let logs = Path::new(k8s::LOG_ROOT);
+        return match pid_of_pod(Path::new("/proc"), logs, namespace, name) {
+            Some(pid) => Ok(PathBuf::from(format!("/proc/{pid}/ns/net"))),
+            None => Err(Error::Netns {
+                path: PathBuf::from(arg),
+                reason: format!(
+                    "no pod {namespace}/{name} on this node (kubelet's {}/pods names the pods here), or no process of it is running",
+                    k8s::LOG_ROOT
+                ),
+            }),
+        };
+    }
     let path = if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit()) {
         PathBuf::from(format!("/proc/{arg}/ns/net"))
     } else if arg.contains('/') {
@@ -195,6 +212,8 @@ pub fn parse_cgroup(text: &str) -> Option<(&'static str, String)> {
             };
             let parent = parts.join("/");
             let runtime = match prefix {
+                // cri-o's monitor, not a container.
+                "crio-conmon" => continue,
                 "docker" => "docker",
                 "cri-containerd" | "containerd" => "containerd",
                 "crio" => "cri-o",
@@ -300,60 +319,136 @@ impl Roots {
     }
 }
 
-/// Picks a container's name out of its runtime's JSON state.
-type Pick<'a> = &'a dyn Fn(&serde_json::Value) -> Option<String>;
-
-/// A container's name from its runtime's state under `roots`: docker's
-/// `config.v2.json` ("Name": "/web"), containerd's CRI annotations.
+/// A docker container's name from its `config.v2.json` under `roots`
+/// ("Name": "/web").
 pub fn container_name(roots: &Roots, runtime: &str, id: &str) -> Option<String> {
-    let docker =
-        |v: &serde_json::Value| Some(v.get("Name")?.as_str()?.trim_start_matches('/').to_string());
-    let cri = |v: &serde_json::Value| {
-        let a = v.get("annotations")?;
-        let c = a.get("io.kubernetes.cri.container-name")?.as_str()?;
-        let pod = a
-            .get("io.kubernetes.cri.sandbox-name")
-            .and_then(|p| p.as_str());
-        Some(pod.map_or(c.to_string(), |p| format!("{p}/{c}")))
-    };
-    let (paths, pick): (Vec<PathBuf>, Pick) = match runtime {
-        "docker" => (
-            roots
-                .docker
-                .iter()
-                .map(|r| r.join(format!("containers/{id}/config.v2.json")))
-                .collect(),
-            &docker,
-        ),
-        "containerd" => (
-            roots
-                .containerd
-                .iter()
-                .map(|r| {
-                    r.join(format!(
-                        "io.containerd.runtime.v2.task/k8s.io/{id}/config.json"
-                    ))
-                })
-                .collect(),
-            &cri,
-        ),
-        _ => return None,
-    };
-    paths.iter().find_map(|p| {
-        let text = fs::read(p).ok()?;
-        pick(&serde_json::from_slice(&text).ok()?)
+    if runtime != "docker" {
+        return None;
+    }
+    roots.docker.iter().find_map(|r| {
+        let text = fs::read(r.join(format!("containers/{id}/config.v2.json"))).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        Some(v.get("Name")?.as_str()?.trim_start_matches('/').to_string())
     })
 }
 
-/// The container `pid` runs in, if any.
-pub fn container_of(proc_root: &Path, pid: u32) -> Option<Container> {
-    let text = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
-    let (runtime, id) = parse_cgroup(&text)?;
-    let name = container_name(Roots::host(), runtime, &id);
-    Some(Container {
-        runtime: runtime.to_string(),
-        id,
-        name,
+/// What a process's cgroup and its runtime's state say of it: its
+/// container, its Kubernetes pod, and whether it is the pod's sandbox
+/// (the pause container that holds the pod's namespaces).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Identity {
+    pub container: Option<Container>,
+    pub pod: Option<Pod>,
+    pub sandbox: bool,
+}
+
+/// The identity of `pid` under `proc_root`: runtime state under `roots`,
+/// kubelet's logs under `logs` (`/var/log`).
+pub fn identity_of(proc_root: &Path, roots: &Roots, logs: &Path, pid: u32) -> Option<Identity> {
+    let dir = proc_root.join(pid.to_string());
+    let text = fs::read_to_string(dir.join("cgroup")).ok()?;
+    let pod_cgroup = k8s::pod_of_cgroup(&text);
+    let found = parse_cgroup(&text);
+    if pod_cgroup.is_none() && found.is_none() {
+        return None;
+    }
+    let mut id = Identity::default();
+    if let Some((runtime, cid)) = &found {
+        let mut name = None;
+        if *runtime == "containerd" {
+            let cri = k8s::containerd_bundles(&roots.containerd, cid)
+                .iter()
+                .find_map(|p| {
+                    k8s::cri_annotations(&serde_json::from_slice(&fs::read(p).ok()?).ok()?)
+                });
+            if let Some(a) = cri {
+                id.pod = a.pod;
+                id.sandbox = a.sandbox;
+                name = a.container;
+            }
+        }
+        if pod_cgroup.is_some() && name.is_none() && !id.sandbox {
+            name = k8s::container_by_id(logs, cid);
+        }
+        if name.is_none() && pod_cgroup.is_none() {
+            name = container_name(roots, runtime, cid);
+        }
+        id.container = Some(Container {
+            runtime: runtime.to_string(),
+            id: cid.clone(),
+            name,
+        });
+    }
+    if let Some(pc) = pod_cgroup {
+        let named = id.pod.as_ref().is_some_and(|p| !p.name.is_empty());
+        if !named {
+            id.pod = k8s::pod_by_uid(logs, &pc.uid).or(Some(Pod {
+                namespace: String::new(),
+                name: String::new(),
+                uid: pc.uid,
+            }));
+        }
+        // Without the runtime's word: the pause process is the sandbox.
+        if !id.sandbox && id.container.as_ref().is_some_and(|c| c.name.is_none()) {
+            let comm = fs::read(dir.join("comm")).unwrap_or_default();
+            id.sandbox = comm.strip_suffix(b"\n").unwrap_or(&comm) == b"pause";
+        }
+    }
+    Some(id)
+}
+
+/// The container and pod of a namespace from the processes in it: the
+/// pod of the first that has one, and a container of the pod's rather
+/// than its sandbox where one is found among the first `MAX_LOOKED`.
+pub fn identity_of_netns(
+    proc_root: &Path,
+    roots: &Roots,
+    logs: &Path,
+    pids: impl Iterator<Item = u32>,
+) -> Identity {
+    const MAX_LOOKED: usize = 64;
+    let mut out = Identity::default();
+    let mut sandbox = None;
+    for pid in pids.take(MAX_LOOKED) {
+        let Some(id) = identity_of(proc_root, roots, logs, pid) else {
+            continue;
+        };
+        if out.pod.is_none() {
+            out.pod = id.pod;
+        }
+        match id.container {
+            Some(c) if id.sandbox => {
+                sandbox.get_or_insert(c);
+            }
+            Some(c) => {
+                out.container = Some(c);
+                break;
+            }
+            None => {}
+        }
+    }
+    if out.container.is_none() {
+        out.container = sandbox;
+        out.sandbox = out.container.is_some();
+    }
+    out
+}
+
+/// `--netns pod/NAMESPACE/NAME`: a process of that pod under `proc_root`,
+/// found by the pod's UID in kubelet's logs under `logs`.
+pub fn pid_of_pod(proc_root: &Path, logs: &Path, namespace: &str, name: &str) -> Option<u32> {
+    let pod = k8s::pod_by_name(logs, namespace, name)?;
+    let mut pids: Vec<u32> = fs::read_dir(proc_root)
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter().find(|pid| {
+        fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup"))
+            .ok()
+            .and_then(|t| k8s::pod_of_cgroup(&t))
+            .is_some_and(|p| p.uid == pod.uid)
     })
 }
 
@@ -394,6 +489,10 @@ mod tests {
                 None,
             ),
             (
+                format!("0::/kubepods.slice/kubepods-pod1.slice/crio-conmon-{ID}.scope\n"),
+                None,
+            ),
+            (
                 "4:memory:/process_api/8e76985e7965e551246d364494df02c7\n0::/\n".to_string(),
                 None,
             ),
@@ -414,35 +513,131 @@ mod tests {
         assert_eq!(c.short_id(), "8e76985e7965");
     }
 
+    /// A container's identity from a fake root: docker's name, containerd's
+    /// CRI annotations (a pod's container and its sandbox), and kubelet's
+    /// logs where the runtime's state is not readable (cri-o here), the
+    /// pause process being the sandbox.
     #[test]
-    fn container_names_from_runtime_state() {
+    fn identities_of_containers_and_pods() {
         let root = std::env::temp_dir().join(format!("zombiescan-names-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let id = |n: u32| format!("{n:064x}");
+        let (uid1, uid2) = (
+            "4f0c8d2e-7a1b-4c3d-9e8f-0a1b2c3d4e5f",
+            "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5",
+        );
+        let proc_root = root.join("proc");
+        let process = |pid: u32, comm: &str, cgroup: String| {
+            let d = proc_root.join(pid.to_string());
+            fs::create_dir_all(&d).expect("proc");
+            fs::write(d.join("comm"), format!("{comm}\n")).expect("comm");
+            fs::write(d.join("cgroup"), cgroup).expect("cgroup");
+        };
+        let slice = |uid: &str| {
+            format!(
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice",
+                uid.replace('-', "_")
+            )
+        };
+        process(10, "nginx", format!("0::/system.slice/docker-{ID}.scope\n"));
+        process(
+            20,
+            "python",
+            format!("{}/cri-containerd-{}.scope\n", slice(uid1), id(2)),
+        );
+        process(
+            21,
+            "pause",
+            format!("{}/cri-containerd-{}.scope\n", slice(uid1), id(3)),
+        );
+        process(
+            30,
+            "worker",
+            format!("{}/crio-{}.scope\n", slice(uid2), id(4)),
+        );
+        process(
+            31,
+            "pause",
+            format!("{}/crio-{}.scope\n", slice(uid2), id(5)),
+        );
+        process(
+            40,
+            "bash",
+            "0::/user.slice/user-0.slice/session-1.scope\n".into(),
+        );
         let docker = root.join(format!("var/lib/docker/containers/{ID}"));
-        let k8s = root.join(format!(
-            "run/containerd/io.containerd.runtime.v2.task/k8s.io/{ID}"
-        ));
         fs::create_dir_all(&docker).expect("mkdir");
-        fs::create_dir_all(&k8s).expect("mkdir");
         fs::write(docker.join("config.v2.json"), r#"{"ID":"x","Name":"/web"}"#).expect("write");
+        let bundle = |cid: String, json: &str| {
+            let d = root.join(format!(
+                "run/containerd/io.containerd.runtime.v2.task/k8s.io/{cid}"
+            ));
+            fs::create_dir_all(&d).expect("bundle");
+            fs::write(d.join("config.json"), json).expect("config.json");
+        };
+        let pod_keys = format!(
+            r#""io.kubernetes.cri.sandbox-name":"checkout-7d9f8-x2x4q","io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.sandbox-uid":"{uid1}""#
+        );
+        bundle(
+            id(2),
+            &format!(
+                r#"{{"annotations":{{"io.kubernetes.cri.container-type":"container","io.kubernetes.cri.container-name":"api",{pod_keys}}}}}"#
+            ),
+        );
+        bundle(
+            id(3),
+            &format!(
+                r#"{{"annotations":{{"io.kubernetes.cri.container-type":"sandbox",{pod_keys}}}}}"#
+            ),
+        );
+        let logs = root.join("var/log");
+        fs::create_dir_all(logs.join(format!("pods/jobs_batch-1_{uid2}/worker"))).expect("pods");
+        fs::create_dir_all(logs.join("containers")).expect("containers");
         fs::write(
-            k8s.join("config.json"),
-            r#"{"annotations":{"io.kubernetes.cri.container-name":"api","io.kubernetes.cri.sandbox-name":"api-7d9f"}}"#,
+            logs.join(format!("containers/batch-1_jobs_worker-{}.log", id(4))),
+            "",
         )
-        .expect("write");
+        .expect("log");
         let roots = Roots {
             docker: vec![root.join("srv/docker"), root.join("var/lib/docker")],
             containerd: vec![root.join("run/containerd")],
         };
-        assert_eq!(container_name(&roots, "docker", ID).as_deref(), Some("web"));
+        let of = |pid| identity_of(&proc_root, &roots, &logs, pid).expect("identity");
+        let name = |i: &Identity| i.container.as_ref().and_then(|c| c.name.clone());
+        let pod = |i: &Identity| i.pod.as_ref().map(Pod::label);
+
+        let web = of(10);
         assert_eq!(
-            container_name(&roots, "containerd", ID).as_deref(),
-            Some("api-7d9f/api")
+            (name(&web), pod(&web), web.sandbox),
+            (Some("web".into()), None, false)
         );
-        assert_eq!(container_name(&roots, "podman", ID), None);
+        let api = of(20);
+        assert_eq!(name(&api).as_deref(), Some("api"));
+        assert_eq!(pod(&api).as_deref(), Some("shop/checkout-7d9f8-x2x4q"));
+        assert!(!api.sandbox);
+        assert!(of(21).sandbox);
+        let worker = of(30);
+        assert_eq!(name(&worker).as_deref(), Some("worker"));
+        assert_eq!(pod(&worker).as_deref(), Some("jobs/batch-1"));
         assert_eq!(
-            container_name(&roots, "docker", &ID.replace('8', "9")),
-            None
+            worker.container.as_ref().map(|c| c.runtime.as_str()),
+            Some("cri-o")
         );
+        let pause = of(31);
+        assert!(pause.sandbox && name(&pause).is_none());
+        assert_eq!(identity_of(&proc_root, &roots, &logs, 40), None);
+
+        // A pod's namespace: named after the pod, and after a container of
+        // the pod's, not its sandbox, whichever process comes first.
+        let ns = identity_of_netns(&proc_root, &roots, &logs, [31, 30].into_iter());
+        assert_eq!(pod(&ns).as_deref(), Some("jobs/batch-1"));
+        assert_eq!(name(&ns).as_deref(), Some("worker"));
+        let ns = identity_of_netns(&proc_root, &roots, &logs, [21].into_iter());
+        assert_eq!(pod(&ns).as_deref(), Some("shop/checkout-7d9f8-x2x4q"));
+        assert!(ns.sandbox);
+        // --netns pod/NS/NAME: a process of the pod.
+        assert_eq!(pid_of_pod(&proc_root, &logs, "jobs", "batch-1"), Some(30));
+        assert_eq!(pid_of_pod(&proc_root, &logs, "jobs", "nope"), None);
         let _ = fs::remove_dir_all(&root);
     }
 

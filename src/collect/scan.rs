@@ -199,13 +199,15 @@ pub(super) fn label(
     names: &BTreeMap<u64, String>,
 ) -> Netns {
     let own = own_netns();
-    let container = if ino.is_some() && ino == own {
-        None
+    let identity = if ino.is_some() && ino == own {
+        netns::Identity::default()
     } else {
-        first
-            .into_iter()
-            .chain(pids.iter().copied())
-            .find_map(|p| netns::container_of(Path::new(PROC), p))
+        netns::identity_of_netns(
+            Path::new(PROC),
+            netns::Roots::host(),
+            Path::new(super::k8s::LOG_ROOT),
+            first.into_iter().chain(pids.iter().copied()),
+        )
     };
     let name = ino.and_then(|i| names.get(&i).cloned());
     let own = ino.is_some() && ino == own;
@@ -219,7 +221,8 @@ pub(super) fn label(
     Netns {
         inode: ino,
         name,
-        container,
+        container: identity.container,
+        pod: identity.pod,
         own,
         enter,
         initial,

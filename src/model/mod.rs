@@ -599,14 +599,39 @@ impl Container {
     }
 }
 
+/// A Kubernetes pod, named from the node (kubelet's log directories, the
+/// runtime's annotations); `namespace` and `name` are empty when only its
+/// UID (from the cgroup path) is known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pod {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl Pod {
+    /// "shop/checkout-7d9f8-x2x4q", or "uid 4f0c…" when unnamed.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!("uid {}", self.uid)
+        } else {
+            format!("{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
 /// Which network namespace a snapshot is of.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Netns {
     pub inode: Option<u64>,
     /// Its `ip netns` name.
     pub name: Option<String>,
-    /// The container whose processes are in it.
+    /// The container whose processes are in it (in a pod, a container of
+    /// the pod's rather than its sandbox).
     pub container: Option<Container>,
+    /// The Kubernetes pod whose network it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<Pod>,
     /// Whether it is zombiescan's own namespace (the host's, usually).
     pub own: bool,
     /// The `--netns` argument that scans it again (its name, or a pid in
@@ -635,9 +660,21 @@ impl Netns {
         if let Some(n) = &self.name {
             extra.push(format!("ip netns {n}"));
         }
-        if let Some(c) = &self.container {
-            let name = c.name.as_deref().map_or(String::new(), |n| format!(" {n}"));
-            extra.push(format!("{} {}{name}", c.runtime, c.short_id()));
+        match (&self.pod, &self.container) {
+            // "pod shop/checkout-7d9f8-x2x4q · container api"
+            (Some(pod), c) => {
+                let mut s = format!("pod {}", pod.label());
+                if let Some(c) = c {
+                    let name = c.name.as_deref().unwrap_or_else(|| c.short_id());
+                    s.push_str(&format!(" · container {name}"));
+                }
+                extra.push(s);
+            }
+            (None, Some(c)) => {
+                let name = c.name.as_deref().map_or(String::new(), |n| format!(" {n}"));
+                extra.push(format!("{} {}{name}", c.runtime, c.short_id()));
+            }
+            (None, None) => {}
         }
         let ino = self.inode.map_or("?".to_string(), |i| i.to_string());
         if extra.is_empty() {

@@ -116,6 +116,9 @@ pub struct Netns {
     /// Its `ip netns` name.
     pub name: Option<String>,
     pub container: Option<Container>,
+    /// The Kubernetes pod whose network it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<crate::model::Pod>,
     /// zombiescan's own namespace (the host's, usually).
     pub own: bool,
 }
@@ -479,6 +482,7 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                 short_id: c.short_id().into(),
                 name: c.name.clone(),
             }),
+            pod: snap.netns.pod.clone(),
             own: snap.netns.own,
         },
         hints: r.hints.clone(),

@@ -125,6 +125,28 @@ pub fn namespace_labels(ns: &Netns) -> (String, String) {
     (name, container)
 }
 
+/// The `k8s_namespace`, `k8s_pod` and `k8s_container` labels of a pod's
+/// namespace: names, never the pod's UID or a container's id, so that a
+/// series survives a container restarted in the same pod (the pod's name
+/// changes only with a new pod). Empty off Kubernetes.
+pub fn pod_labels(ns: &Netns) -> Vec<(&'static str, String)> {
+    let Some(pod) = &ns.pod else {
+        return Vec::new();
+    };
+    let container = ns
+        .container
+        .as_ref()
+        .and_then(|c| c.name.clone())
+        .unwrap_or_default();
+    let mut out = vec![
+        ("k8s_namespace", pod.namespace.clone()),
+        ("k8s_pod", pod.name.clone()),
+        ("k8s_container", container),
+    ];
+    out.retain(|(_, v)| !v.is_empty());
+    out
+}
+
 /// Where a socket's series go: its direction and its `port` and `remote`
 /// labels ("other" past the bounds).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -313,10 +335,14 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
     for r in reports {
         let snap = r.snapshot;
         let (netns_name, container) = namespace_labels(&snap.netns);
-        let ns = [
+        let pod = pod_labels(&snap.netns);
+        let mut ns = vec![
             ("netns_name", netns_name.as_str()),
             ("container", container.as_str()),
         ];
+        // Off Kubernetes they are empty: left out, which is the same to
+        // Prometheus and keeps every line as it was.
+        ns.extend(pod.iter().map(|(k, v)| (*k, v.as_str())));
         for st in TcpState::ALL {
             sockets.add(
                 &[&ns[..], &[("state", st.name())]].concat(),
@@ -336,12 +362,14 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
         }
         for (w, sums) in &ports {
             let at = [
-                ns[0],
-                ns[1],
-                ("direction", w.direction.name()),
-                ("port", w.port.as_str()),
-                ("remote", w.remote.as_str()),
-            ];
+                &ns[..],
+                &[
+                    ("direction", w.direction.name()),
+                    ("port", w.port.as_str()),
+                    ("remote", w.remote.as_str()),
+                ],
+            ]
+            .concat();
             for (st, n) in sums.by_state.iter().filter(|(_, n)| *n > 0) {
                 port_sockets.add(&[&at[..], &[("state", st.name())]].concat(), n);
             }
@@ -360,12 +388,15 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
                 continue;
             }
             let path = String::from_utf8_lossy(&g.path).into_owned();
-            let at = [ns[0], ns[1], ("path", path.as_str())];
+            let at = [&ns[..], &[("path", path.as_str())]].concat();
             unix_queue.add(&[&at[..], &[("queue", "waiting")]].concat(), waiting);
             unix_queue.add(&[&at[..], &[("queue", "backlog")]].concat(), backlog);
         }
         if let Some(n) = other_waiting {
-            unix_queue.add(&[ns[0], ns[1], ("path", "other"), ("queue", "waiting")], n);
+            unix_queue.add(
+                &[&ns[..], &[("path", "other"), ("queue", "waiting")]].concat(),
+                n,
+            );
         }
 
         let mut per_name: BTreeMap<(String, Option<u32>), ProcessSums> = BTreeMap::new();
@@ -380,7 +411,7 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
         }
         for ((comm, pid), sums) in &per_name {
             let pid = pid.map(|p| p.to_string());
-            let mut at = vec![ns[0], ns[1], ("comm", comm.as_str())];
+            let mut at = [&ns[..], &[("comm", comm.as_str())]].concat();
             if let Some(pid) = &pid {
                 at.push(("pid", pid.as_str()));
             } else {
@@ -413,19 +444,21 @@ pub fn encode(reports: &[Report], opts: &Options) -> String {
             let of_kind = r.findings.iter().filter(|f| f.kind == kind);
             let count: u64 = of_kind.clone().map(|f| u64::from(f.count)).sum();
             let worst = of_kind.map(|f| f.severity).max();
-            let at = [ns[0], ns[1], ("kind", kind.name())];
+            let at = [&ns[..], &[("kind", kind.name())]].concat();
             finding_sockets.add(&at, count);
             finding_severity.add(&at, severity_level(worst));
         }
         for ((kind, w), ms) in &oldest {
             finding_oldest.add(
                 &[
-                    ns[0],
-                    ns[1],
-                    ("kind", kind.name()),
-                    ("direction", w.direction.name()),
-                    ("port", w.port.as_str()),
-                ],
+                    &ns[..],
+                    &[
+                        ("kind", kind.name()),
+                        ("direction", w.direction.name()),
+                        ("port", w.port.as_str()),
+                    ],
+                ]
+                .concat(),
                 format!("{:.3}", f64::from(*ms) / 1000.0),
             );
         }
@@ -580,6 +613,39 @@ mod tests {
         // Neither: the inode is all there is.
         ns.name = None;
         assert_eq!(namespace_labels(&ns).0, "inode:4026532301");
+    }
+
+    /// A pod's namespace: its Kubernetes names as labels, the same for a
+    /// container restarted with a new id; none off Kubernetes.
+    #[test]
+    fn a_pods_namespace_carries_its_kubernetes_names() {
+        let mut ns = Netns {
+            inode: Some(4026532301),
+            ..Netns::default()
+        };
+        assert!(pod_labels(&ns).is_empty());
+        ns.pod = Some(crate::model::Pod {
+            namespace: "shop".into(),
+            name: "checkout-7d9f8-x2x4q".into(),
+            uid: "4f0c8d2e-7a1b-4c3d-9e8f-0a1b2c3d4e5f".into(),
+        });
+        ns.container = Some(Container {
+            runtime: "containerd".into(),
+            id: "8e76985e7965".repeat(5),
+            name: Some("api".into()),
+        });
+        let want = vec![
+            ("k8s_namespace", "shop".to_string()),
+            ("k8s_pod", "checkout-7d9f8-x2x4q".to_string()),
+            ("k8s_container", "api".to_string()),
+        ];
+        assert_eq!(pod_labels(&ns), want);
+        ns.container.as_mut().expect("c").id = "0123456789ab".repeat(5);
+        assert_eq!(pod_labels(&ns), want, "a restarted container");
+        assert_eq!(
+            ns.label(),
+            "netns 4026532301 (pod shop/checkout-7d9f8-x2x4q · container api)"
+        );
     }
 
     /// 5,000 peers, 40 remote endpoints, 30 processes of one name: the

@@ -69,9 +69,8 @@ fn netns_names(shell: clap_complete::Shell, script: &str) -> String {
     use clap_complete::Shell;
     const BASH_FILES: &str = r#"COMPREPLY=($(compgen -f "${cur}"))"#;
     const BASH_NAMES: &str = r#"COMPREPLY=($(compgen -W "$(ip netns list 2>/dev/null | cut -d' ' -f1)" -- "${cur}") $(compgen -f -- "${cur}"))"#;
-    const ZSH_FILES: &str = ":NAME|PATH|PID:_default'";
-    const ZSH_NAMES: &str =
-        r#":NAME|PATH|PID:{compadd -- ${${(f)"$(ip netns list 2>/dev/null)"}%% *}; _files}'"#;
+    const ZSH_FILES: &str = ":NAME|PATH|PID|pod/NS/NAME:_default'";
+    const ZSH_NAMES: &str = r#":NAME|PATH|PID|pod/NS/NAME:{compadd -- ${${(f)"$(ip netns list 2>/dev/null)"}%% *}; _files}'"#;
     const FISH_NAMES: &str = r#" -a "(ip netns list 2>/dev/null | string replace -r ' .*' '')""#;
     let mut out = String::with_capacity(script.len() + 1024);
     let mut after_netns = false;

@@ -31,6 +31,7 @@ mod fixtures;
 mod fuzz_seeds;
 mod hostile;
 mod kill;
+mod kubernetes;
 mod live;
 mod namespaces;
 mod netns;

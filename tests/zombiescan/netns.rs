@@ -453,16 +453,24 @@ pub fn ss_state(s: &str) -> &str {
     }
 }
 
-/// A cgroup named like a docker container's, holding test processes;
-/// removed (its processes moved back to the root) when dropped.
+/// A cgroup named like a container's (docker's, or a pod's as kubelet
+/// names it), holding test processes; removed (its processes moved back
+/// to the root, the directories it made taken away) when dropped.
 pub struct FakeContainer {
     dir: std::path::PathBuf,
     root: std::path::PathBuf,
+    /// The directories it made, outermost first.
+    made: Vec<std::path::PathBuf>,
 }
 
 impl FakeContainer {
     /// `None` when no writable cgroup hierarchy is mounted.
     pub fn new(id: &str) -> Option<FakeContainer> {
+        FakeContainer::at(&format!("docker/{id}"))
+    }
+
+    /// A cgroup at `path` under the first writable hierarchy.
+    pub fn at(path: &str) -> Option<FakeContainer> {
         for root in [
             "/sys/fs/cgroup/pids",
             "/sys/fs/cgroup/unified",
@@ -472,9 +480,27 @@ impl FakeContainer {
             if !root.join("cgroup.procs").exists() {
                 continue;
             }
-            let dir = root.join("docker").join(id);
-            if std::fs::create_dir_all(&dir).is_ok() && dir.join("cgroup.procs").exists() {
-                return Some(FakeContainer { dir, root });
+            let mut made = Vec::new();
+            let mut dir = root.clone();
+            let mut ok = true;
+            for part in path.split('/') {
+                dir.push(part);
+                if dir.exists() {
+                    continue;
+                }
+                if std::fs::create_dir(&dir).is_err() {
+                    ok = false;
+                    break;
+                }
+                made.push(dir.clone());
+            }
+            let fake = FakeContainer {
+                dir: dir.clone(),
+                root,
+                made,
+            };
+            if ok && dir.join("cgroup.procs").exists() {
+                return Some(fake);
             }
         }
         None
@@ -492,9 +518,8 @@ impl Drop for FakeContainer {
                 let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
             }
         }
-        let _ = std::fs::remove_dir(&self.dir);
-        if let Some(parent) = self.dir.parent() {
-            let _ = std::fs::remove_dir(parent);
+        for dir in self.made.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }
