@@ -147,3 +147,105 @@ fn a_close_wait_leak_in_a_pod_is_reported_as_the_pods() {
         "{err}"
     );
 }
+
+fn contrib(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib/kubernetes")
+        .join(file)
+}
+
+/// The YAML documents of a manifest, as JSON values.
+fn documents(file: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(contrib(file)).expect("manifest");
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde_json::Value::deserialize(d).expect("yaml"))
+        .collect()
+}
+
+/// The DaemonSet and its companions validate against Kubernetes' own API
+/// schema (kubernetes-validate, strict: an unknown field fails), for the
+/// oldest supported release and the newest; the DaemonSet asks for no
+/// more than a scan needs, and its arguments are ones `serve` takes.
+#[test]
+fn the_daemonset_validates_against_kubernetes_own_schema() {
+    let venv = crate::servers::cached("ZOMBIESCAN_VENV", "venv");
+    let validate = venv.join("bin/kubernetes-validate");
+    if !validate.exists() {
+        crate::netns::skip(
+            "the_daemonset_validates_against_kubernetes_own_schema",
+            "needs kubernetes-validate in the servers' virtualenv (bash .ci/run installs it)",
+        );
+        return;
+    }
+    for version in ["1.28.0", "1.37.0"] {
+        let out = Command::new(&validate)
+            .args(["--strict", "--quiet", "-k", version])
+            .arg(contrib("zombiescan.yaml"))
+            .output()
+            .expect("kubernetes-validate");
+        assert!(
+            out.status.success(),
+            "Kubernetes {version}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let docs = documents("zombiescan.yaml");
+    let kind = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == k)
+            .unwrap_or_else(|| panic!("a {k}"))
+    };
+    let pod = &kind("DaemonSet")["spec"]["template"]["spec"];
+    assert_eq!(pod["hostPID"], true);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let c = &pod["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["privileged"], false);
+    assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        sc["capabilities"]["add"],
+        serde_json::json!(["SYS_PTRACE", "SYS_ADMIN"])
+    );
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    // Every flag it gives is one `zombiescan serve` takes.
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(args.first(), Some(&"serve"));
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(help.contains(flag), "serve takes no {flag}");
+    }
+    assert!(
+        args.contains(&"--web-config"),
+        "TLS and a password on 0.0.0.0"
+    );
+
+    // The ServiceMonitor selects the Service, by its port's name.
+    let service = kind("Service");
+    let monitors = documents("servicemonitor.yaml");
+    let sm = &monitors[0];
+    assert_eq!(sm["kind"], "ServiceMonitor");
+    for (k, v) in sm["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+    {
+        assert_eq!(&service["metadata"]["labels"][k], v, "{k}");
+    }
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["port"],
+        service["spec"]["ports"][0]["name"]
+    );
+    assert_eq!(sm["spec"]["endpoints"][0]["scheme"], "https");
+}
