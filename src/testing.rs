@@ -82,6 +82,7 @@ pub fn process(
     Process {
         ppid: None,
         parent_cmdline: None,
+        container: None,
         pid,
         comm: comm.as_bytes().to_vec(),
         cmdline: cmdline.as_bytes().to_vec(),

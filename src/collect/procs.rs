@@ -194,6 +194,7 @@ fn read_details(dir: &Path, pid: u32, fds_open: u32, comm: Option<Vec<u8>>) -> P
         fd_limit,
         ppid,
         parent_cmdline,
+        container: None,
     }
 }
 

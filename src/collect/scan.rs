@@ -359,6 +359,16 @@ fn attribute(
         .collect();
     if !opts.owners {
         for snap in &mut snaps {
+            // In a pod, each process is named after its container.
+            if snap.netns.pod.is_some() {
+                let logs = Path::new(super::k8s::LOG_ROOT);
+                for (pid, p) in &mut snap.processes {
+                    p.container =
+                        netns::identity_of(Path::new(PROC), netns::Roots::host(), logs, *pid)
+                            .and_then(|i| i.container)
+                            .and_then(|c| c.name);
+                }
+            }
             unix::select(snap, filter, Path::new(PROC));
         }
         return snaps;
@@ -408,6 +418,15 @@ fn attribute(
             snap.gaps
                 .notes
                 .push("no process found under /proc (is /proc mounted?): owners unknown".into());
+        }
+        // In a pod, each process is named after its container.
+        if snap.netns.pod.is_some() {
+            let logs = Path::new(super::k8s::LOG_ROOT);
+            for (pid, p) in &mut snap.processes {
+                p.container = netns::identity_of(Path::new(PROC), netns::Roots::host(), logs, *pid)
+                    .and_then(|i| i.container)
+                    .and_then(|c| c.name);
+            }
         }
         unix::select(snap, filter, Path::new(PROC));
         if !filter.pids.is_empty() || !filter.processes.is_empty() {

@@ -304,6 +304,9 @@ pub struct Process {
     /// multiprocessing.spawn import spawn_main…" --multiprocessing-fork`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_cmdline: Option<Vec<u8>>,
+    /// In a Kubernetes pod: the name of its container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 impl Process {

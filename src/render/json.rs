@@ -283,6 +283,9 @@ pub struct Process {
     /// Unix sockets of the listeners in `paths`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unix_sockets: u32,
+    /// In a Kubernetes pod: the name of its container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -563,6 +566,7 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
                 sockets: p.sockets,
                 by_state: (&p.by_state).into(),
                 unix_sockets: p.unix,
+                container: p.process.container.clone(),
             })
             .collect(),
         findings: r

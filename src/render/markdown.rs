@@ -219,7 +219,11 @@ fn body(md: &mut String, r: &Report, h: &str) {
     }
     if !r.processes.is_empty() {
         let _ = writeln!(md, "{h} Processes\n");
+        let in_pod = r.processes.iter().any(|p| p.process.container.is_some());
         let mut head: Vec<String> = ["pid", "comm", "uid", "sockets"].map(String::from).to_vec();
+        if in_pod {
+            head.insert(2, "container".into());
+        }
         head.extend(states.iter().map(|s| s.name().to_string()));
         head.extend(["FDs", "FD limit", "cmdline"].map(String::from));
         let rows: Vec<Vec<String>> = r
@@ -233,6 +237,10 @@ fn body(md: &mut String, r: &Report, h: &str) {
                     pr.uid.map_or("?".to_string(), |u| u.to_string()),
                     (p.sockets + p.unix).to_string(),
                 ];
+                if in_pod {
+                    let c = pr.container.as_deref().unwrap_or("");
+                    row.insert(2, escape(c.as_bytes()));
+                }
                 row.extend(states.iter().map(|&s| p.by_state.get(s).to_string()));
                 row.push(pr.fds_open.to_string());
                 row.push(

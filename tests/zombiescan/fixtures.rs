@@ -235,6 +235,7 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
     let server = |pid: u32, comm: &str, cmdline: &str| Process {
         ppid: None,
         parent_cmdline: None,
+        container: None,
         pid,
         comm: comm.as_bytes().to_vec(),
         cmdline: cmdline.as_bytes().to_vec(),

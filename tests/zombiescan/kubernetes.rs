@@ -116,11 +116,18 @@ fn a_close_wait_leak_in_a_pod_is_reported_as_the_pods() {
         .find(|f| f.kind == "close_wait")
         .expect("close_wait");
     assert_eq!(f.pids, vec![server]);
+    // Each process of the pod named after its container; the clients,
+    // outside the pod's cgroup, after none.
+    for p in &doc.processes {
+        let want = (p.pid == server).then_some("api");
+        assert_eq!(p.container.as_deref(), want, "pid {}", p.pid);
+    }
 
     // Markdown, for the ticket.
     let md = String::from_utf8_lossy(&scan(&["--all-netns", "--format", "markdown"]).stdout)
         .into_owned();
     assert!(md.contains(&label), "{md}");
+    assert!(md.contains("| pid | comm | container |"), "{md}");
 
     // Prometheus: the pod's names as labels, on the finding's series.
     let prom = String::from_utf8_lossy(&scan(&["--all-netns", "--format", "prometheus"]).stdout)

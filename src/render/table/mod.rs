@@ -194,12 +194,16 @@ fn write_processes(
     if r.processes.is_empty() {
         return Ok(());
     }
+    let in_pod = r.processes.iter().any(|p| p.process.container.is_some());
     let mut cols = vec![
         col("PID", 0),
         col("COMM", 0),
         col("UID", 8),
         col("SOCKETS", 7),
     ];
+    if in_pod {
+        cols.insert(2, col("CONTAINER", 0));
+    }
     cols.extend(states.iter().map(|s| col(s.name(), 0)));
     cols.extend([col("FDS", 0), col("FD LIMIT", 0), col("CMDLINE", 9)]);
     for p in &r.processes {
@@ -210,6 +214,10 @@ fn write_processes(
             num(pr.uid.map_or("?".to_string(), |u| u.to_string())),
             num(p.sockets + p.unix),
         ];
+        if in_pod {
+            let c = pr.container.as_deref().unwrap_or("");
+            row.insert(2, Cell::new(terminal(c.as_bytes())));
+        }
         row.extend(
             states
                 .iter()
