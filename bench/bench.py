@@ -11,10 +11,12 @@ times each:
     zombiescan --json               full scan: owners and tcp_info
     zombiescan --port 30020 --json  one port, filtered in the kernel
     zombiescan analyze CAPTURE --json   a capture of the scene, read back
-    ss -tanpi, ss -tanp, ss -tan
+    ss -tani, ss -tanpi, ss -tanp, ss -tan
+    bench/floor.c                       the /proc/*/fd walk alone, in C
 
 all through `ip netns exec` into that namespace, and reports the median wall
-time, its ratio to `ss -tanpi`, and the peak RSS of each. The namespace and
+time, its ratio to `ss -tani` (the dump and tcp_info, no owners), and the
+peak RSS of each. The namespace and
 every process in it are removed at the end, even on failure or Ctrl-C.
 
 With --recorder, measures instead the CPU a recorder costs: N connections
@@ -293,10 +295,14 @@ def measure(ns, binary, rounds, baseline=None):
         cmds["baseline --port 30020 --json"] = [baseline, "--port", str(FIRST_PORT), "--json"]
         cmds["baseline analyze CAPTURE --json"] = [baseline, "analyze", capture, "--json"]
     cmds.update({
+        "ss -tani": ["ss", "-tani"],
         "ss -tanpi": ["ss", "-tanpi"],
         "ss -tanp": ["ss", "-tanp"],
         "ss -tan": ["ss", "-tan"],
     })
+    floor = build_floor()
+    if floor:
+        cmds["floor: /proc/*/fd walk (C, one core)"] = [floor]
     times = {k: [] for k in cmds}
     rss = {k: 0 for k in cmds}
     for k, c in cmds.items():  # warm the caches once
@@ -309,12 +315,23 @@ def measure(ns, binary, rounds, baseline=None):
     size = os.path.getsize(capture)
     os.remove(capture)
     print(f"capture: {size / 1048576:.1f} MiB gzipped", flush=True)
-    base = statistics.median(times["ss -tanpi"])
+    base = statistics.median(times["ss -tani"])
     rows = []
     for k in cmds:
         med = statistics.median(times[k])
-        rows.append((k, med, med / base, rss[k], rss[k] / rss["ss -tanpi"]))
+        rows.append((k, med, med / base, rss[k], rss[k] / rss["ss -tani"]))
     return rows
+
+
+def build_floor():
+    """bench/floor.c built with cc: the /proc walk alone, the floor of an
+    owner lookup through /proc; None without a C compiler."""
+    out = os.path.join("/tmp", f"zombiescan-floor-{os.getpid()}")
+    src = os.path.join(ROOT, "bench", "floor.c")
+    for cc in ("cc", "gcc", "clang"):
+        if sh(cc, "-O2", "-o", out, src, check=False).returncode == 0:
+            return out
+    return None
 
 
 def recorder_overhead(ns, binary, seconds, interval=5):
@@ -374,7 +391,7 @@ def main():
         print("| connections | sockets | recorder | samples | CPU | wall | share of one core | peak RSS |")
         print("| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     else:
-        print("| connections | sockets | command | median | × ss -tanpi | peak RSS | × ss -tanpi |")
+        print("| connections | sockets | command | median | × ss -tani | peak RSS | × ss -tani |")
         print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for n in args.sizes:
         ns = Namespace(f"zs-bench-{os.getpid()}")
