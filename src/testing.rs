@@ -118,6 +118,7 @@ pub fn snapshot(sockets: Vec<Socket>) -> Snapshot {
         shared: InodeMap::default(),
         processes,
         owners_walked: true,
+        owners_from: None,
         netns: Netns {
             own: true,
             ..Netns::default()

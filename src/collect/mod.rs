@@ -7,6 +7,7 @@
 //! source besides: `netlink.rs`, `procnet.rs`, `procs.rs`, `host.rs`,
 //! `netns.rs`, `capture.rs`, and `destroy.rs` for `kill`.
 
+pub mod bpf;
 pub mod capture;
 pub mod destroy;
 pub mod host;

@@ -480,6 +480,57 @@ fn walk_pass(
     w
 }
 
+/// The owners of the `wanted` sockets from the kernel's own walk of the fd
+/// tables (`super::bpf`), then the details of those processes only from
+/// /proc; the same hits as [`walk`] would give. `Err` when BPF cannot be
+/// used: the caller walks /proc.
+pub fn walk_bpf(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Result<Walk, String> {
+    if wanted.is_empty() {
+        return Ok(Walk::default());
+    }
+    let records = super::bpf::sockets(wanted)?;
+    let mut w = Walk {
+        seen: fs::read_dir(proc_root).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| pid_of(&e.file_name()).is_some())
+                .count() as u32
+        }),
+        ..Walk::default()
+    };
+    let mut by_pid: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for r in records {
+        if let Some(&index) = wanted.get(&r.ino)
+            && (select.pids.is_empty() || select.pids.contains(&r.pid))
+        {
+            by_pid.entry(r.pid).or_default().push(index);
+        }
+    }
+    for (pid, indexes) in by_pid {
+        let dir = proc_root.join(pid.to_string());
+        let mut comm = None;
+        if !select.names.is_empty() {
+            let c = fs::read(dir.join("comm"))
+                .map(trim_newline)
+                .unwrap_or_default();
+            let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
+            if !select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
+                continue;
+            }
+            comm = Some(c);
+        }
+        // Gone since the kernel's walk: as the /proc walk would not have
+        // seen it, it holds nothing.
+        let Ok(fds) = fs::read_dir(dir.join("fd")) else {
+            w.vanished += 1;
+            continue;
+        };
+        let open = fds.count() as u32;
+        w.hits.extend(indexes.into_iter().map(|i| (i, pid)));
+        w.processes.insert(pid, read_details(&dir, pid, open, comm));
+    }
+    Ok(w)
+}
+
 fn pid_of(name: &OsStr) -> Option<u32> {
     let b = name.as_bytes();
     if b.first().is_some_and(u8::is_ascii_digit) {

@@ -11,6 +11,7 @@ use super::{
     PROC, PROC_SOURCE_LIMITS, ScanOptions, SourceChoice, host, netlink, netns, procnet, procs, unix,
 };
 use crate::error::{Error, Result};
+use crate::model::OwnersFrom;
 use crate::model::{
     Family, Filter, Gaps, Hint, Host, InodeMap, Netns, Snapshot, Socket, Source, UnixSocket,
 };
@@ -343,6 +344,7 @@ fn attribute(
             shared: InodeMap::default(),
             processes: BTreeMap::new(),
             owners_walked: opts.owners,
+            owners_from: None,
             netns,
             host: ins.host,
             gaps: Gaps {
@@ -397,7 +399,14 @@ fn attribute(
         pids: &filter.pids,
         names: &filter.processes,
     };
-    let walk = procs::walk(Path::new(PROC), &wanted, &select, memory);
+    // The kernel's walk where BPF may be used, else the /proc walk.
+    let (walk, owners_from) = match procs::walk_bpf(Path::new(PROC), &wanted, &select) {
+        Ok(w) => (w, OwnersFrom::Bpf),
+        Err(_) => (
+            procs::walk(Path::new(PROC), &wanted, &select, memory),
+            OwnersFrom::Proc,
+        ),
+    };
     for (global, pid) in walk.hits {
         let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
         let snap = &mut snaps[k];
@@ -411,6 +420,7 @@ fn attribute(
         }
     }
     for snap in &mut snaps {
+        snap.owners_from = Some(owners_from);
         snap.gaps.processes_vanished = walk.vanished;
         snap.gaps.processes_unreadable = walk.unreadable;
         snap.gaps.processes_out_of_fds = walk.out_of_fds;

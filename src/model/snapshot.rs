@@ -16,6 +16,9 @@ pub struct Snapshot {
     pub processes: BTreeMap<u32, Process>,
     /// False with `--no-processes`: owners were not looked up.
     pub owners_walked: bool,
+    /// Where the owners came from: the kernel's walk (BPF) or /proc.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners_from: Option<OwnersFrom>,
     /// The network namespace scanned.
     pub netns: Netns,
     pub host: Host,
@@ -301,4 +304,23 @@ pub enum Destroyed {
     AlreadyGone,
     /// The kernel refused, with the reason in words.
     Refused(String),
+}
+
+/// Which walk found the owners of the sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OwnersFrom {
+    /// The kernel's: a BPF task_file iterator.
+    Bpf,
+    /// zombiescan's own, through /proc/PID/fd.
+    Proc,
+}
+
+impl OwnersFrom {
+    pub fn name(self) -> &'static str {
+        match self {
+            OwnersFrom::Bpf => "bpf",
+            OwnersFrom::Proc => "proc",
+        }
+    }
 }

@@ -25,6 +25,9 @@ pub struct Document<S = Vec<SocketJson>> {
     pub generated_at: String,
     pub host: Host,
     pub source: String,
+    /// Which walk found the owners: "bpf" (the kernel's) or "proc".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owners_from: Option<String>,
     pub netns: Netns,
     pub filter: Filter,
     pub limitations: Vec<String>,
@@ -476,6 +479,7 @@ pub fn document<'r, 'a>(r: &'r Report<'a>) -> Document<ListedSockets<'r, 'a>> {
             sysctls: h.sysctls.clone(),
         },
         source: snap.source.name().into(),
+        owners_from: snap.owners_from.map(|o| o.name().into()),
         netns: Netns {
             inode: snap.netns.inode,
             name: snap.netns.name.clone(),

@@ -70,6 +70,9 @@ pub fn write(reports: &[Report], command_line: &str, out: &mut dyn Write) -> io:
         vec!["time".to_string(), rfc3339(snap.captured_at)],
         vec!["source".to_string(), snap.source.name().to_string()],
     ];
+    if let Some(o) = snap.owners_from {
+        meta.push(vec!["owners from".to_string(), o.name().to_string()]);
+    }
     if let Some(f) = filter_text(snap) {
         meta.push(vec!["filter".to_string(), escape(f.as_bytes())]);
     }

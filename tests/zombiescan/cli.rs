@@ -100,17 +100,20 @@ fn man_pages() -> Vec<(String, Vec<u8>)> {
         ));
     }
     extra.push_str(&format!(
-        ".SH ENVIRONMENT\n.TP\nNO_COLOR\n{}\n.TP\nCOLUMNS\n{}\n.TP\nZOMBIESCAN_MAX_INPUT\n{}\n",
+        ".SH ENVIRONMENT\n.TP\nNO_COLOR\n{}\n.TP\nCOLUMNS\n{}\n.TP\nZOMBIESCAN_MAX_INPUT\n{}\n.TP\nZOMBIESCAN_OWNERS\n{}\n",
         roff("set and not empty: no colour on a terminal"),
         roff("the width to fit when stdout is not a terminal that reports its size"),
-        roff("the most bytes read from a capture, compressed or inflated (default 1 GiB)")
+        roff("the most bytes read from a capture, compressed or inflated (default 1 GiB)"),
+        roff("proc: find the owners by walking /proc/PID/fd; bpf: by the kernel's walk (a BPF task_file iterator: root, a kernel with BTF) wherever it can be used; unset: the kernel's where the host holds 50,000 file handles or more, where it is the cheaper")
     ));
     extra.push_str(&format!(
-        ".SH FILES\n.TP\n/proc/net/tcp, /proc/net/tcp6\n{}\n.TP\n/proc/PID/fd, /proc/PID/limits\n{}\n.TP\n/run/netns\n{}\n.TP\n/var/lib/docker, /run/containerd\n{}\n",
+        ".SH FILES\n.TP\n/proc/net/tcp, /proc/net/tcp6\n{}\n.TP\n/proc/PID/fd, /proc/PID/limits\n{}\n.TP\n/sys/kernel/btf/vmlinux\n{}\n.TP\n/run/netns\n{}\n.TP\n/var/lib/docker, /run/containerd\n{}\n.TP\n/var/log/pods, /var/log/containers\n{}\n",
         roff("the socket table when netlink is unavailable (--source proc)"),
         roff("which process holds each socket, and its descriptor limit"),
+        roff("the kernel's BTF, for the BPF iterator that finds owners in the kernel"),
         roff("the names ip netns gives namespaces"),
-        roff("container names (or the data roots the running dockerd and containerd name)")
+        roff("container names (or the data roots the running dockerd and containerd name)"),
+        roff("kubelet's logs: the names of pods and their containers")
     ));
     extra.push_str(".SH \"SEE ALSO\"\n\\fBss\\fR(8), \\fBip-netns\\fR(8), \\fBlsof\\fR(8), \\fBtcp\\fR(7), \\fBsock_diag\\fR(7), \\fBproc\\fR(5)\n");
     page.extend_from_slice(extra.as_bytes());

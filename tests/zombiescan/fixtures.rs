@@ -279,6 +279,7 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
         shared: InodeMap::default(),
         processes,
         owners_walked: true,
+        owners_from: None,
         netns: Netns {
             inode: Some(4026532000),
             own: true,

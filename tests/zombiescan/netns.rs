@@ -333,6 +333,24 @@ impl Netns {
         serde_json::from_slice(&out.stdout).expect("zombiescan JSON reads back into its types")
     }
 
+    /// [`Netns::zombiescan_json`], its owners found by `owners`: "bpf"
+    /// (the default where it can be used) or "proc" (ZOMBIESCAN_OWNERS).
+    pub fn zombiescan_json_owners(
+        &self,
+        args: &[&str],
+        owners: &str,
+    ) -> zombiescan::render::json::Document {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, BIN])
+            .args(args)
+            .arg("--json")
+            .env("ZOMBIESCAN_OWNERS", owners)
+            .output()
+            .expect("ip netns exec");
+        ok_as(&out, &format!("zombiescan {args:?} (owners {owners})"));
+        serde_json::from_slice(&out.stdout).expect("zombiescan JSON reads back into its types")
+    }
+
     /// Scans with `args` until `ready` holds (timers need time to fire),
     /// failing with the findings seen after 30 s, a bound for a loaded
     /// machine.

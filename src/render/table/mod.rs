@@ -103,8 +103,11 @@ fn write_summary(r: &Report, look: Look, out: &mut dyn Write) -> io::Result<()> 
         Some((secs, _)) => format!("{secs}Z"),
         None => at,
     };
+    let owners = snap
+        .owners_from
+        .map_or(String::new(), |o| format!(" · owners {}", o.name()));
     let title = format!(
-        "zombiescan · {} · kernel {} · {} · {at}",
+        "zombiescan · {} · kernel {} · {}{owners} · {at}",
         terminal(h.hostname.as_bytes()),
         terminal(h.kernel.as_bytes()),
         snap.source.name(),
