@@ -399,10 +399,17 @@ fn attribute(
         pids: &filter.pids,
         names: &filter.processes,
     };
-    // The kernel's walk where BPF may be used, else the /proc walk.
-    let (walk, owners_from) = match procs::walk_bpf(Path::new(PROC), &wanted, &select) {
-        Ok(w) => (w, OwnersFrom::Bpf),
-        Err(_) => (
+    // The kernel's walk where BPF may be used, else the /proc walk. A
+    // watch, a recorder and the exporter keep the /proc walk: it remembers
+    // the fd tables between samples (re-reading only those that changed),
+    // where the iterator would be loaded again, its BTF parsed, each time.
+    let bpf = match memory {
+        None => procs::walk_bpf(Path::new(PROC), &wanted, &select).ok(),
+        Some(_) => None,
+    };
+    let (walk, owners_from) = match bpf {
+        Some(w) => (w, OwnersFrom::Bpf),
+        None => (
             procs::walk(Path::new(PROC), &wanted, &select, memory),
             OwnersFrom::Proc,
         ),
