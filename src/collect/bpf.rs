@@ -76,66 +76,110 @@ fn not_here() -> Option<String> {
     (!first).then(|| "in a nested pid namespace".into())
 }
 
-/// Every socket descriptor of every process, or those of `wanted`; `Err`
-/// says why BPF was not used.
+/// Every socket descriptor of every process, or those of `wanted` (the
+/// kernel filters them when they are few); `Err` says why BPF was not
+/// used.
 pub fn sockets(wanted: &InodeMap<u32>) -> Result<Vec<Record>, String> {
-    if let Some(why) = not_here() {
-        return Err(why);
-    }
-    load_and_run(wanted)
+    let mut loaded = Loaded::load()?;
+    loaded.run((wanted.len() < FILTER_BELOW).then_some(wanted))
 }
 
-#[cfg(zombiescan_bpf)]
-fn load_and_run(wanted: &InodeMap<u32>) -> Result<Vec<Record>, String> {
-    use std::io::Read;
+/// The iterator, loaded and verified; the kernel's BTF it was relocated
+/// against is already freed, so that it does not add to what the scan
+/// holds next. Run it as often as wanted.
+pub struct Loaded {
+    #[cfg(zombiescan_bpf)]
+    ebpf: aya::Ebpf,
+}
 
-    use aya::maps::{Array, HashMap};
-    use aya::programs::Iter;
-    use aya::{Btf, EbpfLoader};
+impl Loaded {
+    /// Loads it where it may be used here (see `not_here`).
+    pub fn load() -> Result<Loaded, String> {
+        if let Some(why) = not_here() {
+            return Err(why);
+        }
+        Loaded::load_anyway()
+    }
 
-    static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/owners.bpf.o"));
-    let btf = Btf::from_sys_fs().map_err(|x| err("the kernel's BTF", x))?;
-    let mut ebpf = EbpfLoader::new()
-        .btf(Some(&btf))
-        .load(OBJECT)
-        .map_err(|x| err("loading", x))?;
-    if wanted.len() < FILTER_BELOW {
-        let mut map: HashMap<_, u64, u8> =
-            HashMap::try_from(ebpf.map_mut("wanted").ok_or("no map wanted")?)
-                .map_err(|x| err("map wanted", x))?;
-        for ino in wanted.keys() {
-            map.insert(ino, 1, 0).map_err(|x| err("map wanted", x))?;
+    #[cfg(zombiescan_bpf)]
+    fn load_anyway() -> Result<Loaded, String> {
+        use aya::programs::Iter;
+        use aya::{Btf, EbpfLoader};
+
+        static OBJECT: &[u8] =
+            aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/owners.bpf.o"));
+        let btf = Btf::from_sys_fs().map_err(|x| err("the kernel's BTF", x))?;
+        let mut ebpf = EbpfLoader::new()
+            .btf(Some(&btf))
+            .load(OBJECT)
+            .map_err(|x| err("loading", x))?;
+        let program: &mut Iter = ebpf
+            .program_mut("owners")
+            .ok_or("no program owners")?
+            .try_into()
+            .map_err(|x| err("program", x))?;
+        program
+            .load("task_file", &btf)
+            .map_err(|x| err("verifier", x))?;
+        Ok(Loaded { ebpf })
+    }
+
+    #[cfg(not(zombiescan_bpf))]
+    fn load_anyway() -> Result<Loaded, String> {
+        Err("built without it (no clang with the BPF target at build time)".into())
+    }
+
+    /// One walk: every socket descriptor, or only those of `only`.
+    #[cfg(zombiescan_bpf)]
+    pub fn run(&mut self, only: Option<&InodeMap<u32>>) -> Result<Vec<Record>, String> {
+        use std::io::Read;
+
+        use aya::maps::{Array, HashMap};
+        use aya::programs::Iter;
+
+        if let Some(wanted) = only {
+            let mut map: HashMap<_, u64, u8> =
+                HashMap::try_from(self.ebpf.map_mut("wanted").ok_or("no map wanted")?)
+                    .map_err(|x| err("map wanted", x))?;
+            for ino in wanted.keys() {
+                map.insert(ino, 1, 0).map_err(|x| err("map wanted", x))?;
+            }
         }
         let mut filter: Array<_, u32> =
-            Array::try_from(ebpf.map_mut("filter").ok_or("no map filter")?)
+            Array::try_from(self.ebpf.map_mut("filter").ok_or("no map filter")?)
                 .map_err(|x| err("map filter", x))?;
-        filter.set(0, 1, 0).map_err(|x| err("map filter", x))?;
+        filter
+            .set(0, u32::from(only.is_some()), 0)
+            .map_err(|x| err("map filter", x))?;
+        let program: &mut Iter = self
+            .ebpf
+            .program_mut("owners")
+            .ok_or("no program owners")?
+            .try_into()
+            .map_err(|x| err("program", x))?;
+        let link = program.attach().map_err(|x| err("attach", x))?;
+        let link = program.take_link(link).map_err(|x| err("link", x))?;
+        let mut file = link.into_file().map_err(|x| err("iterator", x))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(|x| err("reading the iterator", x))?;
+        let mut records = parse(&bytes);
+        if let Some(wanted) = only {
+            // The map may hold the inodes of an earlier run too.
+            records.retain(|r| wanted.contains_key(&r.ino));
+        }
+        Ok(records)
     }
-    let program: &mut Iter = ebpf
-        .program_mut("owners")
-        .ok_or("no program owners")?
-        .try_into()
-        .map_err(|x| err("program", x))?;
-    program
-        .load("task_file", &btf)
-        .map_err(|x| err("verifier", x))?;
-    let link = program.attach().map_err(|x| err("attach", x))?;
-    let link = program.take_link(link).map_err(|x| err("link", x))?;
-    let mut file = link.into_file().map_err(|x| err("iterator", x))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|x| err("reading the iterator", x))?;
-    Ok(parse(&bytes))
+
+    #[cfg(not(zombiescan_bpf))]
+    pub fn run(&mut self, _: Option<&InodeMap<u32>>) -> Result<Vec<Record>, String> {
+        Err("built without it".into())
+    }
 }
 
 #[cfg(zombiescan_bpf)]
 fn err(what: &str, x: impl std::fmt::Display) -> String {
     format!("{what}: {x}")
-}
-
-#[cfg(not(zombiescan_bpf))]
-fn load_and_run(_: &InodeMap<u32>) -> Result<Vec<Record>, String> {
-    Err("built without it (no clang with the BPF target at build time)".into())
 }
 
 #[cfg(test)]
@@ -194,13 +238,16 @@ mod tests {
         let mut wanted = InodeMap::default();
         wanted.insert(ino, 0);
         // This host has few descriptors: asked for, not chosen.
-        let some = load_and_run(&wanted).expect("bpf");
+        let mut loaded = Loaded::load_anyway().expect("bpf");
+        let some = loaded.run(Some(&wanted)).expect("bpf");
         assert_eq!(some, vec![want]);
-        let mut many = InodeMap::default();
-        for i in 0..FILTER_BELOW as u64 {
-            many.insert(u64::MAX - i, 0);
-        }
-        let all = load_and_run(&many).expect("bpf");
+        // Run again, loaded once: every socket, one not wanted too.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let other_fd = other.as_raw_fd() as u32;
+        let all = loaded.run(None).expect("bpf");
         assert!(all.contains(&want), "{} records", all.len());
+        let mine = |r: &&Record| r.pid == std::process::id() && r.fd == other_fd;
+        assert!(all.iter().any(|r| mine(&r)), "the other listener");
+        assert!(!some.iter().any(|r| mine(&r)), "filtered out before");
     }
 }

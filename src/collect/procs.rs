@@ -489,6 +489,17 @@ pub fn walk_bpf(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Re
         return Ok(Walk::default());
     }
     let records = super::bpf::sockets(wanted)?;
+    Ok(walk_records(proc_root, wanted, select, records))
+}
+
+/// The hits and owners of the `wanted` sockets among the kernel's
+/// `records`, the owners' details from /proc.
+pub fn walk_records(
+    proc_root: &Path,
+    wanted: &InodeMap<u32>,
+    select: &Select,
+    records: Vec<super::bpf::Record>,
+) -> Walk {
     let mut w = Walk {
         seen: fs::read_dir(proc_root).map_or(0, |d| {
             d.flatten()
@@ -528,7 +539,7 @@ pub fn walk_bpf(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Re
         w.hits.extend(indexes.into_iter().map(|i| (i, pid)));
         w.processes.insert(pid, read_details(&dir, pid, open, comm));
     }
-    Ok(w)
+    w
 }
 
 fn pid_of(name: &OsStr) -> Option<u32> {

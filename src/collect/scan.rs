@@ -236,6 +236,7 @@ pub(super) fn label(
 /// [`procs::Memory`]).
 pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
+    let first = owners_first(opts, memory.is_some());
     let names = netns::names();
     let (path, netns) = match &opts.netns {
         None => (None, label(own_netns(), None, &[], &names)),
@@ -266,7 +267,7 @@ pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Ve
         filters.push(f.filter);
     }
     parts.push((netns, ins));
-    let mut snaps = attribute(opts, captured_at, parts, memory);
+    let mut snaps = attribute(opts, captured_at, parts, memory, first);
     for (snap, filter) in snaps.iter_mut().zip(filters) {
         snap.filter = filter;
     }
@@ -285,6 +286,7 @@ pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Ve
 /// one walk of /proc for the owners of all.
 pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
+    let first = owners_first(opts, memory.is_some());
     let names = netns::names();
     let own = own_netns();
     let mut parts = Vec::new();
@@ -314,7 +316,7 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
             reason: format!("no namespace could be scanned: {}", skipped.join("; ")),
         });
     }
-    let mut snaps = attribute(opts, captured_at, parts, memory);
+    let mut snaps = attribute(opts, captured_at, parts, memory, first);
     if let Some(first) = snaps.first_mut() {
         first
             .gaps
@@ -324,13 +326,28 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
     Ok(snaps)
 }
 
-/// Finds the owners of the sockets of every part with one walk of /proc,
-/// then applies the pid and process-name filters.
+/// The kernel's walk, when it runs before the sockets are read: a scan of
+/// every socket (no port filter), one-shot (a watch keeps its remembered
+/// /proc walk), where BPF may be used. Its BTF is freed by then, so that
+/// its memory and the sockets' are not held at once. A socket opened
+/// between the two reads has no owner, as one closed between the dump and
+/// a later walk has none.
+fn owners_first(opts: &ScanOptions, remembering: bool) -> Option<Vec<super::bpf::Record>> {
+    if !opts.owners || remembering || !opts.filter.ports.is_empty() {
+        return None;
+    }
+    super::bpf::Loaded::load().ok()?.run(None).ok()
+}
+
+/// Finds the owners of the sockets of every part with one walk (the
+/// kernel's, already run as `first` or run now for the wanted sockets, or
+/// /proc's), then applies the pid and process-name filters.
 fn attribute(
     opts: &ScanOptions,
     captured_at: SystemTime,
     parts: Vec<(Netns, Inside)>,
     memory: Option<&mut procs::Memory>,
+    first: Option<Vec<super::bpf::Record>>,
 ) -> Vec<Snapshot> {
     let filter = &opts.filter;
     let as_root = nix::unistd::geteuid().is_root();
@@ -403,9 +420,17 @@ fn attribute(
     // watch, a recorder and the exporter keep the /proc walk: it remembers
     // the fd tables between samples (re-reading only those that changed),
     // where the iterator would be loaded again, its BTF parsed, each time.
-    let bpf = match memory {
-        None => procs::walk_bpf(Path::new(PROC), &wanted, &select).ok(),
-        Some(_) => None,
+    let bpf = match (memory.is_some(), first) {
+        (false, Some(records)) => Some(procs::walk_records(
+            Path::new(PROC),
+            &wanted,
+            &select,
+            records,
+        )),
+        // A full scan whose first walk was refused needs no second try.
+        (false, None) if opts.filter.ports.is_empty() => None,
+        (false, None) => procs::walk_bpf(Path::new(PROC), &wanted, &select).ok(),
+        (true, _) => None,
     };
     let (walk, owners_from) = match bpf {
         Some(w) => (w, OwnersFrom::Bpf),
