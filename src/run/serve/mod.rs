@@ -304,8 +304,8 @@ async fn authorized(req: &Request<Incoming>, web: &Arc<Web>) -> bool {
     let Some(users) = &web.users else {
         return true;
     };
-    if let Some(ok) = users.remembered(&user, &password) {
-        return ok;
+    if users.remembered(&user, &password) {
+        return true;
     }
     let web = Arc::clone(web);
     tokio::task::spawn_blocking(move || {

@@ -383,22 +383,26 @@ impl TlsFile {
     }
 }
 
-/// `basic_auth_users`, with the answers of bcrypt remembered: a scraper
-/// that comes back with the same password costs one hash lookup, not a
-/// bcrypt. As in exporter-toolkit, an unknown user is checked against a
-/// fixed hash, so that timing does not tell which users exist.
+/// `basic_auth_users`, with the passwords bcrypt accepted remembered: a
+/// scraper that comes back with the same password costs one hash lookup,
+/// not a bcrypt. A refusal is not remembered: a guesser pays a bcrypt for
+/// every guess, and cannot push a right password out of the memory to
+/// make the scraper queue behind its guesses. As in exporter-toolkit, an
+/// unknown user is checked against a fixed hash, so that timing does not
+/// tell which users exist.
 pub struct Users {
     hashes: HashMap<String, String>,
-    /// SHA-256 of (user, hash, password) → whether it matched.
-    seen: Mutex<HashMap<[u8; 32], bool>>,
+    /// SHA-256 of (user, hash, password) of the passwords accepted.
+    accepted: Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 /// bcrypt (cost 10) of a password no one has: the hash an unknown user's
 /// password is checked against.
 const UNKNOWN_USER: &str = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
 
-/// At most this many answers are remembered; then they are forgotten.
-const SEEN_MAX: usize = 256;
+/// At most this many accepted passwords are remembered; then they are
+/// forgotten (only a user can add one).
+const ACCEPTED_MAX: usize = 256;
 
 impl Users {
     fn new(hashes: BTreeMap<String, String>) -> Result<Users, String> {
@@ -408,7 +412,7 @@ impl Users {
         }
         Ok(Users {
             hashes: hashes.into_iter().collect(),
-            seen: Mutex::new(HashMap::new()),
+            accepted: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -423,12 +427,14 @@ impl Users {
         out
     }
 
-    /// An answer remembered for this user and password, if any.
-    pub fn remembered(&self, user: &str, password: &str) -> Option<bool> {
-        let hash = self.hashes.get(user).map_or(UNKNOWN_USER, String::as_str);
+    /// Whether bcrypt accepted this user and password before.
+    pub fn remembered(&self, user: &str, password: &str) -> bool {
+        let Some(hash) = self.hashes.get(user) else {
+            return false;
+        };
         let key = Users::key(user, hash, password);
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.get(&key).copied()
+        let accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+        accepted.contains(&key)
     }
 
     /// bcrypt's answer (slow by design: run it off the serving thread),
@@ -437,12 +443,14 @@ impl Users {
         let known = self.hashes.get(user);
         let hash = known.map_or(UNKNOWN_USER, String::as_str);
         let ok = bcrypt::verify(password, hash).unwrap_or(false) && known.is_some();
-        let key = Users::key(user, hash, password);
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= SEEN_MAX {
-            seen.clear();
+        if ok {
+            let key = Users::key(user, hash, password);
+            let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+            if accepted.len() >= ACCEPTED_MAX {
+                accepted.clear();
+            }
+            accepted.insert(key);
         }
-        seen.insert(key, ok);
         ok
     }
 }
@@ -591,12 +599,18 @@ mod tests {
         let web = web.expect("loads");
         assert!(web.tls.is_none());
         let users = web.users.expect("users");
-        assert_eq!(users.remembered("prometheus", "s3cret"), None);
+        assert!(!users.remembered("prometheus", "s3cret"));
         assert!(users.check("prometheus", "s3cret"));
-        assert_eq!(users.remembered("prometheus", "s3cret"), Some(true));
-        assert!(!users.check("prometheus", "wrong"));
+        assert!(users.remembered("prometheus", "s3cret"));
+        // Refusals are not remembered: each guess costs a bcrypt, and 300
+        // of them do not push the right password out.
+        for i in 0..300 {
+            assert!(!users.check("prometheus", &format!("guess {i}")));
+        }
+        assert!(!users.remembered("prometheus", "guess 0"));
+        assert!(users.remembered("prometheus", "s3cret"));
         assert!(!users.check("nobody", "s3cret"));
-        assert_eq!(users.remembered("nobody", "s3cret"), Some(false));
+        assert!(!users.remembered("nobody", "s3cret"));
     }
 
     /// Each refusal is one sentence that names what is wrong.
