@@ -67,12 +67,28 @@ fn not_here() -> Option<String> {
             }
         }
     }
+    refused_by(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
+}
+
+/// What in `/proc/self/status` keeps BPF from being used: its
+/// capabilities, its pid namespace.
+fn refused_by(status: &str) -> Option<String> {
+    // Loading needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN: without
+    // them, the kernel's BTF would be parsed for nothing.
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|c| u64::from_str_radix(c.trim(), 16).ok())
+        .unwrap_or(0);
+    let (sys_admin, perfmon, bpf) = (1u64 << 21, 1u64 << 38, 1u64 << 39);
+    if caps & sys_admin == 0 && caps & (perfmon | bpf) != perfmon | bpf {
+        return Some("no CAP_BPF and CAP_PERFMON, nor CAP_SYS_ADMIN".into());
+    }
     // "NSpid:\t4242" in the first pid namespace; more pids in a nested one.
-    let first = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("NSpid:"))
-            .is_some_and(|p| p.split_whitespace().count() == 1)
-    });
+    let first = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .is_some_and(|p| p.split_whitespace().count() == 1);
     (!first).then(|| "in a nested pid namespace".into())
 }
 
@@ -209,6 +225,25 @@ mod tests {
                     ino: u64::MAX
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn capabilities_and_pid_namespace_decide() {
+        let status = |caps: &str, nspid: &str| {
+            format!("Name:\tzombiescan\nCapEff:\t{caps}\nNSpid:\t{nspid}\n")
+        };
+        assert_eq!(refused_by(&status("000001ffffffffff", "4242")), None);
+        // CAP_BPF and CAP_PERFMON without CAP_SYS_ADMIN.
+        assert_eq!(refused_by(&status("000000c000000000", "4242")), None);
+        assert!(
+            refused_by(&status("0000008000000000", "4242")).is_some(),
+            "CAP_BPF alone"
+        );
+        assert!(refused_by(&status("0000000000000000", "4242")).is_some());
+        assert!(
+            refused_by(&status("000001ffffffffff", "4242\t7")).is_some(),
+            "nested"
         );
     }
 
