@@ -17,6 +17,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -256,7 +257,10 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
                     w.unreadable += u32::from(k.denied);
                     w.known.push((pid, None));
                     if w.hits.len() > before {
-                        let open = k.fds.len() as u32;
+                        let open = k
+                            .count
+                            .filter(|&n| n > 0)
+                            .map_or(k.fds.len() as u32, |n| u32::try_from(n).unwrap_or(u32::MAX));
                         w.processes.insert(pid, read_details(&dir, pid, open, comm));
                     }
                     return;
@@ -341,7 +345,15 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
         w.unreadable += 1;
     }
     if owns {
-        w.processes.insert(pid, read_details(&dir, pid, open, comm));
+        // The table's own count where the kernel gives it: what
+        // RLIMIT_NOFILE counts, a descriptor taken by accept(2) included;
+        // else the descriptors listed.
+        let counted = size
+            .and_then(|st| u64::try_from(st.st_size).ok())
+            .filter(|&n| n > 0)
+            .map_or(open, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        w.processes
+            .insert(pid, read_details(&dir, pid, counted, comm));
     }
     // A size of 0 with fds listed: a kernel older than 6.2. (A size one
     // more than listed is a server blocked in accept(2): the fd is taken
@@ -530,12 +542,19 @@ pub fn walk_records(
             comm = Some(c);
         }
         // Gone since the kernel's walk: as the /proc walk would not have
-        // seen it, it holds nothing.
-        let Ok(fds) = fs::read_dir(dir.join("fd")) else {
-            w.vanished += 1;
-            continue;
+        // seen it, it holds nothing. The fd directory's size is its count
+        // of open descriptors (Linux 6.2 and later); listing a directory
+        // of thousands of descriptors would cost what the kernel's walk
+        // saved, so it is listed only where the size says nothing.
+        let fd_dir = dir.join("fd");
+        let open = match fs::metadata(&fd_dir) {
+            Ok(m) if m.size() > 0 => u32::try_from(m.size()).unwrap_or(u32::MAX),
+            Ok(_) => fs::read_dir(&fd_dir).map_or(0, |d| d.count() as u32),
+            Err(_) => {
+                w.vanished += 1;
+                continue;
+            }
         };
-        let open = fds.count() as u32;
         w.hits.extend(indexes.into_iter().map(|i| (i, pid)));
         w.processes.insert(pid, read_details(&dir, pid, open, comm));
     }

@@ -194,10 +194,10 @@ fn same_owners_by_either_walk(ns: &Netns) {
             })
             .collect()
     };
-    let procs = |d: &Document| -> Vec<(u32, u32, u32)> {
+    let procs = |d: &Document| -> Vec<(u32, u32, u32, u32)> {
         d.processes
             .iter()
-            .map(|p| (p.pid, p.sockets, p.by_state.close_wait))
+            .map(|p| (p.pid, p.sockets, p.by_state.close_wait, p.fds_open))
             .collect()
     };
     let args = ["--port", "30020", "--sockets"];
