@@ -39,126 +39,122 @@ impl Drop for Dir {
     }
 }
 
+/// openssl in `dir`, which must succeed.
+fn openssl(dir: &Dir, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(&dir.0)
+        .output()
+        .expect("openssl");
+    ok_as(&out, &format!("openssl {args:?}"));
+}
+
+/// A P-256 key NAME.key and a signing request NAME.csr for `subject`.
+fn request(dir: &Dir, name: &str, subject: &str) {
+    let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            subject,
+        ],
+    );
+}
+
+/// NAME.pem: NAME.csr signed by the CA, with the extensions `ext` (one
+/// line of an openssl extension file).
+fn sign(dir: &Dir, name: &str, ext: &str) {
+    let cnf = format!("{name}.cnf");
+    std::fs::write(dir.path(&cnf), format!("{ext}\n")).expect("extensions");
+    let (csr, pem) = (format!("{name}.csr"), format!("{name}.pem"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &cnf,
+        ],
+    );
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it (ca.pem,
 /// server.pem, server.key), made by openssl.
 fn certificates(dir: &Dir) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&dir.0)
-            .output()
-            .expect("openssl");
-        ok_as(&out, &format!("openssl {args:?}"));
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
     openssl(
+        dir,
         &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"],
-            &["-subj", "/CN=zombiescan test CA"],
-        ]
-        .concat(),
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=zombiescan test CA",
+        ],
     );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &["-keyout", "server.key", "-out", "server.csr"],
-            &["-subj", "/CN=127.0.0.1"],
-        ]
-        .concat(),
-    );
-    std::fs::write(dir.path("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
+    request(dir, "server", "/CN=127.0.0.1");
+    sign(dir, "server", "subjectAltName=IP:127.0.0.1");
 }
 
-/// A client certificate signed by the same CA (client.pem, client.key).
+/// A client certificate signed by the same CA (client.pem, client.key),
+/// and one that signed itself (rogue.pem, rogue.key).
 fn client_certificate(dir: &Dir) {
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(&dir.0)
-            .output()
-            .expect("openssl");
-        ok_as(&out, &format!("openssl {args:?}"));
-    };
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-        "-subj",
-        "/CN=prometheus",
-    ]);
-    std::fs::write(dir.path("client.cnf"), "extendedKeyUsage=clientAuth\n").expect("cnf");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "client.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "client.cnf",
-    ]);
-    // And one that signed itself.
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "rogue.key",
-        "-out",
-        "rogue.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=rogue",
-        "-addext",
-        "extendedKeyUsage=clientAuth",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-    ]);
+    request(dir, "client", "/CN=prometheus");
+    sign(dir, "client", "extendedKeyUsage=clientAuth");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "rogue.key",
+            "-out",
+            "rogue.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=rogue",
+            "-addext",
+            "extendedKeyUsage=clientAuth",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ],
+    );
 }
 
 /// web.yml with the certificate (paths relative to the file, as
