@@ -99,29 +99,35 @@ fn sign(dir: &Dir, name: &str, ext: &str) {
     );
 }
 
+/// A self-signed certificate NAME.pem and its key NAME.key, with `extra`
+/// arguments (extensions).
+fn self_signed(dir: &Dir, name: &str, subject: &str, extra: &[&str]) {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &pem,
+        "-days",
+        "2",
+        "-subj",
+        subject,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it (ca.pem,
 /// server.pem, server.key), made by openssl.
 fn certificates(dir: &Dir) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=zombiescan test CA",
-        ],
-    );
+    self_signed(dir, "ca", "/CN=zombiescan test CA", &[]);
     request(dir, "server", "/CN=127.0.0.1");
     sign(dir, "server", "subjectAltName=IP:127.0.0.1");
 }
@@ -131,30 +137,9 @@ fn certificates(dir: &Dir) {
 fn client_certificate(dir: &Dir) {
     request(dir, "client", "/CN=prometheus");
     sign(dir, "client", "extendedKeyUsage=clientAuth");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "rogue.key",
-            "-out",
-            "rogue.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=rogue",
-            "-addext",
-            "extendedKeyUsage=clientAuth",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ],
-    );
+    let leaf = ["-addext", "extendedKeyUsage=clientAuth"];
+    let not_ca = ["-addext", "basicConstraints=critical,CA:FALSE"];
+    self_signed(dir, "rogue", "/CN=rogue", &[&leaf[..], &not_ca].concat());
 }
 
 /// web.yml with the certificate (paths relative to the file, as
