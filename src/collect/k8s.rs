@@ -79,41 +79,34 @@ pub fn pod_of_cgroup(text: &str) -> Option<PodCgroup> {
     None
 }
 
-/// The pod of `uid` from kubelet's log directory under `root`
-/// (`/var/log`): `pods/<namespace>_<name>_<uid>`.
-pub fn pod_by_uid(root: &Path, uid: &str) -> Option<Pod> {
-    let suffix = format!("_{uid}");
+/// The pods of kubelet's log directory under `root` (`/var/log`), one
+/// `pods/<namespace>_<name>_<uid>` each (names are DNS labels: no `_`).
+fn pods(root: &Path) -> impl Iterator<Item = Pod> {
     fs::read_dir(root.join("pods"))
-        .ok()?
+        .into_iter()
         .flatten()
-        .find_map(|e| {
-            let name = e.file_name();
-            let name = name.to_str()?;
-            let rest = name.strip_suffix(&suffix)?;
-            let (namespace, pod) = rest.split_once('_')?;
-            (!namespace.is_empty() && !pod.is_empty() && !pod.contains('_')).then(|| Pod {
-                namespace: namespace.to_string(),
-                name: pod.to_string(),
-                uid: uid.to_string(),
-            })
-        })
-}
-
-/// The pod named `namespace/name` under `root`, with its UID.
-pub fn pod_by_name(root: &Path, namespace: &str, name: &str) -> Option<Pod> {
-    let prefix = format!("{namespace}_{name}_");
-    fs::read_dir(root.join("pods"))
-        .ok()?
         .flatten()
-        .find_map(|e| {
+        .filter_map(|e| {
             let file = e.file_name();
-            let uid = file.to_str()?.strip_prefix(&prefix)?;
-            is_uid(uid).then(|| Pod {
+            let mut parts = file.to_str()?.split('_');
+            let (namespace, name, uid) = (parts.next()?, parts.next()?, parts.next()?);
+            let whole = parts.next().is_none() && !namespace.is_empty() && !name.is_empty();
+            (whole && is_uid(uid)).then(|| Pod {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
                 uid: uid.to_string(),
             })
         })
+}
+
+/// The pod of `uid` from kubelet's log directory under `root`.
+pub fn pod_by_uid(root: &Path, uid: &str) -> Option<Pod> {
+    pods(root).find(|p| p.uid == uid)
+}
+
+/// The pod named `namespace/name` under `root`, with its UID.
+pub fn pod_by_name(root: &Path, namespace: &str, name: &str) -> Option<Pod> {
+    pods(root).find(|p| p.namespace == namespace && p.name == name)
 }
 
 /// A container's name from kubelet's `containers/<pod>_<namespace>_
