@@ -49,26 +49,20 @@ fn openssl(dir: &Dir, args: &[&str]) {
     ok_as(&out, &format!("openssl {args:?}"));
 }
 
+/// openssl req's arguments for a new P-256 key, unencrypted.
+const NEW_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
 /// A P-256 key NAME.key and a signing request NAME.csr for `subject`.
 fn request(dir: &Dir, name: &str, subject: &str) {
     let (key, csr) = (format!("{name}.key"), format!("{name}.csr"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            subject,
-        ],
-    );
+    let files = ["-keyout", &key, "-out", &csr, "-subj", subject];
+    openssl(dir, &[&["req"][..], &NEW_KEY, &files].concat());
 }
 
 /// NAME.pem: NAME.csr signed by the CA, with the extensions `ext` (one
@@ -103,25 +97,13 @@ fn sign(dir: &Dir, name: &str, ext: &str) {
 /// arguments (extensions).
 fn self_signed(dir: &Dir, name: &str, subject: &str, extra: &[&str]) {
     let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
-    let mut args = vec![
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &pem,
-        "-days",
-        "2",
-        "-subj",
-        subject,
+    let files = [
+        "-keyout", &key, "-out", &pem, "-days", "2", "-subj", subject,
     ];
-    args.extend_from_slice(extra);
-    openssl(dir, &args);
+    openssl(
+        dir,
+        &[&["req", "-x509"][..], &NEW_KEY, &files, extra].concat(),
+    );
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it (ca.pem,
