@@ -71,14 +71,13 @@ impl Ctx {
 
 /// Serves until SIGTERM or SIGINT.
 pub fn run(cfg: &Config, opts: &Options) -> Result<Outcome, RunError> {
-    let source = web::Source {
-        path: opts.web_config.clone(),
-    };
-    let first = source.load().map_err(|detail| {
-        let file = opts
-            .web_config
-            .as_deref()
-            .unwrap_or(std::path::Path::new(""));
+    let web_config = opts.web_config.as_deref();
+    let first = match web_config {
+        Some(p) => Web::load(p),
+        None => Ok(Web::none()),
+    }
+    .map_err(|detail| {
+        let file = web_config.unwrap_or(std::path::Path::new(""));
         error::Error::malformed(format!("--web-config {}", file.display()), detail)
     })?;
     let listen_error = |e: std::io::Error| error::Error::Listen {
@@ -116,7 +115,7 @@ pub fn run(cfg: &Config, opts: &Options) -> Result<Outcome, RunError> {
     let served = std::thread::scope(|s| {
         let scans = Arc::clone(&ctx.scans);
         s.spawn(move || scans::scanner(cfg, &scans));
-        let served = runtime.block_on(accept(listener, &ctx, &source));
+        let served = runtime.block_on(accept(listener, &ctx, web_config));
         ctx.scans.stop();
         served
     });
@@ -148,7 +147,7 @@ fn reload_on_sighup() {
 async fn accept(
     listener: std::net::TcpListener,
     ctx: &Arc<Ctx>,
-    source: &web::Source,
+    web_config: Option<&std::path::Path>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -167,19 +166,19 @@ async fn accept(
                     return Ok(());
                 }
                 if RELOAD.swap(false, Ordering::Relaxed) {
-                    reload(ctx, source);
+                    reload(ctx, web_config);
                 }
             }
         }
     }
 }
 
-fn reload(ctx: &Ctx, source: &web::Source) {
-    let Some(path) = &source.path else {
+fn reload(ctx: &Ctx, web_config: Option<&std::path::Path>) {
+    let Some(path) = web_config else {
         log("SIGHUP: no --web-config to read again");
         return;
     };
-    match source.load() {
+    match Web::load(path) {
         Ok(web) => {
             *ctx.web.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(web);
             log(&format!("read {} again", path.display()));

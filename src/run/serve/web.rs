@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -535,20 +535,6 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The web config file, where one was given, and how to read it again.
-pub struct Source {
-    pub path: Option<PathBuf>,
-}
-
-impl Source {
-    pub fn load(&self) -> Result<Web, String> {
-        match &self.path {
-            Some(p) => Web::load(p),
-            None => Ok(Web::none()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,7 +566,7 @@ mod tests {
         }
     }
 
-    fn file(text: &str) -> (PathBuf, Result<Web, String>) {
+    fn file(text: &str) -> (std::path::PathBuf, Result<Web, String>) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("zombiescan-web-{}-{n}", std::process::id()));
