@@ -256,7 +256,9 @@ async fn route(req: Request<Incoming>, web: &Arc<Web>, ctx: &Ctx, slot: &Slot) -
     if web.limit.as_ref().is_some_and(|l| !l.allow()) {
         return page(429, "text/plain; charset=utf-8", "Too Many Requests\n");
     }
-    if web.users.is_some() && !authorized(&req, web).await {
+    if let Some(users) = &web.users
+        && !authorized(&req, users).await
+    {
         let mut r = page(401, "text/plain; charset=utf-8", "Unauthorized\n");
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
@@ -292,7 +294,7 @@ async fn route(req: Request<Incoming>, web: &Arc<Web>, ctx: &Ctx, slot: &Slot) -
 
 /// Basic credentials that match `basic_auth_users`: an answer remembered,
 /// else bcrypt's, computed off the serving thread.
-async fn authorized(req: &Request<Incoming>, web: &Arc<Web>) -> bool {
+async fn authorized(req: &Request<Incoming>, users: &Arc<web::Users>) -> bool {
     let Some((user, password)) = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -300,20 +302,13 @@ async fn authorized(req: &Request<Incoming>, web: &Arc<Web>) -> bool {
     else {
         return false;
     };
-    let Some(users) = &web.users else {
-        return true;
-    };
     if users.remembered(&user, &password) {
         return true;
     }
-    let web = Arc::clone(web);
-    tokio::task::spawn_blocking(move || {
-        web.users
-            .as_ref()
-            .is_some_and(|u| u.check(&user, &password))
-    })
-    .await
-    .unwrap_or(false)
+    let users = Arc::clone(users);
+    tokio::task::spawn_blocking(move || users.check(&user, &password))
+        .await
+        .unwrap_or(false)
 }
 
 fn page(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Answer {

@@ -87,7 +87,7 @@ struct RateFile {
 /// A web config, read and checked.
 pub struct Web {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-    pub users: Option<Users>,
+    pub users: Option<Arc<Users>>,
     /// Added to every response.
     pub headers: Vec<(hyper::header::HeaderName, hyper::header::HeaderValue)>,
     pub limit: Option<RateLimit>,
@@ -122,7 +122,7 @@ impl Web {
             _ => None,
         };
         let users = match file.basic_auth_users {
-            Some(u) if !u.is_empty() => Some(Users::new(u)?),
+            Some(u) if !u.is_empty() => Some(Arc::new(Users::new(u)?)),
             _ => None,
         };
         let mut headers = Vec::new();
