@@ -331,12 +331,16 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
 /// /proc walk), where BPF may be used. Its BTF is freed by then, so that
 /// its memory and the sockets' are not held at once. A socket opened
 /// between the two reads has no owner, as one closed between the dump and
-/// a later walk has none.
-fn owners_first(opts: &ScanOptions, remembering: bool) -> Option<Vec<super::bpf::Record>> {
+/// a later walk has none. `None`: not tried here; `Err`: refused, and not
+/// to be tried again in this scan.
+fn owners_first(
+    opts: &ScanOptions,
+    remembering: bool,
+) -> Option<std::result::Result<Vec<super::bpf::Record>, String>> {
     if !opts.owners || remembering || !opts.filter.ports.is_empty() {
         return None;
     }
-    super::bpf::Loaded::load().ok()?.run(None).ok()
+    Some(super::bpf::Loaded::load().and_then(|mut l| l.run(None)))
 }
 
 /// Finds the owners of the sockets of every part with one walk (the
@@ -347,7 +351,7 @@ fn attribute(
     captured_at: SystemTime,
     parts: Vec<(Netns, Inside)>,
     memory: Option<&mut procs::Memory>,
-    first: Option<Vec<super::bpf::Record>>,
+    first: Option<std::result::Result<Vec<super::bpf::Record>, String>>,
 ) -> Vec<Snapshot> {
     let filter = &opts.filter;
     let as_root = nix::unistd::geteuid().is_root();
@@ -378,16 +382,6 @@ fn attribute(
         .collect();
     if !opts.owners {
         for snap in &mut snaps {
-            // In a pod, each process is named after its container.
-            if snap.netns.pod.is_some() {
-                let logs = Path::new(super::k8s::LOG_ROOT);
-                for (pid, p) in &mut snap.processes {
-                    p.container =
-                        netns::identity_of(Path::new(PROC), netns::Roots::host(), logs, *pid)
-                            .and_then(|i| i.container)
-                            .and_then(|c| c.name);
-                }
-            }
             unix::select(snap, filter, Path::new(PROC));
         }
         return snaps;
@@ -421,16 +415,16 @@ fn attribute(
     // the fd tables between samples (re-reading only those that changed),
     // where the iterator would be loaded again, its BTF parsed, each time.
     let bpf = match (memory.is_some(), first) {
-        (false, Some(records)) => Some(procs::walk_records(
+        (true, _) => None,
+        (false, Some(Ok(records))) => Some(procs::walk_records(
             Path::new(PROC),
             &wanted,
             &select,
             records,
         )),
-        // A full scan whose first walk was refused needs no second try.
-        (false, None) if opts.filter.ports.is_empty() => None,
+        // Refused before the dump: not tried again.
+        (false, Some(Err(_))) => None,
         (false, None) => procs::walk_bpf(Path::new(PROC), &wanted, &select).ok(),
-        (true, _) => None,
     };
     let (walk, owners_from) = match bpf {
         Some(w) => (w, OwnersFrom::Bpf),
