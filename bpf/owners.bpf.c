@@ -3,23 +3,34 @@
  * (kernel >= 5.8 with BTF) that walks every process's fd table and writes,
  * for each descriptor that is a socket, one 16-byte record: the process
  * (tgid), the fd and the socket's inode. The kernel skips the threads that
- * share their leader's fd table. With `filter` set, only the inodes in
- * `wanted` are written (a --port scan).
+ * share their leader's fd table. When `wanted` holds the key 0 (no socket
+ * has inode 0), only the inodes in `wanted` are written (a --port scan).
  *
- * No vmlinux.h: the few kernel structures read are declared here with
- * preserve_access_index, so that the loader relocates each field against
- * the running kernel's BTF (CO-RE). Built by build.rs with
- * `clang -O2 -g -target bpf`. GPL: bpf_seq_write is a GPL-only helper. */
+ * No vmlinux.h and no CO-RE: the four kernel fields read (task_struct.tgid,
+ * file.f_inode, inode.i_mode, inode.i_ino) are read at the placeholder
+ * offsets OFF_*, which the loader (src/collect/bpf.rs) replaces with the
+ * running kernel's offsets, found in its BTF. The verifier checks each
+ * load against that BTF: a wrong offset is refused, never read. The
+ * context's layout is the iterator's ABI (DEFINE_BPF_ITER_FUNC in
+ * kernel/bpf/task_iter.c). Built by build.rs with `clang -O2 -target bpf`.
+ * GPL: bpf_seq_write is a GPL-only helper. */
 
-typedef unsigned char __u8;
 typedef unsigned short __u16;
 typedef unsigned int __u32;
 typedef unsigned long long __u64;
+typedef void *ptr;
 
 #define SEC(name) __attribute__((section(name), used))
-#define CORE __attribute__((preserve_access_index))
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
+
+/* Placeholders, each the offset of exactly one load (build.rs checks). */
+#define OFF_TGID 0x7ff1
+#define OFF_F_INODE 0x7ff2
+#define OFF_I_MODE 0x7ff3
+#define OFF_I_INO 0x7ff4
+
+#define FIELD(ptr, off, type) (*(volatile type *)((char *)(ptr) + (off)))
 
 struct seq_file;
 
@@ -27,65 +38,22 @@ struct bpf_iter_meta {
     struct seq_file *seq;
     __u64 session_id;
     __u64 seq_num;
-} CORE;
-
-struct inode {
-    unsigned short i_mode;
-    unsigned long i_ino;
-} CORE;
-
-struct file {
-    struct inode *f_inode;
-} CORE;
-
-struct task_struct {
-    int pid;
-    int tgid;
-} CORE;
+};
 
 struct bpf_iter__task_file {
-    union {
-        struct bpf_iter_meta *meta;
-    };
-    union {
-        struct task_struct *task;
-    };
+    struct bpf_iter_meta *meta;
+    void *task;
     __u32 fd;
-    union {
-        struct file *file;
-    };
-} CORE;
+    void *file;
+};
 
 /* Helpers by their numbers in include/uapi/linux/bpf.h. */
 static long (*bpf_seq_write)(struct seq_file *m, const void *data, __u32 len) = (void *)127;
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 
-#define BPF_MAP_TYPE_HASH 1
-#define BPF_MAP_TYPE_ARRAY 2
-
-/* Maps in the BTF-defined form libbpf and aya read. */
-#define __uint(name, val) int(*name)[val]
-#define __type(name, val) typeof(val) *name
-
-#define BPF_F_NO_PREALLOC 1
-
-/* The inodes of the wanted sockets (a --port scan sets them), allocated as
- * they are inserted. */
-struct {
-    __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 65536);
-    __uint(map_flags, BPF_F_NO_PREALLOC);
-    __type(key, __u64);
-    __type(value, __u8);
-} wanted SEC(".maps");
-
-/* Element 0: 1 to write only the wanted inodes. */
-struct {
-    __uint(type, BPF_MAP_TYPE_ARRAY);
-    __uint(max_entries, 1);
-    __type(key, __u32);
-    __type(value, __u32);
-} filter SEC(".maps");
+/* The one map: a hash of the wanted inodes (u64 → u8), made by the
+ * loader; its references are relocations against this symbol. */
+extern char wanted[];
 
 struct record {
     __u32 tgid;
@@ -96,21 +64,22 @@ struct record {
 SEC("iter/task_file")
 int owners(struct bpf_iter__task_file *ctx)
 {
-    struct task_struct *task = ctx->task;
-    struct file *file = ctx->file;
+    void *task = ctx->task;
+    void *file = ctx->file;
     if (!task || !file)
         return 0;
-    struct inode *inode = file->f_inode;
-    if (!inode || (inode->i_mode & S_IFMT) != S_IFSOCK)
+    void *inode = FIELD(file, OFF_F_INODE, ptr);
+    if (!inode)
+        return 0;
+    if ((FIELD(inode, OFF_I_MODE, __u16) & S_IFMT) != S_IFSOCK)
         return 0;
     struct record r = {
-        .tgid = (__u32)task->tgid,
+        .tgid = FIELD(task, OFF_TGID, __u32),
         .fd = ctx->fd,
-        .ino = (__u64)inode->i_ino,
+        .ino = FIELD(inode, OFF_I_INO, __u64),
     };
-    __u32 zero = 0;
-    __u32 *only = bpf_map_lookup_elem(&filter, &zero);
-    if (only && *only && !bpf_map_lookup_elem(&wanted, &r.ino))
+    __u64 zero = 0;
+    if (bpf_map_lookup_elem(wanted, &zero) && !bpf_map_lookup_elem(wanted, &r.ino))
         return 0;
     bpf_seq_write(ctx->meta->seq, &r, sizeof r);
     return 0;

@@ -8,6 +8,7 @@
 //! `netns.rs`, `capture.rs`, and `destroy.rs` for `kill`.
 
 pub mod bpf;
+mod btf;
 pub mod capture;
 pub mod destroy;
 pub mod host;

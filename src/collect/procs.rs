@@ -506,7 +506,7 @@ pub fn walk_bpf(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Re
 
 /// The hits and owners of the `wanted` sockets among the kernel's
 /// `records`, the owners' details from /proc.
-pub fn walk_records(
+fn walk_records(
     proc_root: &Path,
     wanted: &InodeMap<u32>,
     select: &Select,

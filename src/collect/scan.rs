@@ -236,7 +236,6 @@ pub(super) fn label(
 /// [`procs::Memory`]).
 pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
-    let first = owners_first(opts, memory.is_some());
     let names = netns::names();
     let (path, netns) = match &opts.netns {
         None => (None, label(own_netns(), None, &[], &names)),
@@ -267,7 +266,7 @@ pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Ve
         filters.push(f.filter);
     }
     parts.push((netns, ins));
-    let mut snaps = attribute(opts, captured_at, parts, memory, first);
+    let mut snaps = attribute(opts, captured_at, parts, memory);
     for (snap, filter) in snaps.iter_mut().zip(filters) {
         snap.filter = filter;
     }
@@ -286,7 +285,6 @@ pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Ve
 /// one walk of /proc for the owners of all.
 pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
-    let first = owners_first(opts, memory.is_some());
     let names = netns::names();
     let own = own_netns();
     let mut parts = Vec::new();
@@ -316,7 +314,7 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
             reason: format!("no namespace could be scanned: {}", skipped.join("; ")),
         });
     }
-    let mut snaps = attribute(opts, captured_at, parts, memory, first);
+    let mut snaps = attribute(opts, captured_at, parts, memory);
     if let Some(first) = snaps.first_mut() {
         first
             .gaps
@@ -326,32 +324,13 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
     Ok(snaps)
 }
 
-/// The kernel's walk, when it runs before the sockets are read: a scan of
-/// every socket (no port filter), one-shot (a watch keeps its remembered
-/// /proc walk), where BPF may be used. Its BTF is freed by then, so that
-/// its memory and the sockets' are not held at once. A socket opened
-/// between the two reads has no owner, as one closed between the dump and
-/// a later walk has none. `None`: not tried here; `Err`: refused, and not
-/// to be tried again in this scan.
-fn owners_first(
-    opts: &ScanOptions,
-    remembering: bool,
-) -> Option<std::result::Result<Vec<super::bpf::Record>, String>> {
-    if !opts.owners || remembering || !opts.filter.ports.is_empty() {
-        return None;
-    }
-    Some(super::bpf::Loaded::load().and_then(|mut l| l.run(None)))
-}
-
 /// Finds the owners of the sockets of every part with one walk (the
-/// kernel's, already run as `first` or run now for the wanted sockets, or
-/// /proc's), then applies the pid and process-name filters.
+/// kernel's or /proc's), then applies the pid and process-name filters.
 fn attribute(
     opts: &ScanOptions,
     captured_at: SystemTime,
     parts: Vec<(Netns, Inside)>,
     memory: Option<&mut procs::Memory>,
-    first: Option<std::result::Result<Vec<super::bpf::Record>, String>>,
 ) -> Vec<Snapshot> {
     let filter = &opts.filter;
     let as_root = nix::unistd::geteuid().is_root();
@@ -412,19 +391,10 @@ fn attribute(
     };
     // The kernel's walk where BPF may be used, else the /proc walk. A
     // watch, a recorder and the exporter keep the /proc walk: it remembers
-    // the fd tables between samples (re-reading only those that changed),
-    // where the iterator would be loaded again, its BTF parsed, each time.
-    let bpf = match (memory.is_some(), first) {
-        (true, _) => None,
-        (false, Some(Ok(records))) => Some(procs::walk_records(
-            Path::new(PROC),
-            &wanted,
-            &select,
-            records,
-        )),
-        // Refused before the dump: not tried again.
-        (false, Some(Err(_))) => None,
-        (false, None) => procs::walk_bpf(Path::new(PROC), &wanted, &select).ok(),
+    // the fd tables between samples, re-reading only those that changed.
+    let bpf = match memory {
+        Some(_) => None,
+        None => procs::walk_bpf(Path::new(PROC), &wanted, &select).ok(),
     };
     let (walk, owners_from) = match bpf {
         Some(w) => (w, OwnersFrom::Bpf),
