@@ -4,10 +4,9 @@
 //! wherever BPF is refused. ZOMBIESCAN_NO_BPF=1 builds without it.
 //!
 //! From the object it keeps what src/collect/bpf.rs loads: the program's
-//! instructions (`owners.insns`) and where they load the map `wanted`
-//! (`owners.rs`). It checks here that the object is what that loader
-//! expects: one program, relocations against `wanted` only, and each
-//! placeholder offset on exactly one load.
+//! instructions (`owners.insns`). It checks here that the object is what
+//! that loader expects: the program's section, no relocation (no map, no
+//! global), and each placeholder offset on exactly one load.
 
 use std::env;
 use std::fs;
@@ -51,20 +50,16 @@ fn main() {
     }
 }
 
-/// Writes the program's instructions and the indices of its loads of
-/// `wanted`.
+/// Writes the program's instructions.
 fn extract(object: &Path, out: &Path) -> Result<(), String> {
     let elf = fs::read(object).map_err(|e| e.to_string())?;
     let sections = sections(&elf)?;
-    let name_of = |i: usize| -> Result<&str, String> {
-        let names = sections
-            .get(usize::from(u16_at(&elf, 62)?))
-            .ok_or("no .shstrtab")?;
-        cstr(&elf, names.offset + sections[i].name as usize)
-    };
+    let names = sections
+        .get(usize::from(u16_at(&elf, 62)?))
+        .ok_or("no .shstrtab")?;
     let mut program = None;
-    for i in 0..sections.len() {
-        if name_of(i)? == SECTION {
+    for (i, s) in sections.iter().enumerate() {
+        if cstr(&elf, names.offset + s.name as usize)? == SECTION {
             program = Some(i);
         }
     }
@@ -73,31 +68,13 @@ fn extract(object: &Path, out: &Path) -> Result<(), String> {
     if !code.len().is_multiple_of(8) {
         return Err("a torn instruction".into());
     }
-    let mut wanted_at = Vec::new();
-    for s in &sections {
-        // SHT_REL for the program; .rel.BTF* and others are not loaded.
-        if s.kind != 9 || s.info as usize != program {
-            continue;
-        }
-        let symtab = sections.get(s.link as usize).ok_or("no symbol table")?;
-        let strtab = sections
-            .get(symtab.link as usize)
-            .ok_or("no string table")?;
-        for rel in slice(&elf, s.offset, s.size)?.chunks_exact(16) {
-            let at = u64_at(rel, 0)? as usize;
-            let sym = (u64_at(rel, 8)? >> 32) as usize;
-            let name = cstr(
-                &elf,
-                strtab.offset + u32_at(&elf, symtab.offset + sym * 24)? as usize,
-            )?;
-            if name != "wanted" || !at.is_multiple_of(8) || code.get(at) != Some(&0x18) {
-                return Err(format!("a relocation against {name} at {at}"));
-            }
-            wanted_at.push(at / 8);
-        }
-    }
-    if wanted_at.is_empty() {
-        return Err("no load of the map wanted".into());
+    // SHT_REL (9) or SHT_RELA (4) for the program: a map or a global the
+    // loader would have to place.
+    if sections
+        .iter()
+        .any(|s| (s.kind == 9 || s.kind == 4) && s.info as usize == program)
+    {
+        return Err("relocations in the program".into());
     }
     for magic in PLACEHOLDERS {
         let loads = code
@@ -108,12 +85,7 @@ fn extract(object: &Path, out: &Path) -> Result<(), String> {
             return Err(format!("{loads} loads at the placeholder {magic:#x}"));
         }
     }
-    fs::write(out.join("owners.insns"), code).map_err(|e| e.to_string())?;
-    fs::write(
-        out.join("owners.rs"),
-        format!("pub const WANTED_AT: &[usize] = &{wanted_at:?};\n"),
-    )
-    .map_err(|e| e.to_string())
+    fs::write(out.join("owners.insns"), code).map_err(|e| e.to_string())
 }
 
 struct Section {
@@ -121,7 +93,6 @@ struct Section {
     kind: u32,
     offset: usize,
     size: usize,
-    link: u32,
     info: u32,
 }
 
@@ -141,7 +112,6 @@ fn sections(elf: &[u8]) -> Result<Vec<Section>, String> {
                 kind: u32_at(elf, h + 4)?,
                 offset: u64_at(elf, h + 24)? as usize,
                 size: u64_at(elf, h + 32)? as usize,
-                link: u32_at(elf, h + 40)?,
                 info: u32_at(elf, h + 44)?,
             })
         })

@@ -8,6 +8,7 @@
 //! `netns.rs`, `capture.rs`, and `destroy.rs` for `kill`.
 
 pub mod bpf;
+#[cfg(zombiescan_bpf)]
 mod btf;
 pub mod capture;
 pub mod destroy;

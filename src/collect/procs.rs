@@ -492,21 +492,10 @@ fn walk_pass(
     w
 }
 
-/// The owners of the `wanted` sockets from the kernel's own walk of the fd
-/// tables (`super::bpf`), then the details of those processes only from
-/// /proc; the same hits as [`walk`] would give. `Err` when BPF cannot be
-/// used: the caller walks /proc.
-pub fn walk_bpf(proc_root: &Path, wanted: &InodeMap<u32>, select: &Select) -> Result<Walk, String> {
-    if wanted.is_empty() {
-        return Ok(Walk::default());
-    }
-    let records = super::bpf::sockets(wanted)?;
-    Ok(walk_records(proc_root, wanted, select, records))
-}
-
-/// The hits and owners of the `wanted` sockets among the kernel's
-/// `records`, the owners' details from /proc.
-fn walk_records(
+/// The owners of the `wanted` sockets among the kernel's `records` of
+/// every socket descriptor (`super::bpf`), then the details of those
+/// processes only from /proc: the same hits as [`walk`] would give.
+pub fn walk_records(
     proc_root: &Path,
     wanted: &InodeMap<u32>,
     select: &Select,

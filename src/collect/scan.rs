@@ -109,18 +109,41 @@ fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
     let net_dir = Path::new("/proc/thread-self/net");
     let mut gaps = Gaps::default();
     let filter = &opts.filter;
+    // Behind a scanned port there may be an upstream in trouble: a second,
+    // small dump of the sockets that show it, on every other port, read on
+    // a thread of its own (in this thread's namespace) while the first is.
+    std::thread::scope(|scope| {
+        let neighbours = (opts.source != SourceChoice::Proc && !filter.ports.is_empty())
+            .then(|| scope.spawn(|| neighbours_of(filter)));
+        let (source, sockets) = read_sockets(opts, net_dir, &mut gaps)?;
+        let neighbours = match neighbours {
+            Some(n) if source == Source::Netlink => n.join().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        finish_inside(net_dir, source, sockets, neighbours, gaps)
+    })
+}
+
+/// The sockets asked for, from the source asked for (netlink, falling
+/// back to /proc/net/tcp where netlink cannot be opened).
+fn read_sockets(
+    opts: &ScanOptions,
+    net_dir: &Path,
+    gaps: &mut Gaps,
+) -> Result<(Source, Vec<Socket>)> {
+    let filter = &opts.filter;
     let (source, sockets) = match opts.source {
         // --path alone asks for no TCP socket.
         _ if filter.unix_only() => (Source::Netlink, Vec::new()),
-        SourceChoice::Netlink => (Source::Netlink, netlink_sockets(filter, &mut gaps)?),
-        SourceChoice::Proc => (Source::Proc, proc_sockets(net_dir, filter, &mut gaps)?),
-        SourceChoice::Auto => match netlink_sockets(filter, &mut gaps) {
+        SourceChoice::Netlink => (Source::Netlink, netlink_sockets(filter, gaps)?),
+        SourceChoice::Proc => (Source::Proc, proc_sockets(net_dir, filter, gaps)?),
+        SourceChoice::Auto => match netlink_sockets(filter, gaps) {
             Ok(s) => (Source::Netlink, s),
             Err(e @ Error::NetlinkUnavailable(_)) => {
                 gaps.notes.push(format!(
                     "netlink unavailable ({e}): read /proc/net/tcp instead"
                 ));
-                (Source::Proc, proc_sockets(net_dir, filter, &mut gaps)?)
+                (Source::Proc, proc_sockets(net_dir, filter, gaps)?)
             }
             Err(e) => return Err(e),
         },
@@ -128,17 +151,27 @@ fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
     if source == Source::Proc {
         gaps.notes.push(PROC_SOURCE_LIMITS.into());
     }
-    // Behind a scanned port there may be an upstream in trouble: a second,
-    // small dump of the sockets that show it, on every other port.
-    let neighbours = if source == Source::Netlink && !filter.ports.is_empty() {
-        netlink::dump_sockets_where(neighbour_states(), &[], |s| {
-            !filter.ports.contains(&s.local.port()) && !filter.ports.contains(&s.remote.port())
-        })
-        .map(|d| d.sockets)
-        .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    Ok((source, sockets))
+}
+
+/// The sockets in [`neighbour_states`] on ports other than the scanned
+/// ones.
+fn neighbours_of(filter: &Filter) -> Vec<Socket> {
+    netlink::dump_sockets_where(neighbour_states(), &[], |s| {
+        !filter.ports.contains(&s.local.port()) && !filter.ports.contains(&s.remote.port())
+    })
+    .map(|d| d.sockets)
+    .unwrap_or_default()
+}
+
+/// The unix sockets and the host's counters, beside the TCP sockets read.
+fn finish_inside(
+    net_dir: &Path,
+    source: Source,
+    sockets: Vec<Socket>,
+    neighbours: Vec<Socket>,
+    mut gaps: Gaps,
+) -> Result<Inside> {
     let unix = match source {
         Source::Netlink => match unix::dump() {
             Ok((u, interrupted)) => {
@@ -236,6 +269,7 @@ pub(super) fn label(
 /// [`procs::Memory`]).
 pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
+    let kernel_walk = start_kernel_walk(opts, &memory);
     let names = netns::names();
     let (path, netns) = match &opts.netns {
         None => (None, label(own_netns(), None, &[], &names)),
@@ -266,7 +300,7 @@ pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Ve
         filters.push(f.filter);
     }
     parts.push((netns, ins));
-    let mut snaps = attribute(opts, captured_at, parts, memory);
+    let mut snaps = attribute(opts, captured_at, parts, memory, kernel_walk);
     for (snap, filter) in snaps.iter_mut().zip(filters) {
         snap.filter = filter;
     }
@@ -285,6 +319,7 @@ pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Ve
 /// one walk of /proc for the owners of all.
 pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Vec<Snapshot>> {
     let captured_at = SystemTime::now();
+    let kernel_walk = start_kernel_walk(opts, &memory);
     let names = netns::names();
     let own = own_netns();
     let mut parts = Vec::new();
@@ -314,7 +349,7 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
             reason: format!("no namespace could be scanned: {}", skipped.join("; ")),
         });
     }
-    let mut snaps = attribute(opts, captured_at, parts, memory);
+    let mut snaps = attribute(opts, captured_at, parts, memory, kernel_walk);
     if let Some(first) = snaps.first_mut() {
         first
             .gaps
@@ -324,13 +359,28 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
     Ok(snaps)
 }
 
+/// The kernel's walk of the fd tables, started as a scan begins so that it
+/// runs while the sockets are read: for a one-shot scan that finds owners
+/// (a watch, a recorder and the exporter keep their remembered /proc
+/// walk, which re-reads only the fd tables that changed). A socket opened
+/// after the walk passed its process has no owner, as one closed before
+/// the dump reached it is not listed.
+fn start_kernel_walk(
+    opts: &ScanOptions,
+    memory: &Option<&mut procs::Memory>,
+) -> Option<super::bpf::Pending> {
+    (opts.owners && memory.is_none()).then(super::bpf::start)
+}
+
 /// Finds the owners of the sockets of every part with one walk (the
-/// kernel's or /proc's), then applies the pid and process-name filters.
+/// kernel's, when `kernel_walk` gives its records, or /proc's), then
+/// applies the pid and process-name filters.
 fn attribute(
     opts: &ScanOptions,
     captured_at: SystemTime,
     parts: Vec<(Netns, Inside)>,
     memory: Option<&mut procs::Memory>,
+    kernel_walk: Option<super::bpf::Pending>,
 ) -> Vec<Snapshot> {
     let filter = &opts.filter;
     let as_root = nix::unistd::geteuid().is_root();
@@ -389,13 +439,12 @@ fn attribute(
         pids: &filter.pids,
         names: &filter.processes,
     };
-    // The kernel's walk where BPF may be used, else the /proc walk. A
-    // watch, a recorder and the exporter keep the /proc walk: it remembers
-    // the fd tables between samples, re-reading only those that changed.
-    let bpf = match memory {
-        Some(_) => None,
-        None => procs::walk_bpf(Path::new(PROC), &wanted, &select).ok(),
-    };
+    // The kernel's walk where BPF may be used, else the /proc walk. With
+    // no socket to find owners for, the kernel's is not waited for.
+    let bpf = kernel_walk
+        .filter(|_| !wanted.is_empty())
+        .and_then(|k| k.wait().ok())
+        .map(|records| procs::walk_records(Path::new(PROC), &wanted, &select, records));
     let (walk, owners_from) = match bpf {
         Some(w) => (w, OwnersFrom::Bpf),
         None => (
