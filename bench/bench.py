@@ -9,6 +9,7 @@ open-file hard limit is 20,000 per process). Then runs, alternating, ROUNDS
 times each:
 
     zombiescan --json               full scan: owners and tcp_info
+    zombiescan --no-processes --json  the same without owners
     zombiescan --port 30020 --json  one port, filtered in the kernel
     zombiescan analyze CAPTURE --json   a capture of the scene, read back
     ss -tani, ss -tanpi, ss -tanp, ss -tan
@@ -16,7 +17,8 @@ times each:
 
 all through `ip netns exec` into that namespace, and reports the median wall
 time, its ratio to `ss -tani` (the dump and tcp_info, no owners), and the
-peak RSS of each. The namespace and
+peak RSS of each; then what the owners add to a full scan, and a
+`--port` scan's share of a full one. The namespace and
 every process in it are removed at the end, even on failure or Ctrl-C.
 
 With --recorder, measures instead the CPU a recorder costs: N connections
@@ -287,6 +289,7 @@ def measure(ns, binary, rounds, baseline=None):
     sh("ip", "netns", "exec", ns.name, binary, "capture", "-o", capture)
     cmds = {
         "zombiescan --json": [binary, "--json"],
+        "zombiescan --no-processes --json": [binary, "--no-processes", "--json"],
         "zombiescan --port 30020 --json": [binary, "--port", str(FIRST_PORT), "--json"],
         "zombiescan analyze CAPTURE --json": [binary, "analyze", capture, "--json"],
     }
@@ -393,6 +396,7 @@ def main():
     else:
         print("| connections | sockets | command | median | × ss -tani | peak RSS | × ss -tani |")
         print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    derived = []
     for n in args.sizes:
         ns = Namespace(f"zs-bench-{os.getpid()}")
         peer = Namespace(f"zs-bench-{os.getpid()}-c") if args.recorder or args.exporter else None
@@ -415,15 +419,24 @@ def main():
             est, cw, total = build(ns, n)
             unix_path = unix_sockets(ns, args.unix) if args.unix else None
             total += args.unix
-            for name, med, ratio, rss, rss_ratio in measure(ns, args.bin, args.rounds, args.baseline):
+            rows = measure(ns, args.bin, args.rounds, args.baseline)
+            for name, med, ratio, rss, rss_ratio in rows:
                 print(f"| {n} | {total} | `{name}` | {med * 1000:.1f} ms | {ratio:.2f} | "
                       f"{rss / 1024:.1f} MiB | {rss_ratio:.2f} |", flush=True)
+            med = {name: m for name, m, _, _, _ in rows}
+            full, bare = med["zombiescan --json"], med["zombiescan --no-processes --json"]
+            derived.append(f"{n} connections: the owners add {100 * (full - bare) / bare:.0f}% to a "
+                           f"scan without them; `--port 30020` takes "
+                           f"{med['zombiescan --port 30020 --json'] / full:.2f} of a full scan")
         finally:
             ns.close()
             if unix_path and os.path.exists(unix_path):
                 os.remove(unix_path)
             if peer:
                 peer.close()
+    for line in derived:
+        print(f"\n{line}")
+
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
