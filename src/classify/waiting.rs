@@ -3,6 +3,7 @@
 //! longer than `--stall` for any reply. Its stuck requests are the
 //! symptom; that wait is the likely cause.
 
+use super::advice::well_known;
 use super::{Finding, Kind, Thresholds, WaitingOn, known};
 use crate::model::{Snapshot, Waiting};
 use crate::units::human;
@@ -24,22 +25,6 @@ pub fn blamed(findings: &[Finding]) -> Vec<u32> {
     pids.sort_unstable();
     pids.dedup();
     pids
-}
-
-/// The server a well-known port belongs to.
-fn by_port(port: u16) -> Option<&'static str> {
-    Some(match port {
-        5432 => "PostgreSQL",
-        3306 => "MySQL",
-        6379 => "Redis",
-        5672 => "RabbitMQ",
-        27017 => "MongoDB",
-        11211 => "memcached",
-        9200 => "Elasticsearch",
-        9092 => "Kafka",
-        80 | 443 | 8080 => "an HTTP server",
-        _ => return None,
-    })
 }
 
 /// How long `w` has waited for a reply, when it has waited at least
@@ -85,7 +70,7 @@ pub fn attach(snap: &Snapshot, t: &Thresholds, out: &mut [Finding]) {
             fd: w.fd,
             local: w.socket.local,
             remote: w.socket.remote,
-            peer_server: by_port(w.socket.remote.port()),
+            peer_server: well_known(w.socket.remote.port()).map(|(name, _)| name),
             waited_ms: ms,
             syscall: w.thread.as_ref().map(|b| b.syscall.clone()),
             on_socket: w.thread.as_ref().is_some_and(|b| b.fds.contains(&w.fd)),

@@ -24,7 +24,7 @@ use crate::model::{Args, Direction, Process, Snapshot, TcpState};
 use rows::APP_TIMEOUTS;
 pub use rows::{SETTINGS, Setting, Who, host, pick};
 use server::Role;
-pub use server::{Server, peer_server};
+pub use server::{Server, peer_server, well_known};
 pub use words::*;
 
 /// A setting's value as the command line states it: `--name V`,

@@ -192,18 +192,62 @@ pub fn roles(snap: &Snapshot, pids: &[u32]) -> Vec<(u32, Role)> {
 }
 
 /// The server at `port` of outbound sockets: the server `owners` (of a
-/// listener of this snapshot on that port) run, or PostgreSQL's port.
+/// listener of this snapshot on that port) run, or the one its well-known
+/// port names.
 pub fn peer_server(snap: &Snapshot, owners: &[u32], port: u16) -> Option<Server> {
     owners
         .iter()
         .filter_map(|p| snap.processes.get(p))
         .find_map(Server::detect)
-        .or(match port {
-            5432 => Some(Server::Postgres),
-            5672 => Some(Server::RabbitMq),
-            6379 => Some(Server::Redis),
-            3306 => Some(Server::MySql),
-            80 | 443 | 8000 | 8080 => Some(Server::Http),
-            _ => None,
-        })
+        .or_else(|| well_known(port).and_then(|(_, server)| server))
+}
+
+/// The servers known by their port at the other end of a connection: what
+/// to call them, and whose advice applies where the advice knows them.
+const WELL_KNOWN: [(u16, &str, Option<Server>); 12] = [
+    (5432, "PostgreSQL", Some(Server::Postgres)),
+    (3306, "MySQL", Some(Server::MySql)),
+    (6379, "Redis", Some(Server::Redis)),
+    (5672, "RabbitMQ", Some(Server::RabbitMq)),
+    (27017, "MongoDB", None),
+    (11211, "memcached", None),
+    (9200, "Elasticsearch", None),
+    (9092, "Kafka", None),
+    (80, "an HTTP server", Some(Server::Http)),
+    (443, "an HTTP server", Some(Server::Http)),
+    (8000, "an HTTP server", Some(Server::Http)),
+    (8080, "an HTTP server", Some(Server::Http)),
+];
+
+/// The server a well-known port belongs to, by name, and as the advice
+/// knows it.
+pub fn well_known(port: u16) -> Option<(&'static str, Option<Server>)> {
+    WELL_KNOWN
+        .iter()
+        .find(|(p, _, _)| *p == port)
+        .map(|&(_, name, server)| (name, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One table names a peer for a wait and picks the advice for a pool:
+    /// the two agree on every port.
+    #[test]
+    fn a_well_known_port_names_its_server_and_its_advice() {
+        assert_eq!(
+            well_known(5432),
+            Some(("PostgreSQL", Some(Server::Postgres)))
+        );
+        assert_eq!(well_known(27017), Some(("MongoDB", None)));
+        assert_eq!(
+            well_known(8000),
+            Some(("an HTTP server", Some(Server::Http)))
+        );
+        assert_eq!(well_known(30020), None);
+        let snap = crate::testing::snapshot(Vec::new());
+        assert_eq!(peer_server(&snap, &[], 3306), Some(Server::MySql));
+        assert_eq!(peer_server(&snap, &[], 9092), None);
+    }
 }
