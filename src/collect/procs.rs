@@ -492,10 +492,42 @@ fn walk_pass(
     w
 }
 
-/// The owners of the `wanted` sockets among the kernel's `records` of
-/// every socket descriptor (`super::bpf`), then the details of those
-/// processes only from /proc: the same hits as [`walk`] would give.
-pub fn walk_records(
+/// The owners of the `wanted` sockets from the kernel's walk of every fd
+/// table (`super::bpf`), run while the sockets were read: its `records`,
+/// and for the wanted sockets they do not hold (opened after the walk
+/// passed their process) a second walk with the iterator `loaded`; then
+/// the details of the owners only, from /proc. The same hits as [`walk`]
+/// would give.
+pub fn walk_kernel(
+    proc_root: &Path,
+    wanted: &InodeMap<u32>,
+    select: &Select,
+    (mut loaded, records): (super::bpf::Loaded, Vec<super::bpf::Record>),
+) -> Walk {
+    let mut found = vec![false; wanted.values().max().map_or(0, |&m| m as usize + 1)];
+    for r in &records {
+        if let Some(&i) = wanted.get(&r.ino) {
+            found[i as usize] = true;
+        }
+    }
+    let missed: InodeMap<u32> = wanted
+        .iter()
+        .filter(|(_, i)| !found[**i as usize])
+        .map(|(&ino, &i)| (ino, i))
+        .collect();
+    let mut w = walk_records(proc_root, wanted, select, records);
+    if !missed.is_empty()
+        && let Ok(again) = loaded.run()
+    {
+        let more = walk_records(proc_root, &missed, select, again);
+        w.merge(more);
+    }
+    w
+}
+
+/// The owners of the `wanted` sockets among the kernel's `records`, the
+/// owners' details from /proc.
+fn walk_records(
     proc_root: &Path,
     wanted: &InodeMap<u32>,
     select: &Select,

@@ -363,8 +363,7 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
 /// runs while the sockets are read: for a one-shot scan that finds owners
 /// (a watch, a recorder and the exporter keep their remembered /proc
 /// walk, which re-reads only the fd tables that changed). A socket opened
-/// after the walk passed its process has no owner, as one closed before
-/// the dump reached it is not listed.
+/// after the walk passed its process is looked for by a second walk.
 fn start_kernel_walk(
     opts: &ScanOptions,
     memory: &Option<&mut procs::Memory>,
@@ -444,7 +443,7 @@ fn attribute(
     let bpf = kernel_walk
         .filter(|_| !wanted.is_empty())
         .and_then(|k| k.wait().ok())
-        .map(|records| procs::walk_records(Path::new(PROC), &wanted, &select, records));
+        .map(|first| procs::walk_kernel(Path::new(PROC), &wanted, &select, first));
     let (walk, owners_from) = match bpf {
         Some(w) => (w, OwnersFrom::Bpf),
         None => (
