@@ -50,7 +50,7 @@ const AUTO_FROM_HANDLES: u64 = 2_000;
 fn not_here() -> Option<String> {
     match std::env::var("ZOMBIESCAN_OWNERS").as_deref() {
         Ok("proc") => return Some("ZOMBIESCAN_OWNERS=proc".into()),
-        Ok("bpf") => {}
+        _ if forced() => {}
         _ => {
             let handles = std::fs::read_to_string("/proc/sys/fs/file-nr")
                 .ok()
@@ -64,6 +64,11 @@ fn not_here() -> Option<String> {
         }
     }
     refused_by(&std::fs::read_to_string("/proc/self/status").unwrap_or_default())
+}
+
+/// Whether `ZOMBIESCAN_OWNERS=bpf` asks for the kernel's walk.
+pub fn forced() -> bool {
+    std::env::var("ZOMBIESCAN_OWNERS").as_deref() == Ok("bpf")
 }
 
 /// What in `/proc/self/status` keeps BPF from being used: its

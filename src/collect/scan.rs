@@ -440,10 +440,19 @@ fn attribute(
     };
     // The kernel's walk where BPF may be used, else the /proc walk. With
     // no socket to find owners for, the kernel's is not waited for.
-    let bpf = kernel_walk
-        .filter(|_| !wanted.is_empty())
-        .and_then(|k| k.wait().ok())
-        .map(|first| procs::walk_kernel(Path::new(PROC), &wanted, &select, first));
+    // Where ZOMBIESCAN_OWNERS=bpf asked for the kernel's, a refusal is
+    // said.
+    let mut refused = None;
+    let bpf = match kernel_walk.filter(|_| !wanted.is_empty()).map(|k| k.wait()) {
+        Some(Ok(first)) => Some(procs::walk_kernel(Path::new(PROC), &wanted, &select, first)),
+        Some(Err(why)) => {
+            refused = super::bpf::forced().then(|| {
+                format!("ZOMBIESCAN_OWNERS=bpf, but the kernel's walk could not be used ({why}): owners from /proc")
+            });
+            None
+        }
+        None => None,
+    };
     let (walk, owners_from) = match bpf {
         Some(w) => (w, OwnersFrom::Bpf),
         None => (
@@ -465,6 +474,7 @@ fn attribute(
     }
     for snap in &mut snaps {
         snap.owners_from = Some(owners_from);
+        snap.gaps.notes.extend(refused.clone());
         snap.gaps.processes_vanished = walk.vanished;
         snap.gaps.processes_unreadable = walk.unreadable;
         snap.gaps.processes_out_of_fds = walk.out_of_fds;

@@ -104,7 +104,7 @@ fn man_pages() -> Vec<(String, Vec<u8>)> {
         roff("set and not empty: no colour on a terminal"),
         roff("the width to fit when stdout is not a terminal that reports its size"),
         roff("the most bytes read from a capture, compressed or inflated (default 1 GiB)"),
-        roff("proc: find the owners by walking /proc/PID/fd; bpf: by the kernel's walk (a BPF task_file iterator: root, a kernel with BTF) wherever it can be used; unset: the kernel's where the host holds 2,000 file handles or more, where it is the cheaper. A watch, a recorder and the exporter walk /proc, remembering the fd tables")
+        roff("proc: find the owners by walking /proc/PID/fd; bpf: by the kernel's walk (a BPF task_file iterator: root, a kernel with BTF) wherever it can be used, and where it cannot, the report's limitations say why; unset: the kernel's where the host holds 2,000 file handles or more, where it is the cheaper. A watch, a recorder and the exporter walk /proc, remembering the fd tables")
     ));
     extra.push_str(&format!(
         ".SH FILES\n.TP\n/proc/net/tcp, /proc/net/tcp6\n{}\n.TP\n/proc/PID/fd, /proc/PID/limits\n{}\n.TP\n/sys/kernel/btf/vmlinux\n{}\n.TP\n/run/netns\n{}\n.TP\n/var/lib/docker, /run/containerd\n{}\n.TP\n/var/log/pods, /var/log/containers\n{}\n",

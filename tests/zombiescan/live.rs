@@ -403,6 +403,23 @@ fn as_another_user_every_socket_is_listed_and_the_unattributed_counted() {
         "{:?}",
         doc.limitations
     );
+    // The kernel's walk, asked for, needs CAP_BPF: the refusal is said.
+    let out = ns.exec(
+        &[
+            &crate::netns::AS_NOBODY[..],
+            &["env", "ZOMBIESCAN_OWNERS=bpf", crate::netns::BIN, "--json"],
+        ]
+        .concat(),
+    );
+    ok(&out);
+    let doc: Document = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        doc.limitations.iter().any(|l| l.starts_with(
+            "ZOMBIESCAN_OWNERS=bpf, but the kernel's walk could not be used (no CAP_BPF"
+        ) && l.ends_with("owners from /proc")),
+        "{:?}",
+        doc.limitations
+    );
     // Two clients leave: the CLOSE_WAIT a root process holds are of an
     // unknown owner to nobody, never "orphaned".
     ns.spawn(&[
