@@ -437,12 +437,12 @@ mod tests {
             return;
         }
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
-        let mut wanted = crate::model::InodeMap::default();
-        wanted.insert(inode_at(l.as_raw_fd() as u32), 7);
+        // The listener is the eighth socket of the scan.
+        let inodes = std::iter::repeat_n(0, 7).chain([inode_at(l.as_raw_fd() as u32)]);
         let loaded = Loaded::load_anyway().expect("bpf");
         let w = super::super::procs::walk_kernel(
             std::path::Path::new("/proc"),
-            &wanted,
+            inodes,
             &super::super::procs::Select::default(),
             (loaded, Vec::new()),
         );

@@ -414,26 +414,20 @@ fn attribute(
         }
         return snaps;
     }
-    // One index over all parts: part k's sockets start at starts[k], its
+    // The parts' sockets in one list: part k's start at starts[k], its
     // unix sockets after them.
     let mut starts = Vec::with_capacity(snaps.len());
-    let mut wanted: InodeMap<u32> = InodeMap::default();
-    wanted.reserve(snaps.iter().map(|s| s.sockets.len() + s.unix.len()).sum());
     let mut next = 0u32;
     for snap in &snaps {
         starts.push(next);
-        let inodes = snap
-            .sockets
-            .iter()
-            .map(|s| s.inode)
-            .chain(snap.unix.iter().map(|u| u.inode));
-        for (i, inode) in inodes.enumerate() {
-            if inode != 0 {
-                wanted.insert(inode, next + i as u32);
-            }
-        }
         next += (snap.sockets.len() + snap.unix.len()) as u32;
     }
+    let inodes = || {
+        snaps.iter().flat_map(|snap| {
+            let tcp = snap.sockets.iter().map(|s| s.inode);
+            tcp.chain(snap.unix.iter().map(|u| u.inode))
+        })
+    };
     let select = procs::Select {
         pids: &filter.pids,
         names: &filter.processes,
@@ -443,8 +437,14 @@ fn attribute(
     // Where ZOMBIESCAN_OWNERS=bpf asked for the kernel's, a refusal is
     // said.
     let mut refused = None;
-    let bpf = match kernel_walk.filter(|_| !wanted.is_empty()).map(|k| k.wait()) {
-        Some(Ok(first)) => Some(procs::walk_kernel(Path::new(PROC), &wanted, &select, first)),
+    let any = inodes().any(|i| i != 0);
+    let bpf = match kernel_walk.filter(|_| any).map(|k| k.wait()) {
+        Some(Ok(first)) => Some(procs::walk_kernel(
+            Path::new(PROC),
+            inodes(),
+            &select,
+            first,
+        )),
         Some(Err(why)) => {
             refused = super::bpf::forced().then(|| {
                 format!("ZOMBIESCAN_OWNERS=bpf, but the kernel's walk could not be used ({why}): owners from /proc")
@@ -455,10 +455,18 @@ fn attribute(
     };
     let (walk, owners_from) = match bpf {
         Some(w) => (w, OwnersFrom::Bpf),
-        None => (
-            procs::walk(Path::new(PROC), &wanted, &select, memory),
-            OwnersFrom::Proc,
-        ),
+        None => {
+            // The /proc walk looks each descriptor's inode up here.
+            let mut wanted: InodeMap<u32> = InodeMap::default();
+            wanted.reserve(next as usize);
+            for (i, inode) in inodes().enumerate() {
+                if inode != 0 {
+                    wanted.insert(inode, i as u32);
+                }
+            }
+            let walk = procs::walk(Path::new(PROC), &wanted, &select, memory);
+            (walk, OwnersFrom::Proc)
+        }
     };
     for (global, pid) in walk.hits {
         let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
