@@ -6,12 +6,12 @@
 //! socket table is read: the two are the bulk of a scan, and they take
 //! about as long (at 200,000 sockets: 70 ms for the fd tables, 100 ms for
 //! a `--port` scan's two dumps). The kernel skips the threads that share
-//! their leader's table. Where BPF cannot be used (a
-//! build without clang, a kernel without BTF or iterators, no CAP_BPF, a
-//! pid namespace other than the kernel's first, `ZOMBIESCAN_OWNERS=proc`)
-//! the /proc walk finds the owners, and the report says which path it
-//! took. On a host of few descriptors the /proc walk is cheaper, and is
-//! taken ([`AUTO_FROM_HANDLES`]).
+//! their leader's table. Where BPF cannot be used (a build without clang,
+//! a kernel without BTF or iterators, no CAP_BPF, a pid namespace other
+//! than the kernel's first, `ZOMBIESCAN_OWNERS=proc`) the /proc walk finds
+//! the owners, and the report says which path it took. On a host of few
+//! descriptors the /proc walk is cheaper, and is taken
+//! ([`AUTO_FROM_HANDLES`]).
 
 /// One socket descriptor: the process (its tgid) and the socket's inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
