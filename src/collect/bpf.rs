@@ -145,7 +145,8 @@ impl Loaded {
         Err("built without it (no clang with the BPF target at build time)".into())
     }
 
-    /// One walk: every socket descriptor of every process.
+    /// One walk: every socket descriptor of every process, sorted by
+    /// inode (on the walk's own thread, while the sockets are read).
     #[cfg(zombiescan_bpf)]
     pub fn run(&mut self) -> Result<Vec<Record>, String> {
         use std::io::Read;
@@ -169,6 +170,7 @@ impl Loaded {
             buf.copy_within(whole..have, 0);
             have -= whole;
         }
+        records.sort_unstable_by_key(|r| r.ino);
         Ok(records)
     }
 
