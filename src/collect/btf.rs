@@ -3,9 +3,11 @@
 //! the id of the iterator's function and the offsets of four fields. The
 //! file (5 MB, 150,000 types) is streamed through a buffer of 64 KiB and
 //! only the type offsets are kept (4 bytes a type): a full parse would
-//! cost tens of megabytes and milliseconds for four numbers.
+//! cost tens of megabytes and milliseconds for four numbers. The parser
+//! reads at offsets from a [`Source`]: the file, or bytes in the tests.
 
 use std::fs::File;
+use std::io::{Error, ErrorKind};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -46,26 +48,62 @@ pub fn kernel() -> Result<Layout, String> {
 
 /// Reads the layout from the BTF at `path`.
 pub fn read(path: &Path) -> Result<Layout, String> {
-    read_by(path, 64 * 1024)
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    layout(&file, 64 * 1024).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Reads it `chunk` bytes at a time.
-fn read_by(path: &Path, chunk: usize) -> Result<Layout, String> {
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Bytes read at an offset: the kernel's file, or bytes in the tests.
+trait Source {
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<usize>;
+
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.read_at(&mut buf[got..], at + got as u64) {
+                Ok(0) => return Err(Error::new(ErrorKind::UnexpectedEof, "cut short")),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Source for File {
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+        FileExt::read_at(self, buf, at)
+    }
+}
+
+impl Source for [u8] {
+    fn read_at(&self, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+        let rest = usize::try_from(at)
+            .ok()
+            .and_then(|a| self.get(a..))
+            .unwrap_or(&[]);
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+}
+
+/// The layout, from BTF read `chunk` bytes at a time.
+fn layout<S: Source + ?Sized>(file: &S, chunk: usize) -> Result<Layout, String> {
     let mut head = [0u8; 24];
     file.read_exact_at(&mut head, 0)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| format!("its header: {e}"))?;
     let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
     if head[..2] != [0x9f, 0xeb] {
-        return Err(format!("{}: not little-endian BTF", path.display()));
+        return Err("not little-endian BTF".into());
     }
     let base = u64::from(u32_at(4));
     let types = (base + u64::from(u32_at(8)), u64::from(u32_at(12)));
     let strings = (base + u64::from(u32_at(16)), u64::from(u32_at(20)));
-    let names = find_names(&file, strings, chunk)?;
+    let names = find_names(file, strings, chunk)?;
     let name = |n: &str| names.iter().find(|(s, _)| *s == n).map(|(_, o)| *o);
     let mut index = Index::default();
-    scan_types(&file, types, chunk, &name, &mut index)?;
+    scan_types(file, types, chunk, &name, &mut index)?;
     let iter_task_file = index.func.ok_or(format!("no function {ITER}"))?;
     let mut offsets = [0u32; 4];
     for (k, (outer, member)) in FIELDS.iter().enumerate() {
@@ -74,7 +112,7 @@ fn read_by(path: &Path, chunk: usize) -> Result<Layout, String> {
             .structs
             .iter()
             .filter(|s| name(outer) == Some(s.name))
-            .find_map(|s| member_offset(&file, types, &index.offsets, s.id, wanted, 0));
+            .find_map(|s| member_offset(file, types, &index.offsets, s.id, wanted, 0));
         let bits = found.ok_or(format!("no {outer}.{member}"))?;
         if bits % 8 != 0 {
             return Err(format!("{outer}.{member} is a bitfield"));
@@ -92,8 +130,8 @@ fn read_by(path: &Path, chunk: usize) -> Result<Layout, String> {
 }
 
 /// Where each name the layout needs starts in the string section.
-fn find_names(
-    file: &File,
+fn find_names<S: Source + ?Sized>(
+    file: &S,
     (at, len): (u64, u64),
     chunk: usize,
 ) -> Result<Vec<(&'static str, u32)>, String> {
@@ -163,8 +201,8 @@ struct Named {
 
 /// One pass over the types: their offsets, the wanted structs and the
 /// function.
-fn scan_types(
-    file: &File,
+fn scan_types<S: Source + ?Sized>(
+    file: &S,
     (at, len): (u64, u64),
     chunk: usize,
     name: &dyn Fn(&str) -> Option<u32>,
@@ -213,8 +251,8 @@ fn extra(kind: u32, vlen: u64) -> Result<u64, String> {
 /// The bit offset of the member named `wanted` in the struct or union
 /// `id`, looking into its anonymous members (C11's unnamed structs and
 /// unions) too.
-fn member_offset(
-    file: &File,
+fn member_offset<S: Source + ?Sized>(
+    file: &S,
     (at, _): (u64, u64),
     offsets: &[u32],
     id: u32,
@@ -261,8 +299,8 @@ fn le32(b: &[u8], i: usize) -> u32 {
 }
 
 /// A section of the file, read forward through one buffer.
-struct Stream<'a> {
-    file: &'a File,
+struct Stream<'a, S: Source + ?Sized> {
+    file: &'a S,
     at: u64,
     len: u64,
     buf: Vec<u8>,
@@ -272,9 +310,9 @@ struct Stream<'a> {
     pos: u64,
 }
 
-impl<'a> Stream<'a> {
+impl<'a, S: Source + ?Sized> Stream<'a, S> {
     /// `chunk`: at least 12, a type's header.
-    fn new(file: &'a File, at: u64, len: u64, chunk: usize) -> Stream<'a> {
+    fn new(file: &'a S, at: u64, len: u64, chunk: usize) -> Stream<'a, S> {
         Stream {
             file,
             at,
@@ -293,18 +331,9 @@ impl<'a> Stream<'a> {
     /// Fills the buffer from `pos`.
     fn fill(&mut self) -> Result<(), String> {
         let want = (self.len - self.pos).min(self.buf.len() as u64) as usize;
-        let mut got = 0;
-        while got < want {
-            match self
-                .file
-                .read_at(&mut self.buf[got..want], self.at + self.pos + got as u64)
-            {
-                Ok(0) => return Err("BTF cut short".into()),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("reading BTF: {e}")),
-            }
-        }
+        self.file
+            .read_exact_at(&mut self.buf[..want], self.at + self.pos)
+            .map_err(|e| format!("reading BTF: {e}"))?;
         self.base = self.pos;
         self.filled = want;
         Ok(())
@@ -461,12 +490,10 @@ mod tests {
         member(&mut t, 0, 7, 32 * 8);
         // 9: the function.
         ty(&mut t, s("bpf_iter_task_file"), 12, 0, false, 1);
-        let dir = std::env::temp_dir().join(format!("zombiescan-btf-{}", std::process::id()));
-        std::fs::write(&dir, blob(&t, &strs)).expect("write");
+        let b = blob(&t, &strs);
         // Whole, and 13 bytes at a time: names and headers cut by the
         // buffer's end.
-        let got = [read(&dir), read_by(&dir, 13)];
-        let _ = std::fs::remove_file(&dir);
+        let got = [layout(&b[..], 64 * 1024), layout(&b[..], 13)];
         let want = Layout {
             iter_task_file: 9,
             tgid: 0x4a4,
@@ -483,14 +510,15 @@ mod tests {
         let mut t = Vec::new();
         ty(&mut t, at[0], 4, 0, false, 8);
         ty(&mut t, at[1], 12, 0, false, 1);
-        let dir = std::env::temp_dir().join(format!("zombiescan-btf-bad-{}", std::process::id()));
-        std::fs::write(&dir, blob(&t, &strs)).expect("write");
-        let missing = read(&dir);
-        std::fs::write(&dir, b"not btf at all, but long enough to have a header").expect("write");
-        let foreign = read(&dir);
-        let _ = std::fs::remove_file(&dir);
+        let missing = layout(&blob(&t, &strs)[..], 64 * 1024);
+        let foreign = layout(&b"not btf at all, but long enough to have a header"[..], 64);
+        let cut = layout(&blob(&t, &strs)[..30], 64);
         assert_eq!(missing, Err("no member tgid".into()));
-        assert!(foreign.is_err_and(|e| e.contains("not little-endian BTF")));
+        assert_eq!(foreign, Err("not little-endian BTF".into()));
+        assert!(
+            cut.is_err_and(|e| e.contains("cut short")),
+            "a file cut short"
+        );
     }
 
     /// The running kernel's BTF, where there is one: the layout is found,
