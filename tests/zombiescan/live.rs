@@ -181,7 +181,7 @@ fn counts_and_owners_match_what_was_built_and_ss() {
     }
 }
 
-/// A `--port` scan (the kernel filters the few wanted inodes) finds the
+/// A `--port` scan (the kernel's walk beside the two dumps) finds the
 /// same owners and processes by either walk.
 fn same_owners_by_either_walk(ns: &Netns) {
     let of = |d: &Document| -> BTreeMap<(String, String), Vec<u32>> {
@@ -203,6 +203,8 @@ fn same_owners_by_either_walk(ns: &Netns) {
     let args = ["--port", "30020", "--sockets"];
     let bpf = ns.zombiescan_json_owners(&args, "bpf");
     let proc = ns.zombiescan_json_owners(&args, "proc");
+    assert_eq!(bpf.owners_from.as_deref(), Some("bpf"));
+    assert_eq!(proc.owners_from.as_deref(), Some("proc"));
     assert!(of(&bpf).values().any(|p| !p.is_empty()), "owners found");
     assert_eq!(of(&bpf), of(&proc), "owners by either walk");
     assert_eq!(procs(&bpf), procs(&proc), "processes by either walk");
