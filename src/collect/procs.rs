@@ -919,4 +919,27 @@ Max open files            1024                 20000                files     \n
         assert_eq!(Directory::new(&[]).range(5), 0..0);
         assert_eq!(Directory::new(&[]).range(u64::MAX), 0..0);
     }
+
+    /// A process the kernel's walk saw and that exited before its details
+    /// were read holds nothing, and is counted as vanished; one that a
+    /// `--process` name does not match is left out.
+    #[test]
+    fn owners_of_the_kernels_records_that_exited_or_do_not_match() {
+        let p = FakeProc::new("kernel-owners");
+        p.process(100, "uvicorn");
+        p.process(200, "nginx");
+        let by_pid = BTreeMap::from([(100, vec![0]), (200, vec![1]), (300, vec![2])]);
+        let w = owners(&p.0, &Select::default(), by_pid.clone());
+        assert_eq!(w.hits, vec![(0, 100), (1, 200)]);
+        assert_eq!(w.vanished, 1, "pid 300 exited");
+        assert_eq!(w.seen, 2);
+        assert_eq!(w.processes[&100].comm, b"uvicorn");
+        let names = ["nginx".to_string()];
+        let only = Select {
+            pids: &[],
+            names: &names,
+        };
+        let w = owners(&p.0, &only, by_pid);
+        assert_eq!(w.hits, vec![(1, 200)]);
+    }
 }
