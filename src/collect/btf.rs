@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn offsets_through_anonymous_unions_typedefs_and_bitfield_flags() {
-        let (strs, at) = strings(&[
+        let names = [
             "int",
             "task_struct",
             "pid",
@@ -436,24 +436,9 @@ mod tests {
             "bpf_iter_task_file",
             "a_name_far_longer_than_any_wanted_one",
             "u",
-        ]);
-        let s = |n: &str| {
-            let names = [
-                "int",
-                "task_struct",
-                "pid",
-                "tgid",
-                "file",
-                "f_inode",
-                "inode",
-                "i_mode",
-                "i_ino",
-                "bpf_iter_task_file",
-                "a_name_far_longer_than_any_wanted_one",
-                "u",
-            ];
-            at[names.iter().position(|x| *x == n).expect("name")]
-        };
+        ];
+        let (strs, at) = strings(&names);
+        let s = |n: &str| at[names.iter().position(|x| *x == n).expect("name")];
         let mut t = Vec::new();
         // 1: int.
         ty(&mut t, s("int"), 1, 0, false, 4);
