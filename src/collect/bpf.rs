@@ -146,7 +146,8 @@ impl Loaded {
     }
 
     /// One walk: every socket descriptor of every process, sorted by
-    /// inode (on the walk's own thread, while the sockets are read).
+    /// inode (where [`start`] runs it, on the walk's own thread, while
+    /// the sockets are read).
     #[cfg(zombiescan_bpf)]
     pub fn run(&mut self) -> Result<Vec<Record>, String> {
         use std::io::Read;
