@@ -491,13 +491,23 @@ fn attribute(
                 .notes
                 .push("no process found under /proc (is /proc mounted?): owners unknown".into());
         }
-        // In a pod, each process is named after its container.
+        // In a pod, each process is named after its container, looked up
+        // once per container (its processes share their cgroup file).
         if snap.netns.pod.is_some() {
             let logs = Path::new(super::k8s::LOG_ROOT);
+            let mut by_cgroup: BTreeMap<String, Option<String>> = BTreeMap::new();
             for (pid, p) in &mut snap.processes {
-                p.container = netns::identity_of(Path::new(PROC), netns::Roots::host(), logs, *pid)
-                    .and_then(|i| i.container)
-                    .and_then(|c| c.name);
+                let cgroup =
+                    fs::read_to_string(Path::new(PROC).join(pid.to_string()).join("cgroup"))
+                        .unwrap_or_default();
+                p.container = by_cgroup
+                    .entry(cgroup)
+                    .or_insert_with(|| {
+                        netns::identity_of(Path::new(PROC), netns::Roots::host(), logs, *pid)
+                            .and_then(|i| i.container)
+                            .and_then(|c| c.name)
+                    })
+                    .clone();
             }
         }
         unix::select(snap, filter, Path::new(PROC));
