@@ -257,10 +257,7 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
                     w.unreadable += u32::from(k.denied);
                     w.known.push((pid, None));
                     if w.hits.len() > before {
-                        let open = k
-                            .count
-                            .filter(|&n| n > 0)
-                            .map_or(k.fds.len() as u32, |n| u32::try_from(n).unwrap_or(u32::MAX));
+                        let open = fds_open(k.count, || k.fds.len() as u32);
                         w.processes.insert(pid, read_details(&dir, pid, open, comm));
                     }
                     return;
@@ -344,23 +341,16 @@ fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
     if denied {
         w.unreadable += 1;
     }
+    let table = size.and_then(|st| u64::try_from(st.st_size).ok());
     if owns {
-        // The table's own count where the kernel gives it: what
-        // RLIMIT_NOFILE counts, a descriptor taken by accept(2) included;
-        // else the descriptors listed.
-        let counted = size
-            .and_then(|st| u64::try_from(st.st_size).ok())
-            .filter(|&n| n > 0)
-            .map_or(open, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        let counted = fds_open(table, || open);
         w.processes
             .insert(pid, read_details(&dir, pid, counted, comm));
     }
     // A size of 0 with fds listed: a kernel older than 6.2. (A size one
     // more than listed is a server blocked in accept(2): the fd is taken
     // but holds nothing yet.)
-    let count = size
-        .and_then(|st| u64::try_from(st.st_size).ok())
-        .filter(|&n| n > 0 || open == 0);
+    let count = table.filter(|&n| n > 0 || open == 0);
     // Without its size the next walk cannot tell it unchanged: forgotten.
     if let Some(st) = size.filter(|_| v.remember) {
         // Listed in fd order, but a binary search needs it for sure.
@@ -613,23 +603,30 @@ fn owners(proc_root: &Path, select: &Select, by_pid: BTreeMap<u32, Vec<u32>>) ->
             comm = Some(c);
         }
         // Gone since the kernel's walk: as the /proc walk would not have
-        // seen it, it holds nothing. The fd directory's size is its count
-        // of open descriptors (Linux 6.2 and later); listing a directory
-        // of thousands of descriptors would cost what the kernel's walk
-        // saved, so it is listed only where the size says nothing.
+        // seen it, it holds nothing. Its fd directory is listed only where
+        // the size says nothing: listing thousands of descriptors would
+        // cost what the kernel's walk saved.
         let fd_dir = dir.join("fd");
-        let open = match fs::metadata(&fd_dir) {
-            Ok(m) if m.size() > 0 => u32::try_from(m.size()).unwrap_or(u32::MAX),
-            Ok(_) => fs::read_dir(&fd_dir).map_or(0, |d| d.count() as u32),
-            Err(_) => {
-                w.vanished += 1;
-                continue;
-            }
+        let Ok(meta) = fs::metadata(&fd_dir) else {
+            w.vanished += 1;
+            continue;
         };
+        let open = fds_open(Some(meta.size()), || {
+            fs::read_dir(&fd_dir).map_or(0, |d| d.count() as u32)
+        });
         w.hits.extend(indexes.into_iter().map(|i| (i, pid)));
         w.processes.insert(pid, read_details(&dir, pid, open, comm));
     }
     w
+}
+
+/// A process's open descriptors: the size of its fd directory (Linux 6.2
+/// and later: the fd table's own count, what RLIMIT_NOFILE counts, a
+/// descriptor taken by a thread blocked in accept(2) included), else
+/// those `listed`.
+fn fds_open(size: Option<u64>, listed: impl FnOnce() -> u32) -> u32 {
+    size.filter(|&n| n > 0)
+        .map_or_else(listed, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 fn pid_of(name: &OsStr) -> Option<u32> {
