@@ -93,7 +93,7 @@ fn layout<S: Source + ?Sized>(file: &S, chunk: usize) -> Result<Layout, String> 
     let mut head = [0u8; 24];
     file.read_exact_at(&mut head, 0)
         .map_err(|e| format!("its header: {e}"))?;
-    let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let u32_at = |i: usize| le32(&head, i);
     if head[..2] != [0x9f, 0xeb] {
         return Err("not little-endian BTF".into());
     }
