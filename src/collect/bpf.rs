@@ -14,25 +14,27 @@
 //! ([`AUTO_FROM_HANDLES`]).
 
 /// One socket descriptor: the process (its tgid) and the socket's inode.
+/// Eight bytes: a scan holds one for every socket descriptor of the host
+/// while it reads the sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record {
     pub pid: u32,
-    pub fd: u32,
-    pub ino: u64,
+    /// A socket's inode number comes from the kernel's 32-bit counter
+    /// (`get_next_ino` in fs/inode.c, which `sock_alloc` uses).
+    pub ino: u32,
 }
 
-/// Parses the iterator's output: 16-byte records, native endian; a torn
-/// tail is left out.
+/// Parses the iterator's output: 16-byte records (tgid, fd, inode), native
+/// endian; a torn tail is left out, and so is an inode past 32 bits, which
+/// no socket has.
 pub fn parse(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
-    bytes.chunks_exact(16).map(|c| {
-        let u32_at = |i: usize| u32::from_ne_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+    bytes.chunks_exact(16).filter_map(|c| {
         let mut ino = [0u8; 8];
         ino.copy_from_slice(&c[8..16]);
-        Record {
-            pid: u32_at(0),
-            fd: u32_at(4),
-            ino: u64::from_ne_bytes(ino),
-        }
+        Some(Record {
+            pid: u32::from_ne_bytes([c[0], c[1], c[2], c[3]]),
+            ino: u32::try_from(u64::from_ne_bytes(ino)).ok()?,
+        })
     })
 }
 
@@ -338,7 +340,7 @@ mod tests {
     #[test]
     fn records_are_16_bytes_native_endian() {
         let mut b = Vec::new();
-        for (pid, fd, ino) in [(42u32, 3u32, 123_456u64), (7, 9, u64::MAX)] {
+        for (pid, fd, ino) in [(42u32, 3u32, 123_456u64), (7, 9, u64::MAX), (8, 1, 9)] {
             b.extend_from_slice(&pid.to_ne_bytes());
             b.extend_from_slice(&fd.to_ne_bytes());
             b.extend_from_slice(&ino.to_ne_bytes());
@@ -349,15 +351,11 @@ mod tests {
             vec![
                 Record {
                     pid: 42,
-                    fd: 3,
                     ino: 123_456
                 },
-                Record {
-                    pid: 7,
-                    fd: 9,
-                    ino: u64::MAX
-                },
-            ]
+                Record { pid: 8, ino: 9 },
+            ],
+            "no socket's inode is past 32 bits"
         );
     }
 
@@ -381,7 +379,7 @@ mod tests {
     }
 
     /// The inode of a socket this process holds at `fd`.
-    fn inode_at(fd: u32) -> u64 {
+    fn inode_at(fd: u32) -> u32 {
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("link");
         link.to_str()
             .and_then(|t| t.strip_prefix("socket:["))
@@ -391,7 +389,7 @@ mod tests {
     }
 
     /// As root on a kernel with BTF: the iterator finds a listener this
-    /// test holds, by its pid, fd and inode; run again, loaded once, one
+    /// test holds, by its pid and inode; run again, loaded once, one
     /// opened since too; and started on a thread, both.
     #[test]
     fn the_iterator_finds_a_socket_this_process_holds() {
@@ -400,13 +398,9 @@ mod tests {
             eprintln!("!!! skipped: needs root and a build with clang");
             return;
         }
-        let record = |l: &std::net::TcpListener| {
-            let fd = l.as_raw_fd() as u32;
-            Record {
-                pid: std::process::id(),
-                fd,
-                ino: inode_at(fd),
-            }
+        let record = |l: &std::net::TcpListener| Record {
+            pid: std::process::id(),
+            ino: inode_at(l.as_raw_fd() as u32),
         };
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
         // This host has few descriptors: asked for, not chosen.
@@ -418,8 +412,10 @@ mod tests {
         let again = loaded.run().expect("bpf");
         assert!(again.contains(&record(&l)) && again.contains(&record(&other)));
         // A file that is not a socket is not written.
-        let null = std::fs::File::open("/dev/null").expect("null");
-        let mine = |r: &&Record| r.pid == std::process::id() && r.fd == null.as_raw_fd() as u32;
+        use std::os::unix::fs::MetadataExt;
+        let null = std::fs::metadata("/dev/null").expect("null").ino();
+        let _open = std::fs::File::open("/dev/null").expect("null");
+        let mine = |r: &&Record| r.pid == std::process::id() && u64::from(r.ino) == null;
         assert!(!loaded.run().expect("bpf").iter().any(|r| mine(&r)));
         let started = Pending(std::thread::spawn(|| {
             let mut loaded = Loaded::load_anyway()?;
@@ -441,7 +437,7 @@ mod tests {
         }
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
         // The listener is the eighth socket of the scan.
-        let inodes = std::iter::repeat_n(0, 7).chain([inode_at(l.as_raw_fd() as u32)]);
+        let inodes = std::iter::repeat_n(0, 7).chain([u64::from(inode_at(l.as_raw_fd() as u32))]);
         let loaded = Loaded::load_anyway().expect("bpf");
         let w = super::super::procs::walk_kernel(
             std::path::Path::new("/proc"),

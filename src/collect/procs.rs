@@ -519,6 +519,11 @@ fn holders(
     let mut missed = Vec::new();
     let directory = Directory::new(records);
     for (ino, index) in wanted.filter(|(ino, _)| *ino != 0) {
+        // No record has an inode past 32 bits (see `Record::ino`).
+        let Ok(ino) = u32::try_from(ino) else {
+            missed.push((ino, index));
+            continue;
+        };
         let near = &records[directory.range(ino)];
         let from = near.partition_point(|r| r.ino < ino);
         let held = near[from..].iter().take_while(|r| r.ino == ino);
@@ -530,7 +535,7 @@ fn holders(
             }
         }
         if !any {
-            missed.push((ino, index));
+            missed.push((u64::from(ino), index));
         }
     }
     missed
@@ -541,7 +546,7 @@ fn holders(
 /// a few records near it, not the eighteen steps of a binary search over
 /// 200,000 (each a cache miss).
 struct Directory {
-    min: u64,
+    min: u32,
     shift: u32,
     /// Range k's records are `starts[k]..starts[k + 1]`.
     starts: Vec<u32>,
@@ -554,7 +559,7 @@ impl Directory {
             _ => (0, 0),
         };
         let span = max - min;
-        let shift = (u64::BITS - span.leading_zeros()).saturating_sub(16);
+        let shift = (u32::BITS - span.leading_zeros()).saturating_sub(16);
         let mut starts = vec![0u32; (span >> shift) as usize + 2];
         for r in records {
             starts[((r.ino - min) >> shift) as usize + 1] += 1;
@@ -566,7 +571,7 @@ impl Directory {
     }
 
     /// The records whose range `ino` falls in.
-    fn range(&self, ino: u64) -> std::ops::Range<usize> {
+    fn range(&self, ino: u32) -> std::ops::Range<usize> {
         let Some(k) = ino
             .checked_sub(self.min)
             .map(|d| (d >> self.shift) as usize)
@@ -869,10 +874,10 @@ Max open files            1024                 20000                files     \n
     #[test]
     fn holders_among_the_kernels_records() {
         use super::super::bpf::Record;
-        let r = |pid, fd, ino| Record { pid, fd, ino };
-        let mut records = vec![r(20, 4, 500), r(10, 3, 500), r(10, 5, 700), r(30, 3, 900)];
+        let r = |pid, ino| Record { pid, ino };
+        let mut records = vec![r(20, 500), r(10, 500), r(10, 700), r(30, 900)];
         records.sort_unstable_by_key(|r| r.ino);
-        let wanted = [(0, 0), (500, 1), (600, 2), (700, 3)];
+        let wanted = [(0, 0), (500, 1), (600, 2), (700, 3), (1 << 40, 4)];
         let mut by_pid = BTreeMap::new();
         let missed = holders(
             &records,
@@ -880,7 +885,7 @@ Max open files            1024                 20000                files     \n
             &Select::default(),
             &mut by_pid,
         );
-        assert_eq!(missed, vec![(600, 2)]);
+        assert_eq!(missed, vec![(600, 2), (1 << 40, 4)]);
         assert_eq!(by_pid, BTreeMap::from([(10, vec![1, 3]), (20, vec![1])]));
         let pids = [20];
         let only = Select {
@@ -889,7 +894,11 @@ Max open files            1024                 20000                files     \n
         };
         let mut by_pid = BTreeMap::new();
         let missed = holders(&records, wanted.into_iter(), &only, &mut by_pid);
-        assert_eq!(missed, vec![(600, 2)], "held, if not by the selected");
+        assert_eq!(
+            missed,
+            vec![(600, 2), (1 << 40, 4)],
+            "held, if not by the selected"
+        );
         assert_eq!(by_pid, BTreeMap::from([(20, vec![1])]));
     }
 
@@ -898,11 +907,10 @@ Max open files            1024                 20000                files     \n
     #[test]
     fn the_directory_of_sorted_records() {
         use super::super::bpf::Record;
-        let mut records: Vec<Record> = (0..50_000u64)
+        let mut records: Vec<Record> = (0..50_000u32)
             .map(|i| Record {
-                pid: i as u32,
-                fd: 3,
-                ino: 1_000 + i * i * 7,
+                pid: i,
+                ino: 1_000 + i * (i / 8) * 13,
             })
             .collect();
         records.sort_unstable_by_key(|r| r.ino);
@@ -912,9 +920,9 @@ Max open files            1024                 20000                files     \n
             assert!(near.iter().any(|n| n.ino == r.ino), "{}", r.ino);
         }
         assert_eq!(d.range(999), 0..0);
-        assert!(records[d.range(u64::MAX)].is_empty());
+        assert!(records[d.range(u32::MAX)].is_empty());
         assert_eq!(Directory::new(&[]).range(5), 0..0);
-        assert_eq!(Directory::new(&[]).range(u64::MAX), 0..0);
+        assert_eq!(Directory::new(&[]).range(u32::MAX), 0..0);
     }
 
     /// A process the kernel's walk saw and that exited before its details
