@@ -178,7 +178,10 @@ pub struct Cli {
     #[arg(global = true, long, conflicts_with = "format")]
     pub json: bool,
 
-    /// List every socket in full, not only the flagged ones.
+    /// List every socket in full, not only the flagged ones. Without it,
+    /// a scan counts its healthy connections as it reads them and keeps
+    /// none in full, so a finding about a destination's local ports lists
+    /// only those of its sockets that are not healthy.
     #[arg(global = true, long)]
     pub sockets: bool,
 

@@ -115,6 +115,7 @@ pub fn snapshot(sockets: Vec<Socket>) -> Snapshot {
         source: Source::Netlink,
         filter: Filter::default(),
         sockets,
+        folded: crate::model::Folded::default(),
         shared: InodeMap::default(),
         processes,
         owners_walked: true,

@@ -87,6 +87,8 @@ fn fds(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
 #[derive(Default)]
 struct Dest {
     sockets: Vec<u32>,
+    /// Healthy connections a one-shot scan folded: counted, not listed.
+    folded: u32,
     pids: Vec<u32>,
     time_wait: u32,
 }
@@ -119,16 +121,31 @@ fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             e.time_wait += 1;
         }
     }
+    for (f, g) in snap.folded.iter().filter(|(_, g)| g.ephemeral) {
+        let (Some(local), Some(remote)) = (g.local, g.remote) else {
+            continue;
+        };
+        let e = per_dest
+            .entry((local, SocketAddr::new(remote, g.port)))
+            .or_default();
+        e.folded += 1;
+        for pid in snap.folded_owners(f) {
+            if !e.pids.contains(pid) {
+                e.pids.push(*pid);
+            }
+        }
+    }
     for (
         (local, remote),
         Dest {
             sockets,
+            folded,
             mut pids,
             time_wait,
         },
     ) in per_dest
     {
-        let n = sockets.len() as u64;
+        let n = sockets.len() as u64 + u64::from(folded);
         let r = ratio(n, size);
         let Some(severity) = severity_by_ratio(r, t.pressure_warn, t.pressure_critical) else {
             continue;

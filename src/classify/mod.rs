@@ -16,6 +16,7 @@ mod sockets;
 mod waiting;
 
 pub use across::across;
+pub use sockets::healthy;
 pub use waiting::blamed;
 
 use std::collections::BTreeMap;

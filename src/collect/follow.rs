@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::scan::{Inside, inside, label, own_netns};
 use super::{PROC, ScanOptions, netlink, netns};
-use crate::model::{Args, Filter, Forwarded, Hint, Netns, Snapshot, Socket};
+use crate::model::{Args, Filter, Folded, Forwarded, Hint, Netns, Snapshot, Socket};
 
 /// A docker-proxy forwarding one of the scanned ports, from its command
 /// line (`-host-port P -container-ip IP -container-port CP`).
@@ -98,7 +98,7 @@ pub(super) struct Followed {
 /// that holds the container's address), and the ports themselves when
 /// nothing here listens on them (NAT rules forward them). Each is scanned
 /// for those ports.
-pub(super) fn follow(opts: &ScanOptions, here: &[Socket]) -> Vec<Followed> {
+pub(super) fn follow(opts: &ScanOptions, here: &[Socket], folded: &Folded) -> Vec<Followed> {
     let ports = &opts.filter.ports;
     let fwd = forwarders(ports);
     let listened: Vec<u16> = here
@@ -116,7 +116,8 @@ pub(super) fn follow(opts: &ScanOptions, here: &[Socket]) -> Vec<Followed> {
     for &p in ports {
         let touched = here
             .iter()
-            .any(|s| s.local.port() == p || s.remote.port() == p);
+            .any(|s| s.local.port() == p || s.remote.port() == p)
+            || folded.groups.iter().any(|g| g.port == p);
         if !listened.contains(&p) && !touched && !fwd.iter().any(|f| f.host_port == p) {
             wanted.push((p, p, None));
         }
@@ -241,7 +242,7 @@ pub(super) fn elsewhere(snap: &Snapshot, opts: &ScanOptions) -> Vec<Hint> {
     let proxied = snap.processes.values().any(|p| p.comm == b"docker-proxy");
     // Sockets but no proxy: a client's port (a database's, say), not a
     // server gone missing.
-    if real_listener || (!snap.sockets.is_empty() && !proxied) {
+    if real_listener || (snap.tcp_count() > 0 && !proxied) {
         return Vec::new();
     }
     let mut ports = opts.filter.ports.clone();

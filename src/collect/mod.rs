@@ -12,6 +12,7 @@ pub mod bpf;
 mod btf;
 pub mod capture;
 pub mod destroy;
+pub mod fold;
 pub mod host;
 pub mod k8s;
 pub mod netlink;
@@ -53,6 +54,11 @@ pub struct ScanOptions {
     /// namespaces a forwarder or NAT sends the port to (off with
     /// `--no-follow`).
     pub follow: bool,
+    /// A one-shot scan that lists only flagged sockets folds the healthy
+    /// connections into counts as the dump streams, judged by these
+    /// thresholds (see [`crate::model::Folded`]); `None` keeps every
+    /// socket (`--sockets`, a capture, `kill`, a watch, the exporter).
+    pub fold: Option<crate::classify::Thresholds>,
 }
 
 /// What `/proc/net/tcp` cannot show, said in the report.

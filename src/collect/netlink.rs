@@ -469,12 +469,45 @@ pub fn dump_local_range(
     dump_filtered(states, &range_bytecode(lo, hi, except), keep)
 }
 
-fn dump_filtered(states: u32, bc: &[u8], keep: impl Fn(&Socket) -> bool) -> Result<Dump> {
+/// [`dump`], folding into `fold` the healthy connections as they stream
+/// (see [`super::fold`]): the listeners are read first, in a dump of their
+/// own (the kernel walks only its listening table for it), so that every
+/// connection's direction is known when it arrives.
+pub fn dump_folding(filter: &Filter, fold: &mut super::fold::Fold) -> Result<Dump> {
+    let listen = TcpState::Listen.mask_bit();
+    let states = filter.state_mask();
+    let bc = if filter.ports.is_empty() {
+        Vec::new()
+    } else {
+        bytecode(&filter.ports)
+    };
+    let listeners = if states & listen != 0 {
+        dump_filtered(listen, &bc, |_| true)?
+    } else {
+        Dump::default()
+    };
+    fold.listening = listeners.sockets.iter().map(|s| s.local.port()).collect();
+    if states & !listen == 0 {
+        return Ok(listeners);
+    }
+    // The listeners join the (larger) rest, not the other way round.
+    let mut dump = dump_filtered(states & !listen, &bc, |s| !fold.take(s))?;
+    dump.sockets.extend(listeners.sockets);
+    dump.interrupted |= listeners.interrupted;
+    dump.bad_records += listeners.bad_records;
+    Ok(dump)
+}
+
+fn dump_filtered(states: u32, bc: &[u8], mut keep: impl FnMut(&Socket) -> bool) -> Result<Dump> {
     let mut dumper = Dumper::open()?;
     let mut dump = Dump::default();
-    let take = |dump: &mut Dump, dg: &[u8]| {
+    // Records decoded, kept or not: none means the kernel refused the
+    // request before answering it.
+    let records = std::cell::Cell::new(0usize);
+    let mut take = |dump: &mut Dump, dg: &[u8]| {
         let before = dump.sockets.len();
         let d = parse_datagram(dg, &mut dump.sockets)?;
+        records.set(records.get() + dump.sockets.len() - before);
         let mut i = before;
         while i < dump.sockets.len() {
             if keep(&dump.sockets[i]) {
@@ -490,7 +523,7 @@ fn dump_filtered(states: u32, bc: &[u8], keep: impl Fn(&Socket) -> bool) -> Resu
     match dumper.dump_raw_bc(None, states, bc, |dg| take(&mut dump, dg)) {
         Ok(()) => return Ok(dump),
         // Refused before any answer: ask per family.
-        Err(_) if dump.sockets.is_empty() => dump = Dump::default(),
+        Err(_) if records.get() == 0 => dump = Dump::default(),
         Err(e) => return Err(e),
     }
     for family in [Family::Ipv4, Family::Ipv6] {
@@ -499,7 +532,6 @@ fn dump_filtered(states: u32, bc: &[u8], keep: impl Fn(&Socket) -> bool) -> Resu
     Ok(dump)
 }
 
-/// The `nlmsg_type` of a netlink message, for tests that check a request.
 pub fn message_type(req: &[u8]) -> Option<u16> {
     ne_u16(req, 4)
 }

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::fold::Fold;
 use super::follow::{elsewhere, follow};
 use super::{
     PROC, PROC_SOURCE_LIMITS, ScanOptions, SourceChoice, host, netlink, netns, procnet, procs, unix,
@@ -13,7 +14,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::OwnersFrom;
 use crate::model::{
-    Family, Filter, Gaps, Hint, Host, InodeMap, Netns, Snapshot, Socket, Source, UnixSocket,
+    Family, Filter, Folded, Gaps, Hint, Host, InodeMap, Netns, Snapshot, Socket, Source, UnixSocket,
 };
 
 fn clock_ticks() -> u64 {
@@ -67,8 +68,15 @@ fn dedup(sockets: &mut Vec<Socket>) {
     });
 }
 
-fn netlink_sockets(filter: &Filter, gaps: &mut Gaps) -> Result<Vec<Socket>> {
-    let dump = netlink::dump(filter)?;
+fn netlink_sockets(
+    filter: &Filter,
+    fold: Option<&mut Fold>,
+    gaps: &mut Gaps,
+) -> Result<Vec<Socket>> {
+    let dump = match fold {
+        Some(f) => netlink::dump_folding(filter, f)?,
+        None => netlink::dump(filter)?,
+    };
     if dump.interrupted {
         gaps.notes.push(
             "the socket table changed during the netlink dump: a few sockets may be missing".into(),
@@ -87,6 +95,7 @@ fn netlink_sockets(filter: &Filter, gaps: &mut Gaps) -> Result<Vec<Socket>> {
 pub(super) struct Inside {
     source: Source,
     sockets: Vec<Socket>,
+    folded: Folded,
     unix: Vec<UnixSocket>,
     neighbours: Vec<Socket>,
     host: Host,
@@ -109,18 +118,28 @@ fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
     let net_dir = Path::new("/proc/thread-self/net");
     let mut gaps = Gaps::default();
     let filter = &opts.filter;
+    // Read first: folding needs the uptime and the ephemeral range.
+    let (host, notes) = host::read(net_dir);
+    gaps.notes.extend(notes);
+    let mut fold = opts.fold.as_ref().map(|t| Fold::new(t, &host));
     // Behind a scanned port there may be an upstream in trouble: a second,
     // small dump of the sockets that show it, on every other port, read on
     // a thread of its own (in this thread's namespace) while the first is.
     std::thread::scope(|scope| {
         let neighbours = (opts.source != SourceChoice::Proc && !filter.ports.is_empty())
             .then(|| scope.spawn(|| neighbours_of(filter)));
-        let (source, sockets) = read_sockets(opts, net_dir, &mut gaps)?;
+        let (source, sockets) = read_sockets(opts, fold.as_mut(), net_dir, &mut gaps)?;
         let neighbours = match neighbours {
             Some(n) if source == Source::Netlink => n.join().unwrap_or_default(),
             _ => Vec::new(),
         };
-        finish_inside(net_dir, source, sockets, neighbours, gaps)
+        let folded = match fold {
+            Some(f) if source == Source::Netlink => f.finish(),
+            _ => Folded::default(),
+        };
+        let mut ins = finish_inside(net_dir, source, sockets, neighbours, host, gaps);
+        ins.folded = folded;
+        Ok(ins)
     })
 }
 
@@ -128,6 +147,7 @@ fn collect_inside(opts: &ScanOptions) -> Result<Inside> {
 /// back to /proc/net/tcp where netlink cannot be opened).
 fn read_sockets(
     opts: &ScanOptions,
+    fold: Option<&mut Fold>,
     net_dir: &Path,
     gaps: &mut Gaps,
 ) -> Result<(Source, Vec<Socket>)> {
@@ -135,9 +155,9 @@ fn read_sockets(
     let (source, sockets) = match opts.source {
         // --path alone asks for no TCP socket.
         _ if filter.unix_only() => (Source::Netlink, Vec::new()),
-        SourceChoice::Netlink => (Source::Netlink, netlink_sockets(filter, gaps)?),
+        SourceChoice::Netlink => (Source::Netlink, netlink_sockets(filter, fold, gaps)?),
         SourceChoice::Proc => (Source::Proc, proc_sockets(net_dir, filter, gaps)?),
-        SourceChoice::Auto => match netlink_sockets(filter, gaps) {
+        SourceChoice::Auto => match netlink_sockets(filter, fold, gaps) {
             Ok(s) => (Source::Netlink, s),
             Err(e @ Error::NetlinkUnavailable(_)) => {
                 gaps.notes.push(format!(
@@ -170,8 +190,9 @@ fn finish_inside(
     source: Source,
     sockets: Vec<Socket>,
     neighbours: Vec<Socket>,
+    host: Host,
     mut gaps: Gaps,
-) -> Result<Inside> {
+) -> Inside {
     let unix = match source {
         Source::Netlink => match unix::dump() {
             Ok((u, interrupted)) => {
@@ -199,16 +220,15 @@ fn finish_inside(
             }
         },
     };
-    let (host, notes) = host::read(net_dir);
-    gaps.notes.extend(notes);
-    Ok(Inside {
+    Inside {
         source,
         sockets,
+        folded: Folded::default(),
         unix,
         neighbours,
         host,
         gaps,
-    })
+    }
 }
 
 /// Collects in the namespace at `path`, or in this thread's own.
@@ -287,7 +307,7 @@ pub fn scan(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Result<Ve
     let ins = inside(path.as_deref(), opts)?;
     let host_scan = opts.netns.is_none() && !opts.filter.ports.is_empty();
     let followed = if host_scan && opts.follow {
-        follow(opts, &ins.sockets)
+        follow(opts, &ins.sockets, &ins.folded)
     } else {
         Vec::new()
     };
@@ -390,6 +410,7 @@ fn attribute(
             source: ins.source,
             filter: filter.clone(),
             sockets: ins.sockets,
+            folded: ins.folded,
             shared: InodeMap::default(),
             processes: BTreeMap::new(),
             owners_walked: opts.owners,
@@ -420,12 +441,13 @@ fn attribute(
     let mut next = 0u32;
     for snap in &snaps {
         starts.push(next);
-        next += (snap.sockets.len() + snap.unix.len()) as u32;
+        next += (snap.sockets.len() + snap.unix.len() + snap.folded.sockets.len()) as u32;
     }
     let inodes = || {
         snaps.iter().flat_map(|snap| {
             let tcp = snap.sockets.iter().map(|s| s.inode);
-            tcp.chain(snap.unix.iter().map(|u| u.inode))
+            let folded = snap.folded.sockets.iter().map(|f| u64::from(f.inode));
+            tcp.chain(snap.unix.iter().map(|u| u.inode)).chain(folded)
         })
     };
     let select = procs::Select {
@@ -472,9 +494,13 @@ fn attribute(
         let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
         let snap = &mut snaps[k];
         let i = (global - starts[k]) as usize;
-        match i.checked_sub(snap.sockets.len()) {
-            None => snap.add_owner(i, pid),
-            Some(u) => snap.add_unix_owner(u, pid),
+        let (tcp, unix) = (snap.sockets.len(), snap.unix.len());
+        if i < tcp {
+            snap.add_owner(i, pid);
+        } else if i < tcp + unix {
+            snap.add_unix_owner(i - tcp, pid);
+        } else {
+            snap.add_folded_owner(i - tcp - unix, pid);
         }
         if let Some(p) = walk.processes.get(&pid) {
             snap.processes.entry(pid).or_insert_with(|| p.clone());
@@ -486,7 +512,7 @@ fn attribute(
         snap.gaps.processes_vanished = walk.vanished;
         snap.gaps.processes_unreadable = walk.unreadable;
         snap.gaps.processes_out_of_fds = walk.out_of_fds;
-        if !snap.sockets.is_empty() && walk.seen == 0 {
+        if snap.tcp_count() > 0 && walk.seen == 0 {
             snap.gaps
                 .notes
                 .push("no process found under /proc (is /proc mounted?): owners unknown".into());
@@ -513,6 +539,7 @@ fn attribute(
         unix::select(snap, filter, Path::new(PROC));
         if !filter.pids.is_empty() || !filter.processes.is_empty() {
             snap.sockets.retain(|s| s.owner != 0);
+            snap.folded.sockets.retain(|f| f.owner != 0);
             snap.unix.retain(|u| u.owner != 0);
         }
     }

@@ -27,7 +27,9 @@ use netlink_packet_sock_diag::constants::{
 
 use super::netlink::Dumper;
 use crate::error::{Error, Result};
-use crate::model::{Args, Filter, Snapshot, TcpState, UnixLink, UnixLinkHow, UnixSocket, UnixType};
+use crate::model::{
+    Args, Direction, Filter, Snapshot, TcpState, UnixLink, UnixLinkHow, UnixSocket, UnixType,
+};
 
 /// `sizeof(struct unix_diag_msg)`: family, type, state, pad, inode, cookie.
 const UNIX_DIAG_MSG_LEN: usize = 16;
@@ -270,6 +272,9 @@ pub fn select(snap: &mut Snapshot, filter: &Filter, root: &Path) {
     for s in &snap.sockets {
         holders.extend(snap.owners_of(s));
     }
+    for (f, _) in snap.folded.iter() {
+        holders.extend(snap.folded_owners(f));
+    }
     for u in &snap.unix {
         holders.extend(snap.unix_owners(u));
     }
@@ -332,6 +337,12 @@ fn links(snap: &Snapshot, ports: &[u16], root: &Path) -> Vec<UnixLink> {
                 .iter()
                 .filter(|s| s.local.port() == port)
                 .flat_map(|s| snap.owners_of(s).iter().copied())
+                .chain(
+                    snap.folded
+                        .iter()
+                        .filter(|(_, g)| g.direction == Direction::Inbound && g.port == port)
+                        .flat_map(|(f, _)| snap.folded_owners(f).iter().copied()),
+                )
                 .collect();
         }
         if proxies.is_empty() {

@@ -40,24 +40,36 @@ pub fn probe(snap: &mut Snapshot, pids: &[u32]) {
     };
     let f = &snap.filter;
     let whole = f.ports.is_empty() && f.paths.is_empty() && f.states.is_empty();
+    let range = ephemeral.unwrap_or((1024, u16::MAX));
+    let except: Vec<u16> = listening.iter().copied().collect();
     let candidates: Vec<(Socket, u32)> = if whole {
-        // Every socket and its owners are in the snapshot already.
-        snap.sockets
+        // Every socket and its owners are in the snapshot already, but for
+        // the healthy connections a one-shot scan folded: those of the
+        // blamed processes are read again, by inode, in one dump.
+        let mut kept: Vec<(Socket, u32)> = snap
+            .sockets
             .iter()
             .filter(|s| outbound(s))
             .filter_map(|s| {
                 let pid = snap.owners_of(s).iter().find(|p| pids.contains(p))?;
                 Some((s.clone(), *pid))
             })
-            .collect()
+            .collect();
+        let folded: HashMap<u64, u32> = snap
+            .folded
+            .iter()
+            .filter(|(_, g)| g.direction == Direction::Outbound)
+            .filter_map(|(f, _)| {
+                let pid = snap.folded_owners(f).iter().find(|p| pids.contains(p))?;
+                Some((u64::from(f.inode), *pid))
+            })
+            .collect();
+        if !folded.is_empty() {
+            let reread = || by_inode(&folded, range, &except, &outbound);
+            kept.extend(in_namespace(snap, reread).unwrap_or_default());
+        }
+        kept
     } else {
-        let enter = match (&snap.netns.enter, snap.netns.own) {
-            (_, true) | (None, _) => None,
-            (Some(arg), false) => match super::netns::resolve(arg) {
-                Ok(p) => Some(p),
-                Err(_) => return,
-            },
-        };
         // The dump walks the namespace's whole socket table: past this
         // many sockets, say so rather than double the scan.
         let inuse = snap.host.sockstat("TCP", "inuse").unwrap_or(0);
@@ -68,33 +80,45 @@ pub fn probe(snap: &mut Snapshot, pids: &[u32]) {
             ));
             return;
         }
-        let range = ephemeral.unwrap_or((1024, u16::MAX));
-        let except: Vec<u16> = listening.iter().copied().collect();
-        let dump = || outbound_of(pids, range, &except, proc, &outbound);
-        match enter {
-            None => dump(),
-            Some(path) => super::netns::run_in(&path, || Ok(dump())).unwrap_or_default(),
+        let dump = || {
+            let mut inodes: HashMap<u64, u32> = HashMap::new();
+            for &pid in pids {
+                for (_, inode) in socket_fds(proc, pid) {
+                    inodes.insert(inode, pid);
+                }
+            }
+            by_inode(&inodes, range, &except, &outbound)
+        };
+        match in_namespace(snap, dump) {
+            Some(c) => c,
+            None => return,
         }
     };
     snap.waiting.extend(judge(candidates, proc));
 }
 
-/// The ESTABLISHED sockets of `pids` with a local port in `range` (an
-/// outbound connection's: filtered in the kernel, so that a host's many
-/// inbound connections are not dumped), in the calling thread's namespace.
-fn outbound_of(
-    pids: &[u32],
-    range: (u16, u16),
-    except: &[u16],
-    proc: &Path,
-    outbound: &dyn Fn(&Socket) -> bool,
-) -> Vec<(Socket, u32)> {
-    let mut inodes: HashMap<u64, u32> = HashMap::new();
-    for &pid in pids {
-        for (_, inode) in socket_fds(proc, pid) {
-            inodes.insert(inode, pid);
+/// Runs `f` in the snapshot's network namespace: `None` when it can no
+/// longer be entered.
+fn in_namespace<T: Send>(snap: &Snapshot, f: impl FnOnce() -> T + Send) -> Option<T> {
+    match (&snap.netns.enter, snap.netns.own) {
+        (_, true) | (None, _) => Some(f()),
+        (Some(arg), false) => {
+            let path = super::netns::resolve(arg).ok()?;
+            super::netns::run_in(&path, || Ok(f())).ok()
         }
     }
+}
+
+/// The ESTABLISHED sockets of `inodes` (each with the pid holding it) with
+/// a local port in `range` (an outbound connection's: filtered in the
+/// kernel, so that a host's many inbound connections are not dumped), in
+/// the calling thread's namespace.
+fn by_inode(
+    inodes: &HashMap<u64, u32>,
+    range: (u16, u16),
+    except: &[u16],
+    outbound: &(dyn Fn(&Socket) -> bool + Sync),
+) -> Vec<(Socket, u32)> {
     if inodes.is_empty() {
         return Vec::new();
     }

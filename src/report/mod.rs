@@ -246,36 +246,38 @@ impl<'a> Report<'a> {
         let mut groups: BTreeMap<(Direction, Option<IpAddr>, u16), PortGroup> = BTreeMap::new();
         let mut per_pid: HashMap<u32, (u32, StateCounts)> = HashMap::new();
         let mut unowned = 0;
-        for s in &snap.sockets {
+        // Each socket counted, kept or folded: its state, family, group
+        // and queues, and its owners.
+        let mut count = |state: TcpState,
+                         family: Family,
+                         key: (Direction, Option<IpAddr>, u16),
+                         queues: (u32, u32),
+                         inode: u64,
+                         owners: &[u32]| {
             summary.total += 1;
-            summary.by_state.add(s.state);
-            match s.family {
+            summary.by_state.add(state);
+            match family {
                 Family::Ipv4 => summary.ipv4 += 1,
                 Family::Ipv6 => summary.ipv6 += 1,
             }
-            let dir = direction(s, &listening, ephemeral);
-            let key = match dir {
-                Direction::Inbound => (dir, None, s.local.port()),
-                Direction::Outbound => (dir, Some(s.remote.ip()), s.remote.port()),
-            };
+            let (dir, remote, port) = key;
             let g = groups.entry(key).or_insert_with(|| PortGroup {
                 direction: dir,
-                port: key.2,
-                remote: key.1,
-                listening: dir == Direction::Inbound && listening.contains(&key.2),
+                port,
+                remote,
+                listening: dir == Direction::Inbound && listening.contains(&port),
                 by_state: StateCounts::default(),
                 recv_q: 0,
                 send_q: 0,
                 pids: Vec::new(),
             });
-            g.by_state.add(s.state);
+            g.by_state.add(state);
             // A listener's Send-Q is its backlog limit, not queued bytes.
-            if s.state != TcpState::Listen {
-                g.recv_q += u64::from(s.recv_q);
-                g.send_q += u64::from(s.send_q);
+            if state != TcpState::Listen {
+                g.recv_q += u64::from(queues.0);
+                g.send_q += u64::from(queues.1);
             }
-            let owners = snap.owners_of(s);
-            if s.inode != 0 && owners.is_empty() {
+            if inode != 0 && owners.is_empty() {
                 unowned += 1;
             }
             for &pid in owners {
@@ -284,8 +286,30 @@ impl<'a> Report<'a> {
                 }
                 let e = per_pid.entry(pid).or_default();
                 e.0 += 1;
-                e.1.add(s.state);
+                e.1.add(state);
             }
+        };
+        for s in &snap.sockets {
+            let dir = direction(s, &listening, ephemeral);
+            let key = match dir {
+                Direction::Inbound => (dir, None, s.local.port()),
+                Direction::Outbound => (dir, Some(s.remote.ip()), s.remote.port()),
+            };
+            let owners = snap.owners_of(s);
+            count(
+                s.state,
+                s.family,
+                key,
+                (s.recv_q, s.send_q),
+                s.inode,
+                owners,
+            );
+        }
+        for (f, g) in snap.folded.iter() {
+            let key = (g.direction, g.remote, g.port);
+            let owners = snap.folded_owners(f);
+            let inode = u64::from(f.inode);
+            count(TcpState::Established, g.family, key, (0, 0), inode, owners);
         }
         let mut ports: Vec<PortGroup> = groups.into_values().collect();
         for g in &mut ports {

@@ -276,6 +276,7 @@ pub fn fixture_snapshot() -> zombiescan::model::Snapshot {
         source: Source::Netlink,
         filter: Default::default(),
         sockets,
+        folded: Default::default(),
         shared: InodeMap::default(),
         processes,
         owners_walked: true,

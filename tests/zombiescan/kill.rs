@@ -189,6 +189,7 @@ fn a_socket_gone_since_the_scan_is_already_gone() {
         owners: false,
         netns: Some(ns.path()),
         follow: false,
+        fold: None,
     };
     let snap = collect::scan(&opts, None).expect("scan").remove(0);
     let cw = snap

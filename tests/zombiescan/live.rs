@@ -165,6 +165,9 @@ fn counts_and_owners_match_what_was_built_and_ss() {
             same_owners_by_either_walk(&ns);
         }
         if source == "netlink" {
+            same_report_folded(&ns, &doc, owners);
+        }
+        if source == "netlink" {
             // Orphaned FIN_WAIT2 sockets live on as timewait socks: no
             // tcp_info. Every full socket has it.
             assert!(doc.sockets.iter().all(|s| s.cookie.is_some()));
@@ -179,6 +182,44 @@ fn counts_and_owners_match_what_was_built_and_ss() {
             assert!(doc.limitations.iter().any(|l| l.contains("no tcp_info")));
         }
     }
+}
+
+/// Without `--sockets`, a scan folds the healthy connections into counts
+/// as the dump streams: the report counts, groups and owns what it does
+/// with `--sockets` (`full`), and the ten ESTABLISHED connections were
+/// folded, each with its owner, not kept.
+fn same_report_folded(ns: &Netns, full: &Document, owners: &str) {
+    use zombiescan::collect::{self, ScanOptions, SourceChoice};
+    let doc = ns.zombiescan_json_owners(&["--source", "netlink"], owners);
+    assert_eq!(json(&doc.summary), json(&full.summary), "{owners}: summary");
+    assert_eq!(json(&doc.ports), json(&full.ports), "{owners}: ports");
+    assert_eq!(
+        json(&doc.processes),
+        json(&full.processes),
+        "{owners}: processes"
+    );
+    assert!(doc.sockets.iter().all(|s| s.state != "ESTABLISHED"));
+    let opts = ScanOptions {
+        source: SourceChoice::Netlink,
+        filter: Default::default(),
+        owners: true,
+        netns: Some(ns.path()),
+        follow: false,
+        fold: Some(zombiescan::classify::Thresholds::default()),
+    };
+    let snap = collect::scan(&opts, None).expect("scan").remove(0);
+    assert_eq!(snap.folded.sockets.len(), 10, "the healthy connections");
+    assert!(snap.folded.sockets.iter().all(|f| f.owner != 0));
+    assert!(
+        snap.sockets
+            .iter()
+            .all(|s| s.state != zombiescan::model::TcpState::Established)
+    );
+}
+
+/// A part of a document as a JSON value, to compare.
+fn json(v: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(v).expect("serializes")
 }
 
 /// A `--port` scan (the kernel's walk beside the two dumps) finds the

@@ -270,6 +270,7 @@ fn the_owners_a_watch_remembers_follow_the_processes() {
         owners: true,
         netns: Some(ns.path()),
         follow: false,
+        fold: None,
     };
     let mut memory = Memory::default();
     let scan = |memory: Option<&mut Memory>| {

@@ -282,6 +282,23 @@ fn uvicorn_blocked_on_a_slow_postgresql_query_names_the_query() {
         "{}",
         f.explanation
     );
+    // A scan of the whole namespace folds uvicorn's connection to
+    // PostgreSQL (healthy to the rules: nothing queued, no timer); what
+    // uvicorn waits on is read back by the connection's inode.
+    let whole = app.scan_until(&["--stall", "1s"], "the query waited on, no --port", |d| {
+        d.findings.iter().any(|f| {
+            f.waiting_on
+                .as_ref()
+                .is_some_and(|w| w.remote == "10.231.6.1:5432" && w.pid == uv)
+        })
+    });
+    assert!(
+        !whole
+            .sockets
+            .iter()
+            .any(|s| s.remote == "10.231.6.1:5432" && s.findings.is_empty()),
+        "the healthy connection is counted, not listed"
+    );
     // ZOMBIESCAN_SHOW=1: the report a user would read at this moment.
     if std::env::var_os("ZOMBIESCAN_SHOW").is_some() {
         let out = app.zombiescan(&["--port", "30020", "--stall", "1s"]);
