@@ -22,11 +22,11 @@ pub fn sock(state: TcpState, local: &str, remote: &str, inode: u64) -> Socket {
         uid: 0,
         inode,
         cookie: std::num::NonZeroU64::new(inode),
-        tcp_info: Some(TcpInfo {
+        tcp_info: Some(Box::new(TcpInfo {
             len: TcpInfo::FULL,
             snd_wnd: 65536,
             ..TcpInfo::default()
-        }),
+        })),
         owner: 0,
     }
 }

@@ -245,7 +245,7 @@ pub fn parse_inet_diag_msg(p: &[u8]) -> Result<Socket> {
     for nla in NlasIterator::new(&p[INET_DIAG_MSG_LEN..]) {
         let nla = nla.map_err(|e| Error::malformed("inet_diag attribute", e.to_string()))?;
         if nla.kind() & 0x3fff == INET_DIAG_INFO {
-            tcp_info = Some(parse_tcp_info(nla.value()));
+            tcp_info = Some(Box::new(parse_tcp_info(nla.value())));
         }
     }
     Ok(Socket {

@@ -452,7 +452,7 @@ fn socket(snap: &Snapshot, l: &Listed) -> SocketJson {
         cookie: s.cookie.map(u64::from),
         pids: snap.owners_of(s).to_vec(),
         findings: kinds.iter().map(|k| k.name().to_string()).collect(),
-        tcp_info: s.tcp_info.as_ref().map(TcpInfoJson::from),
+        tcp_info: s.tcp_info.as_deref().map(TcpInfoJson::from),
     }
 }
 
