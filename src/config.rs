@@ -359,9 +359,11 @@ impl Config {
                 // kill acts where the sockets are asked for, not where a
                 // forwarder leads.
                 follow: !cli.no_follow && !killing,
-                // One report that lists only flagged sockets needs only
-                // the counts of the healthy ones.
-                fold: (mode == Mode::Scan && !cli.sockets).then(|| thresholds.clone()),
+                // A report that lists only flagged sockets, and the
+                // exporter's series, need only the counts of the healthy
+                // ones.
+                fold: (matches!(mode, Mode::Scan | Mode::Serve { .. }) && !cli.sockets)
+                    .then(|| thresholds.clone()),
             },
             mode,
             all_netns: cli.all_netns,

@@ -54,10 +54,11 @@ pub struct ScanOptions {
     /// namespaces a forwarder or NAT sends the port to (off with
     /// `--no-follow`).
     pub follow: bool,
-    /// A one-shot scan that lists only flagged sockets folds the healthy
-    /// connections into counts as the dump streams, judged by these
-    /// thresholds (see [`crate::model::Folded`]); `None` keeps every
-    /// socket (`--sockets`, a capture, `kill`, a watch, the exporter).
+    /// A scan whose report lists only flagged sockets (a one-shot scan,
+    /// the exporter's) folds the healthy connections into counts as the
+    /// dump streams, judged by these thresholds (see
+    /// [`crate::model::Folded`]); `None` keeps every socket (`--sockets`,
+    /// a capture, `kill`, a watch and its recording).
     pub fold: Option<crate::classify::Thresholds>,
 }
 
