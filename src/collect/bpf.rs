@@ -150,8 +150,14 @@ impl Loaded {
     /// One walk: every socket descriptor of every process, sorted by
     /// inode (where [`start`] runs it, on the walk's own thread, while
     /// the sockets are read).
-    #[cfg(zombiescan_bpf)]
     pub fn run(&mut self) -> Result<Vec<Record>, String> {
+        self.run_where(|_| true)
+    }
+
+    /// One walk, keeping the records `keep` wants as they are read,
+    /// sorted by inode, then pid.
+    #[cfg(zombiescan_bpf)]
+    pub fn run_where(&mut self, keep: impl Fn(&Record) -> bool) -> Result<Vec<Record>, String> {
         use std::io::Read;
 
         let link = sys::link_create(&self.program).map_err(|e| format!("attach: {e}"))?;
@@ -169,16 +175,16 @@ impl Loaded {
                 Err(e) => return Err(format!("reading the iterator: {e}")),
             }
             let whole = have - have % 16;
-            records.extend(parse(&buf[..whole]));
+            records.extend(parse(&buf[..whole]).filter(|r| keep(r)));
             buf.copy_within(whole..have, 0);
             have -= whole;
         }
-        records.sort_unstable_by_key(|r| r.ino);
+        records.sort_unstable_by_key(|r| (r.ino, r.pid));
         Ok(records)
     }
 
     #[cfg(not(zombiescan_bpf))]
-    pub fn run(&mut self) -> Result<Vec<Record>, String> {
+    pub fn run_where(&mut self, _keep: impl Fn(&Record) -> bool) -> Result<Vec<Record>, String> {
         Err("built without it".into())
     }
 }
@@ -439,13 +445,14 @@ mod tests {
         // The listener is the eighth socket of the scan.
         let inodes = std::iter::repeat_n(0, 7).chain([u64::from(inode_at(l.as_raw_fd() as u32))]);
         let loaded = Loaded::load_anyway().expect("bpf");
-        let w = super::super::procs::walk_kernel(
+        let (w, owners) = super::super::procs::walk_kernel(
             std::path::Path::new("/proc"),
             inodes,
             &super::super::procs::Select::default(),
             (loaded, Vec::new()),
         );
-        assert_eq!(w.hits, vec![(7, std::process::id())]);
+        let ino = u64::from(inode_at(l.as_raw_fd() as u32));
+        assert_eq!(owners.of(ino).collect::<Vec<_>>(), vec![std::process::id()]);
         assert!(w.processes.contains_key(&std::process::id()));
     }
 }

@@ -11,7 +11,7 @@
 //! root), is counted, never fatal. The samples of a watch share a
 //! [`Memory`], so that each reads only the fd tables that changed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::{CStr, OsStr};
 use std::fs;
 use std::io::ErrorKind;
@@ -482,63 +482,94 @@ fn walk_pass(
     w
 }
 
-/// The owners of the sockets whose inodes `inodes` lists (the socket's
-/// index is its place in the list; 0 for none) from the kernel's walk of
-/// every fd table (`super::bpf`), run while the sockets were read: its
-/// `records`, and for the sockets they do not hold (opened after the walk
-/// passed their process) a second walk with the iterator `loaded`; then
-/// the details of the owners only, from /proc. The same hits as [`walk`]
-/// would give. The records come sorted by inode, and are searched: no
-/// index of the sockets is built (at 200,000 sockets one costs 4.5 MB).
+/// The owners of the sockets whose inodes `inodes` lists, from the
+/// kernel's walk of every fd table (`super::bpf`), run while the sockets
+/// were read: its `records`, and for the sockets they do not hold (opened
+/// after the walk passed their process) a second walk with the iterator
+/// `loaded`; then the details of the owners only, from /proc. The same
+/// owners as [`walk`] would find, asked of the returned [`KernelOwners`]
+/// socket by socket: no list of hits is built (at 200,000 sockets one
+/// costs 1.6 MB), nor any index of the sockets (4.5 MB).
 pub fn walk_kernel(
     proc_root: &Path,
     inodes: impl Iterator<Item = u64>,
     select: &Select,
-    (mut loaded, records): (super::bpf::Loaded, Vec<super::bpf::Record>),
-) -> Walk {
-    let mut by_pid: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    let wanted = inodes.enumerate().map(|(i, ino)| (ino, i as u32));
-    let missed = holders(&records, wanted, select, &mut by_pid);
-    drop(records);
-    if !missed.is_empty()
-        && let Ok(again) = loaded.run()
-    {
-        holders(&again, missed.into_iter(), select, &mut by_pid);
-    }
-    owners(proc_root, select, by_pid)
-}
-
-/// Adds to `by_pid` the holders, among the `records` (sorted by inode), of
-/// each wanted (inode, index); returns those no record holds.
-fn holders(
-    records: &[super::bpf::Record],
-    wanted: impl Iterator<Item = (u64, u32)>,
-    select: &Select,
-    by_pid: &mut BTreeMap<u32, Vec<u32>>,
-) -> Vec<(u64, u32)> {
-    let mut missed = Vec::new();
-    let directory = Directory::new(records);
-    for (ino, index) in wanted.filter(|(ino, _)| *ino != 0) {
+    (mut loaded, mut records): (super::bpf::Loaded, Vec<super::bpf::Record>),
+) -> (Walk, KernelOwners) {
+    let mut directory = Directory::new(&records);
+    let mut pids: BTreeSet<u32> = BTreeSet::new();
+    let mut missed: BTreeSet<u32> = BTreeSet::new();
+    for ino in inodes.filter(|&i| i != 0) {
         // No record has an inode past 32 bits (see `Record::ino`).
         let Ok(ino) = u32::try_from(ino) else {
-            missed.push((ino, index));
             continue;
         };
-        let near = &records[directory.range(ino)];
-        let from = near.partition_point(|r| r.ino < ino);
-        let held = near[from..].iter().take_while(|r| r.ino == ino);
         let mut any = false;
-        for r in held {
+        for r in held(&records, &directory, ino) {
             any = true;
             if select.pids.is_empty() || select.pids.contains(&r.pid) {
-                by_pid.entry(r.pid).or_default().push(index);
+                pids.insert(r.pid);
             }
         }
         if !any {
-            missed.push((u64::from(ino), index));
+            missed.insert(ino);
         }
     }
-    missed
+    if !missed.is_empty()
+        && let Ok(again) = loaded.run_where(|r| missed.contains(&r.ino))
+    {
+        for r in &again {
+            if select.pids.is_empty() || select.pids.contains(&r.pid) {
+                pids.insert(r.pid);
+            }
+        }
+        records.extend(again);
+        records.sort_unstable_by_key(|r| (r.ino, r.pid));
+        directory = Directory::new(&records);
+    }
+    let walk = owners(proc_root, select, pids);
+    let owners = KernelOwners {
+        owners: walk.processes.keys().copied().collect(),
+        records,
+        directory,
+    };
+    (walk, owners)
+}
+
+/// Who holds each socket, by the kernel's records: of the processes
+/// selected and still there when their details were read.
+pub struct KernelOwners {
+    records: Vec<super::bpf::Record>,
+    directory: Directory,
+    owners: BTreeSet<u32>,
+}
+
+impl KernelOwners {
+    /// The processes holding the socket of inode `ino`, each once.
+    pub fn of(&self, ino: u64) -> impl Iterator<Item = u32> + '_ {
+        let ino = u32::try_from(ino).ok().filter(|&i| i != 0);
+        let records = match ino {
+            Some(i) => held(&self.records, &self.directory, i),
+            None => &[],
+        };
+        let mut last = None;
+        records
+            .iter()
+            .map(|r| r.pid)
+            .filter(move |p| self.owners.contains(p) && last.replace(*p) != Some(*p))
+    }
+}
+
+/// The records of inode `ino` among `records` (sorted by inode).
+fn held<'r>(
+    records: &'r [super::bpf::Record],
+    directory: &Directory,
+    ino: u32,
+) -> &'r [super::bpf::Record] {
+    let near = &records[directory.range(ino)];
+    let from = near.partition_point(|r| r.ino < ino);
+    let to = from + near[from..].partition_point(|r| r.ino == ino);
+    &near[from..to]
 }
 
 /// Where each range of inodes begins among records sorted by inode: 2^16
@@ -583,9 +614,9 @@ impl Directory {
     }
 }
 
-/// The hits of the processes `by_pid` names, and their details from
-/// /proc.
-fn owners(proc_root: &Path, select: &Select, by_pid: BTreeMap<u32, Vec<u32>>) -> Walk {
+/// The details of the processes `pids`, from /proc: those still there
+/// and matching the `--process` names.
+fn owners(proc_root: &Path, select: &Select, pids: BTreeSet<u32>) -> Walk {
     let mut w = Walk {
         seen: fs::read_dir(proc_root).map_or(0, |d| {
             d.flatten()
@@ -594,7 +625,7 @@ fn owners(proc_root: &Path, select: &Select, by_pid: BTreeMap<u32, Vec<u32>>) ->
         }),
         ..Walk::default()
     };
-    for (pid, indexes) in by_pid {
+    for pid in pids {
         let dir = proc_root.join(pid.to_string());
         let mut comm = None;
         if !select.names.is_empty() {
@@ -619,7 +650,6 @@ fn owners(proc_root: &Path, select: &Select, by_pid: BTreeMap<u32, Vec<u32>>) ->
         let open = fds_open(Some(meta.size()), || {
             fs::read_dir(&fd_dir).map_or(0, |d| d.count() as u32)
         });
-        w.hits.extend(indexes.into_iter().map(|i| (i, pid)));
         w.processes.insert(pid, read_details(&dir, pid, open, comm));
     }
     w
@@ -868,38 +898,29 @@ Max open files            1024                 20000                files     \n
         assert_eq!(cmdline_text(b""), b"");
     }
 
-    /// The kernel's records, sorted by inode, give every holder of each
-    /// wanted socket (forked workers share one), only the selected pids,
-    /// and say which wanted sockets nobody holds; inode 0 is no socket.
+    /// The kernel's records, sorted, give every holder of each socket
+    /// (forked workers share one) once, of the owners found only; inode 0
+    /// and one past 32 bits are no socket's.
     #[test]
     fn holders_among_the_kernels_records() {
         use super::super::bpf::Record;
         let r = |pid, ino| Record { pid, ino };
-        let mut records = vec![r(20, 500), r(10, 500), r(10, 700), r(30, 900)];
-        records.sort_unstable_by_key(|r| r.ino);
-        let wanted = [(0, 0), (500, 1), (600, 2), (700, 3), (1 << 40, 4)];
-        let mut by_pid = BTreeMap::new();
-        let missed = holders(
-            &records,
-            wanted.into_iter(),
-            &Select::default(),
-            &mut by_pid,
-        );
-        assert_eq!(missed, vec![(600, 2), (1 << 40, 4)]);
-        assert_eq!(by_pid, BTreeMap::from([(10, vec![1, 3]), (20, vec![1])]));
-        let pids = [20];
-        let only = Select {
-            pids: &pids,
-            names: &[],
+        let mut records = vec![r(20, 500), r(10, 500), r(20, 500), r(10, 700), r(30, 900)];
+        records.sort_unstable_by_key(|r| (r.ino, r.pid));
+        let k = KernelOwners {
+            directory: Directory::new(&records),
+            records,
+            owners: BTreeSet::from([10, 20]),
         };
-        let mut by_pid = BTreeMap::new();
-        let missed = holders(&records, wanted.into_iter(), &only, &mut by_pid);
+        let of = |ino| k.of(ino).collect::<Vec<u32>>();
         assert_eq!(
-            missed,
-            vec![(600, 2), (1 << 40, 4)],
-            "held, if not by the selected"
+            of(500),
+            vec![10, 20],
+            "twice by pid 20 (a dup), listed once"
         );
-        assert_eq!(by_pid, BTreeMap::from([(20, vec![1])]));
+        assert_eq!(of(700), vec![10]);
+        assert!(of(900).is_empty(), "pid 30 is not an owner found");
+        assert!(of(600).is_empty() && of(0).is_empty() && of(1 << 40).is_empty());
     }
 
     /// The directory finds every inode of records spread over a span far
@@ -933,9 +954,12 @@ Max open files            1024                 20000                files     \n
         let p = FakeProc::new("kernel-owners");
         p.process(100, "uvicorn");
         p.process(200, "nginx");
-        let by_pid = BTreeMap::from([(100, vec![0]), (200, vec![1]), (300, vec![2])]);
-        let w = owners(&p.0, &Select::default(), by_pid.clone());
-        assert_eq!(w.hits, vec![(0, 100), (1, 200)]);
+        let pids = BTreeSet::from([100, 200, 300]);
+        let w = owners(&p.0, &Select::default(), pids.clone());
+        assert_eq!(
+            w.processes.keys().copied().collect::<Vec<_>>(),
+            vec![100, 200]
+        );
         assert_eq!(w.vanished, 1, "pid 300 exited");
         assert_eq!(w.seen, 2);
         assert_eq!(w.processes[&100].comm, b"uvicorn");
@@ -944,7 +968,7 @@ Max open files            1024                 20000                files     \n
             pids: &[],
             names: &names,
         };
-        let w = owners(&p.0, &only, by_pid);
-        assert_eq!(w.hits, vec![(1, 200)]);
+        let w = owners(&p.0, &only, pids);
+        assert_eq!(w.processes.keys().copied().collect::<Vec<_>>(), vec![200]);
     }
 }

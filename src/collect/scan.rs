@@ -14,7 +14,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::model::OwnersFrom;
 use crate::model::{
-    Family, Filter, Folded, Gaps, Hint, Host, InodeMap, Netns, Snapshot, Socket, Source, UnixSocket,
+    Family, Filter, Folded, Gaps, Hint, Host, InodeMap, Netns, Process, Snapshot, Socket, Source,
+    UnixSocket,
 };
 
 fn clock_ticks() -> u64 {
@@ -445,9 +446,8 @@ fn attribute(
     }
     let inodes = || {
         snaps.iter().flat_map(|snap| {
-            let tcp = snap.sockets.iter().map(|s| s.inode);
-            let folded = snap.folded.sockets.iter().map(|f| u64::from(f.inode));
-            tcp.chain(snap.unix.iter().map(|u| u.inode)).chain(folded)
+            let total = snap.sockets.len() + snap.unix.len() + snap.folded.sockets.len();
+            (0..total).map(|i| inode_at(snap, i))
         })
     };
     let select = procs::Select {
@@ -475,8 +475,8 @@ fn attribute(
         }
         None => None,
     };
-    let (walk, owners_from) = match bpf {
-        Some(w) => (w, OwnersFrom::Bpf),
+    let (walk, kernel, owners_from) = match bpf {
+        Some((w, k)) => (w, Some(k), OwnersFrom::Bpf),
         None => {
             // The /proc walk looks each descriptor's inode up here.
             let mut wanted: InodeMap<u32> = InodeMap::default();
@@ -487,23 +487,31 @@ fn attribute(
                 }
             }
             let walk = procs::walk(Path::new(PROC), &wanted, &select, memory);
-            (walk, OwnersFrom::Proc)
+            (walk, None, OwnersFrom::Proc)
         }
     };
-    for (global, pid) in walk.hits {
-        let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
-        let snap = &mut snaps[k];
-        let i = (global - starts[k]) as usize;
-        let (tcp, unix) = (snap.sockets.len(), snap.unix.len());
-        if i < tcp {
-            snap.add_owner(i, pid);
-        } else if i < tcp + unix {
-            snap.add_unix_owner(i - tcp, pid);
-        } else {
-            snap.add_folded_owner(i - tcp - unix, pid);
+    match kernel {
+        // Each socket asks the kernel's records who holds it.
+        Some(k) => {
+            for snap in &mut snaps {
+                let total = snap.sockets.len() + snap.unix.len() + snap.folded.sockets.len();
+                for i in 0..total {
+                    for pid in k.of(inode_at(snap, i)) {
+                        owned(snap, i, pid, &walk.processes);
+                    }
+                }
+            }
         }
-        if let Some(p) = walk.processes.get(&pid) {
-            snap.processes.entry(pid).or_insert_with(|| p.clone());
+        None => {
+            for &(global, pid) in &walk.hits {
+                let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
+                owned(
+                    &mut snaps[k],
+                    (global - starts[k]) as usize,
+                    pid,
+                    &walk.processes,
+                );
+            }
         }
     }
     for snap in &mut snaps {
@@ -544,6 +552,38 @@ fn attribute(
         }
     }
     snaps
+}
+
+/// The inode of socket `i` of a snapshot: its TCP sockets, then its unix
+/// ones, then those folded.
+fn inode_at(snap: &Snapshot, i: usize) -> u64 {
+    let (tcp, unix) = (snap.sockets.len(), snap.unix.len());
+    if i < tcp {
+        snap.sockets[i].inode
+    } else if i < tcp + unix {
+        snap.unix[i - tcp].inode
+    } else {
+        snap.folded
+            .sockets
+            .get(i - tcp - unix)
+            .map_or(0, |f| u64::from(f.inode))
+    }
+}
+
+/// Records that `pid` holds socket `i` of `snap` (numbered as for
+/// [`inode_at`]), with its details.
+fn owned(snap: &mut Snapshot, i: usize, pid: u32, processes: &BTreeMap<u32, Process>) {
+    let (tcp, unix) = (snap.sockets.len(), snap.unix.len());
+    if i < tcp {
+        snap.add_owner(i, pid);
+    } else if i < tcp + unix {
+        snap.add_unix_owner(i - tcp, pid);
+    } else {
+        snap.add_folded_owner(i - tcp - unix, pid);
+    }
+    if let Some(p) = processes.get(&pid) {
+        snap.processes.entry(pid).or_insert_with(|| p.clone());
+    }
 }
 
 #[cfg(test)]
