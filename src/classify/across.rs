@@ -3,10 +3,9 @@
 //! another is not "somewhere else": it is in this report.
 
 use std::collections::{BTreeSet, HashSet};
-use std::net::SocketAddr;
 
 use super::{Finding, Kind, advice, fin_timeout};
-use crate::model::{Snapshot, TcpState};
+use crate::model::{Endpoint, Snapshot, TcpState};
 
 /// Links each FIN_WAIT2 finding of `findings[i]` (about `snaps[i]`) to the
 /// CLOSE_WAIT sockets at the other end of its connections in the other
@@ -19,7 +18,7 @@ pub fn across(snaps: &[&Snapshot], findings: &mut [Vec<Finding>]) {
         for f in findings[i].iter_mut().filter(|f| f.kind == Kind::FinWait2) {
             // The other end of a connection has the same two endpoints,
             // swapped.
-            let ends: HashSet<(SocketAddr, SocketAddr)> = f
+            let ends: HashSet<(Endpoint, Endpoint)> = f
                 .sockets
                 .iter()
                 .filter_map(|&k| snap.sockets.get(k as usize))

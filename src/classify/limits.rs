@@ -110,7 +110,7 @@ fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
         {
             continue;
         }
-        let e = per_dest.entry((s.local.ip(), s.remote)).or_default();
+        let e = per_dest.entry((s.local.ip(), s.remote.addr())).or_default();
         e.sockets.push(i as u32);
         for pid in snap.owners_of(s) {
             if !e.pids.contains(pid) {

@@ -68,8 +68,8 @@ pub fn attach(snap: &Snapshot, t: &Thresholds, out: &mut [Finding]) {
         let on = WaitingOn {
             pid: w.pid,
             fd: w.fd,
-            local: w.socket.local,
-            remote: w.socket.remote,
+            local: w.socket.local.addr(),
+            remote: w.socket.remote.addr(),
             peer_server: well_known(w.socket.remote.port()).map(|(name, _)| name),
             waited_ms: ms,
             syscall: w.thread.as_ref().map(|b| b.syscall.clone()),

@@ -167,7 +167,7 @@ pub(super) fn follow(opts: &ScanOptions, here: &[Socket], folded: &Folded) -> Ve
                 port: host_port,
                 to: match f.and_then(|f| f.container_ip) {
                     Some(ip) => SocketAddr::new(ip, cport),
-                    None => first.local,
+                    None => first.local.addr(),
                 },
                 by: f.map(|f| f.pid),
                 netns: String::new(),

@@ -251,8 +251,8 @@ pub fn parse_inet_diag_msg(p: &[u8]) -> Result<Socket> {
     Ok(Socket {
         family,
         state,
-        local: addr(family, &p[8..24], sport),
-        remote: addr(family, &p[24..40], dport),
+        local: addr(family, &p[8..24], sport).into(),
+        remote: addr(family, &p[24..40], dport).into(),
         recv_q: word(56),
         send_q: word(60),
         timer: Timer {

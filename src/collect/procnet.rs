@@ -68,8 +68,8 @@ pub fn parse_line(line: &str, family: Family, ticks_per_sec: u64) -> Option<Sock
     Some(Socket {
         family,
         state,
-        local,
-        remote,
+        local: local.into(),
+        remote: remote.into(),
         recv_q: hex_u32(rx)?,
         send_q: hex_u32(tx)?,
         timer: Timer {
