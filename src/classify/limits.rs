@@ -121,17 +121,21 @@ fn ephemeral(snap: &Snapshot, t: &Thresholds, out: &mut Vec<Finding>) {
             e.time_wait += 1;
         }
     }
-    for (f, g) in snap.folded.iter().filter(|(_, g)| g.ephemeral) {
+    let folded = snap.folded_by_group(|g| g.ephemeral, |_| {});
+    for (g, (n, pids)) in snap.folded.groups.iter().zip(folded) {
         let (Some(local), Some(remote)) = (g.local, g.remote) else {
             continue;
         };
+        if n == 0 {
+            continue;
+        }
         let e = per_dest
             .entry((local, SocketAddr::new(remote, g.port)))
             .or_default();
-        e.folded += 1;
-        for pid in snap.folded_owners(f) {
-            if !e.pids.contains(pid) {
-                e.pids.push(*pid);
+        e.folded += n;
+        for pid in pids {
+            if !e.pids.contains(&pid) {
+                e.pids.push(pid);
             }
         }
     }

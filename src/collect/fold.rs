@@ -3,10 +3,10 @@
 //! [`Socket`] (see [`Folded`]). On a server with 100,000 connections that
 //! is most of a scan's memory.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::classify::{Thresholds, healthy};
-use crate::model::{Direction, FoldGroup, Folded, Host, Socket, direction};
+use crate::model::{Direction, FastMap, FoldGroup, Folded, Host, Socket, direction};
 
 /// What decides, socket by socket, and what it has folded so far.
 pub struct Fold {
@@ -16,7 +16,7 @@ pub struct Fold {
     /// The namespace's listening ports: the dump reads its listeners
     /// first, so that each connection's direction is known as it streams.
     pub listening: BTreeSet<u16>,
-    index: HashMap<FoldGroup, u32>,
+    index: FastMap<FoldGroup, u32>,
     pub folded: Folded,
 }
 
@@ -27,7 +27,7 @@ impl Fold {
             uptime_ms: host.uptime_ms,
             ephemeral: host.ephemeral_range(),
             listening: BTreeSet::new(),
-            index: HashMap::new(),
+            index: FastMap::default(),
             folded: Folded::default(),
         }
     }

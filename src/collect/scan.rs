@@ -490,14 +490,17 @@ fn attribute(
             (walk, None, OwnersFrom::Proc)
         }
     };
+    // The last pid each snapshot took the details of: a process's
+    // sockets come one after another.
+    let mut last = vec![0u32; snaps.len()];
     match kernel {
         // Each socket asks the kernel's records who holds it.
         Some(k) => {
-            for snap in &mut snaps {
+            for (snap, last) in snaps.iter_mut().zip(&mut last) {
                 let total = snap.sockets.len() + snap.unix.len() + snap.folded.sockets.len();
                 for i in 0..total {
                     for pid in k.of(inode_at(snap, i)) {
-                        owned(snap, i, pid, &walk.processes);
+                        owned(snap, i, pid, &walk.processes, last);
                     }
                 }
             }
@@ -505,12 +508,8 @@ fn attribute(
         None => {
             for &(global, pid) in &walk.hits {
                 let k = starts.partition_point(|&s| s <= global).saturating_sub(1);
-                owned(
-                    &mut snaps[k],
-                    (global - starts[k]) as usize,
-                    pid,
-                    &walk.processes,
-                );
+                let i = (global - starts[k]) as usize;
+                owned(&mut snaps[k], i, pid, &walk.processes, &mut last[k]);
             }
         }
     }
@@ -571,8 +570,15 @@ fn inode_at(snap: &Snapshot, i: usize) -> u64 {
 }
 
 /// Records that `pid` holds socket `i` of `snap` (numbered as for
-/// [`inode_at`]), with its details.
-fn owned(snap: &mut Snapshot, i: usize, pid: u32, processes: &BTreeMap<u32, Process>) {
+/// [`inode_at`]), with its details unless `last`, the pid recorded
+/// before, already brought them.
+fn owned(
+    snap: &mut Snapshot,
+    i: usize,
+    pid: u32,
+    processes: &BTreeMap<u32, Process>,
+    last: &mut u32,
+) {
     let (tcp, unix) = (snap.sockets.len(), snap.unix.len());
     if i < tcp {
         snap.add_owner(i, pid);
@@ -581,8 +587,11 @@ fn owned(snap: &mut Snapshot, i: usize, pid: u32, processes: &BTreeMap<u32, Proc
     } else {
         snap.add_folded_owner(i - tcp - unix, pid);
     }
-    if let Some(p) = processes.get(&pid) {
+    if *last != pid
+        && let Some(p) = processes.get(&pid)
+    {
         snap.processes.entry(pid).or_insert_with(|| p.clone());
+        *last = pid;
     }
 }
 

@@ -662,14 +662,19 @@ impl Filter {
 }
 
 /// A hasher for socket inodes: one multiply, where SipHash would cost as
-/// much as the rest of the owner lookup. Inodes are not attacker-chosen.
+/// much as the rest of the owner lookup. Inodes are not attacker-chosen;
+/// nor are the other keys it serves, counted once a socket (pids, and a
+/// folded socket's group: its local port, or the destination local
+/// software connects to).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InodeHasher(u64);
 
 impl Hasher for InodeHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
         }
     }
     fn write_u64(&mut self, n: u64) {
@@ -682,6 +687,9 @@ impl Hasher for InodeHasher {
 }
 
 pub type InodeMap<V> = HashMap<u64, V, BuildHasherDefault<InodeHasher>>;
+
+/// A map whose keys are counted once a socket, hashed as inodes are.
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<InodeHasher>>;
 
 /// The container a process runs in, from its cgroup path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -175,7 +175,7 @@ pub struct FoldedSocket {
 impl Folded {
     /// Counts the socket of `inode` in group `g` (`index` finds the groups
     /// already made).
-    pub fn add(&mut self, index: &mut HashMap<FoldGroup, u32>, g: FoldGroup, inode: u32) {
+    pub fn add(&mut self, index: &mut FastMap<FoldGroup, u32>, g: FoldGroup, inode: u32) {
         let group = *index.entry(g).or_insert_with(|| {
             self.groups.push(g);
             (self.groups.len() - 1) as u32
@@ -208,6 +208,34 @@ impl Snapshot {
     /// Every pid holding folded socket `f`.
     pub fn folded_owners<'s>(&'s self, f: &'s FoldedSocket) -> &'s [u32] {
         self.owners_by(u64::from(f.inode), &f.owner)
+    }
+
+    /// For each group of [`Folded::groups`] (the ones `wanted` wants), its
+    /// folded sockets counted and the pids holding them; `each` is told
+    /// of every socket counted, with its owners. A group is then counted
+    /// once, not once a socket.
+    pub fn folded_by_group(
+        &self,
+        wanted: impl Fn(&FoldGroup) -> bool,
+        mut each: impl FnMut(&[u32]),
+    ) -> Vec<(u32, Vec<u32>)> {
+        let wanted: Vec<bool> = self.folded.groups.iter().map(wanted).collect();
+        let mut groups = vec![(0u32, Vec::new()); self.folded.groups.len()];
+        for f in &self.folded.sockets {
+            let g = f.group as usize;
+            let Some((n, pids)) = groups.get_mut(g).filter(|_| wanted[g]) else {
+                continue;
+            };
+            *n += 1;
+            let owners = self.folded_owners(f);
+            for &pid in owners {
+                if !pids.contains(&pid) {
+                    pids.push(pid);
+                }
+            }
+            each(owners);
+        }
+        groups
     }
 
     /// Local ports with a LISTEN socket.

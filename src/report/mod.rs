@@ -244,10 +244,20 @@ impl<'a> Report<'a> {
         let listening = snap.listening_ports();
         let ephemeral = snap.host.ephemeral_range();
         let mut groups: BTreeMap<(Direction, Option<IpAddr>, u16), PortGroup> = BTreeMap::new();
-        let mut per_pid: HashMap<u32, (u32, StateCounts)> = HashMap::new();
+        let mut per_pid: crate::model::FastMap<u32, (u32, StateCounts)> = Default::default();
         let mut unowned = 0;
-        // Each socket counted, kept or folded: its state, family, group
-        // and queues, and its owners.
+        let new_group = |(direction, remote, port): (Direction, Option<IpAddr>, u16)| PortGroup {
+            direction,
+            port,
+            remote,
+            listening: direction == Direction::Inbound && listening.contains(&port),
+            by_state: StateCounts::default(),
+            recv_q: 0,
+            send_q: 0,
+            pids: Vec::new(),
+        };
+        // Each socket kept counted: its state, family, group and queues,
+        // and its owners.
         let mut count = |state: TcpState,
                          family: Family,
                          key: (Direction, Option<IpAddr>, u16),
@@ -260,17 +270,7 @@ impl<'a> Report<'a> {
                 Family::Ipv4 => summary.ipv4 += 1,
                 Family::Ipv6 => summary.ipv6 += 1,
             }
-            let (dir, remote, port) = key;
-            let g = groups.entry(key).or_insert_with(|| PortGroup {
-                direction: dir,
-                port,
-                remote,
-                listening: dir == Direction::Inbound && listening.contains(&port),
-                by_state: StateCounts::default(),
-                recv_q: 0,
-                send_q: 0,
-                pids: Vec::new(),
-            });
+            let g = groups.entry(key).or_insert_with(|| new_group(key));
             g.by_state.add(state);
             // A listener's Send-Q is its backlog limit, not queued bytes.
             if state != TcpState::Listen {
@@ -305,11 +305,39 @@ impl<'a> Report<'a> {
                 owners,
             );
         }
-        for (f, g) in snap.folded.iter() {
+        // The folded sockets, counted by their group, each group then
+        // counted once: all ESTABLISHED, queues empty.
+        let folded = snap.folded_by_group(
+            |_| true,
+            |owners| {
+                if owners.is_empty() {
+                    unowned += 1;
+                }
+                for &pid in owners {
+                    let e = per_pid.entry(pid).or_default();
+                    e.0 += 1;
+                    e.1.add(TcpState::Established);
+                }
+            },
+        );
+        for (g, (n, pids)) in snap.folded.groups.iter().zip(folded) {
+            if n == 0 {
+                continue;
+            }
+            summary.total += n;
+            summary.by_state.0[TcpState::Established.index()] += n;
+            match g.family {
+                Family::Ipv4 => summary.ipv4 += n,
+                Family::Ipv6 => summary.ipv6 += n,
+            }
             let key = (g.direction, g.remote, g.port);
-            let owners = snap.folded_owners(f);
-            let inode = u64::from(f.inode);
-            count(TcpState::Established, g.family, key, (0, 0), inode, owners);
+            let pg = groups.entry(key).or_insert_with(|| new_group(key));
+            pg.by_state.0[TcpState::Established.index()] += n;
+            for pid in pids {
+                if !pg.pids.contains(&pid) {
+                    pg.pids.push(pid);
+                }
+            }
         }
         let mut ports: Vec<PortGroup> = groups.into_values().collect();
         for g in &mut ports {
