@@ -8,8 +8,9 @@ pub struct Snapshot {
     pub source: Source,
     pub filter: Filter,
     pub sockets: Vec<Socket>,
-    /// A one-shot scan's healthy connections, counted but not kept (see
-    /// [`Folded`]); empty for every other scan, and never in a capture.
+    /// The healthy connections of a scan that lists only flagged sockets,
+    /// counted but not kept (see [`Folded`]); empty for every other scan,
+    /// and never in a capture.
     #[serde(skip)]
     pub folded: Folded,
     /// Every pid holding a socket that several processes hold (forked
@@ -137,10 +138,11 @@ pub struct Forwarded {
     pub backlog: u32,
 }
 
-/// The healthy ESTABLISHED connections of a one-shot scan that lists only
-/// flagged sockets: nothing a finding reads (empty queues, no timer but an
-/// unfired keepalive, not idle past `--idle`), so only what the counts
-/// need is kept of them: 12 bytes a socket, against a [`Socket`]'s 184.
+/// The healthy ESTABLISHED connections of a scan that lists only flagged
+/// sockets (a one-shot scan's, the exporter's): nothing a finding reads
+/// (empty queues, no timer but an unfired keepalive, not idle past
+/// `--idle`), so only what the counts need is kept of them: 12 bytes a
+/// socket, against a [`Socket`]'s 96.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Folded {
     /// What the sockets of each group share.

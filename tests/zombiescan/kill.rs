@@ -179,18 +179,11 @@ fn kill_spares_the_young_and_reaches_another_namespace() {
 /// its identity (addresses and cookie) names no socket any more.
 #[test]
 fn a_socket_gone_since_the_scan_is_already_gone() {
-    use zombiescan::collect::{self, ScanOptions, SourceChoice, destroy};
+    use zombiescan::collect::{self, destroy};
     live!();
     let mut ns = Netns::new("killgone");
     ns.close_wait_leak(1, 0);
-    let opts = ScanOptions {
-        source: SourceChoice::Netlink,
-        filter: Default::default(),
-        owners: false,
-        netns: Some(ns.path()),
-        follow: false,
-        fold: None,
-    };
+    let opts = ns.scan_options(false);
     let snap = collect::scan(&opts, None).expect("scan").remove(0);
     let cw = snap
         .sockets

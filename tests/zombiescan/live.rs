@@ -189,7 +189,7 @@ fn counts_and_owners_match_what_was_built_and_ss() {
 /// with `--sockets` (`full`), and the ten ESTABLISHED connections were
 /// folded, each with its owner, not kept.
 fn same_report_folded(ns: &Netns, full: &Document, owners: &str) {
-    use zombiescan::collect::{self, ScanOptions, SourceChoice};
+    use zombiescan::collect::{self, ScanOptions};
     let doc = ns.zombiescan_json_owners(&["--source", "netlink"], owners);
     assert_eq!(json(&doc.summary), json(&full.summary), "{owners}: summary");
     assert_eq!(json(&doc.ports), json(&full.ports), "{owners}: ports");
@@ -200,12 +200,8 @@ fn same_report_folded(ns: &Netns, full: &Document, owners: &str) {
     );
     assert!(doc.sockets.iter().all(|s| s.state != "ESTABLISHED"));
     let opts = ScanOptions {
-        source: SourceChoice::Netlink,
-        filter: Default::default(),
-        owners: true,
-        netns: Some(ns.path()),
-        follow: false,
         fold: Some(zombiescan::classify::Thresholds::default()),
+        ..ns.scan_options(true)
     };
     let snap = collect::scan(&opts, None).expect("scan").remove(0);
     assert_eq!(snap.folded.sockets.len(), 10, "the healthy connections");

@@ -186,6 +186,19 @@ impl Netns {
         format!("/run/netns/{}", self.name)
     }
 
+    /// What the library scans this namespace with: netlink, every socket
+    /// kept, owners looked up where `owners`, no port followed.
+    pub fn scan_options(&self, owners: bool) -> zombiescan::collect::ScanOptions {
+        zombiescan::collect::ScanOptions {
+            source: zombiescan::collect::SourceChoice::Netlink,
+            filter: Default::default(),
+            owners,
+            netns: Some(self.path()),
+            follow: false,
+            fold: None,
+        }
+    }
+
     /// The CLOSE_WAIT leak most tests start from: a server on 30020 that
     /// never closes, `leaked` clients that connect and close (CLOSE_WAIT
     /// there, orphaned FIN_WAIT2 here) and `held` that stay. Returns once

@@ -258,20 +258,13 @@ fn owners(snap: &zombiescan::model::Snapshot) -> std::collections::BTreeMap<u64,
 
 #[test]
 fn the_owners_a_watch_remembers_follow_the_processes() {
-    use zombiescan::collect::{self, ScanOptions, SourceChoice, procs::Memory};
+    use zombiescan::collect::{self, procs::Memory};
     live!();
     let mut ns = Netns::new("memory");
     let server = ns.spawn(&["listen", "--port", "30020"])[0];
     let c1 = ns.spawn(&["connect", "--port", "30020", "--count", "3"])[0];
     ns.wait_accepted(3);
-    let opts = ScanOptions {
-        source: SourceChoice::Netlink,
-        filter: Default::default(),
-        owners: true,
-        netns: Some(ns.path()),
-        follow: false,
-        fold: None,
-    };
+    let opts = ns.scan_options(true);
     let mut memory = Memory::default();
     let scan = |memory: Option<&mut Memory>| {
         let mut snaps = collect::scan(&opts, memory).expect("scan");
