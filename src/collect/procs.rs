@@ -37,7 +37,8 @@ pub struct Select<'a> {
 
 #[derive(Debug, Default)]
 pub struct Walk {
-    /// (index of the socket, pid holding it), one per fd found.
+    /// (index of the socket, pid holding it), one per fd found: the /proc
+    /// walk's (the kernel's is asked through [`KernelOwners`]).
     pub hits: Vec<(u32, u32)>,
     pub processes: BTreeMap<u32, Process>,
     pub vanished: u32,
