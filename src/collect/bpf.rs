@@ -24,17 +24,36 @@ pub struct Record {
     pub ino: u32,
 }
 
+/// One socket descriptor with its number: what a walk that remembers each
+/// process's fd table (a watch's, the exporter's) learns from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdRecord {
+    pub pid: u32,
+    pub fd: u32,
+    pub ino: u32,
+}
+
 /// Parses the iterator's output: 16-byte records (tgid, fd, inode), native
 /// endian; a torn tail is left out, and so is an inode past 32 bits, which
 /// no socket has.
-pub fn parse(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
+pub fn parse_fds(bytes: &[u8]) -> impl Iterator<Item = FdRecord> + '_ {
     bytes.chunks_exact(16).filter_map(|c| {
+        let u32_at = |i: usize| u32::from_ne_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
         let mut ino = [0u8; 8];
         ino.copy_from_slice(&c[8..16]);
-        Some(Record {
-            pid: u32::from_ne_bytes([c[0], c[1], c[2], c[3]]),
+        Some(FdRecord {
+            pid: u32_at(0),
+            fd: u32_at(4),
             ino: u32::try_from(u64::from_ne_bytes(ino)).ok()?,
         })
+    })
+}
+
+/// [`parse_fds`] without the descriptors' numbers.
+pub fn parse(bytes: &[u8]) -> impl Iterator<Item = Record> + '_ {
+    parse_fds(bytes).map(|r| Record {
+        pid: r.pid,
+        ino: r.ino,
     })
 }
 
@@ -121,6 +140,7 @@ impl Pending {
 /// The iterator, loaded and verified; run it as often as wanted. Nothing
 /// of the kernel's BTF is held: the layout read from it is written into
 /// the instructions.
+#[derive(Debug)]
 pub struct Loaded {
     #[cfg(zombiescan_bpf)]
     program: std::os::fd::OwnedFd,
@@ -136,14 +156,14 @@ impl Loaded {
     }
 
     #[cfg(zombiescan_bpf)]
-    fn load_anyway() -> Result<Loaded, String> {
+    pub(super) fn load_anyway() -> Result<Loaded, String> {
         let layout = super::btf::kernel()?;
         let program = sys::prog_load(&program(&layout)?, layout.iter_task_file)?;
         Ok(Loaded { program })
     }
 
     #[cfg(not(zombiescan_bpf))]
-    fn load_anyway() -> Result<Loaded, String> {
+    pub(super) fn load_anyway() -> Result<Loaded, String> {
         Err("built without it (no clang with the BPF target at build time)".into())
     }
 
@@ -156,15 +176,30 @@ impl Loaded {
 
     /// One walk, keeping the records `keep` wants as they are read,
     /// sorted by inode, then pid.
-    #[cfg(zombiescan_bpf)]
     pub fn run_where(&mut self, keep: impl Fn(&Record) -> bool) -> Result<Vec<Record>, String> {
+        let mut records = Vec::new();
+        self.stream(|bytes| records.extend(parse(bytes).filter(|r| keep(r))))?;
+        records.sort_unstable_by_key(|r| (r.ino, r.pid));
+        Ok(records)
+    }
+
+    /// One walk with the descriptors' numbers, sorted by pid, then fd.
+    pub fn run_fds(&mut self) -> Result<Vec<FdRecord>, String> {
+        let mut records = Vec::new();
+        self.stream(|bytes| records.extend(parse_fds(bytes)))?;
+        records.sort_unstable_by_key(|r| (r.pid, r.fd));
+        Ok(records)
+    }
+
+    /// Runs the iterator, handing its output to `each` in whole records.
+    #[cfg(zombiescan_bpf)]
+    fn stream(&mut self, mut each: impl FnMut(&[u8])) -> Result<(), String> {
         use std::io::Read;
 
         let link = sys::link_create(&self.program).map_err(|e| format!("attach: {e}"))?;
         let mut file =
             std::fs::File::from(sys::iter_create(&link).map_err(|e| format!("iterator: {e}"))?);
         // Parsed as it is read: the records, never their bytes as well.
-        let mut records = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         let mut have = 0;
         loop {
@@ -175,16 +210,15 @@ impl Loaded {
                 Err(e) => return Err(format!("reading the iterator: {e}")),
             }
             let whole = have - have % 16;
-            records.extend(parse(&buf[..whole]).filter(|r| keep(r)));
+            each(&buf[..whole]);
             buf.copy_within(whole..have, 0);
             have -= whole;
         }
-        records.sort_unstable_by_key(|r| (r.ino, r.pid));
-        Ok(records)
+        Ok(())
     }
 
     #[cfg(not(zombiescan_bpf))]
-    pub fn run_where(&mut self, _keep: impl Fn(&Record) -> bool) -> Result<Vec<Record>, String> {
+    fn stream(&mut self, _each: impl FnMut(&[u8])) -> Result<(), String> {
         Err("built without it".into())
     }
 }
@@ -363,6 +397,8 @@ mod tests {
             ],
             "no socket's inode is past 32 bits"
         );
+        let with_fds: Vec<(u32, u32, u32)> = parse_fds(&b).map(|r| (r.pid, r.fd, r.ino)).collect();
+        assert_eq!(with_fds, vec![(42, 3, 123_456), (8, 1, 9)]);
     }
 
     #[test]
@@ -430,6 +466,62 @@ mod tests {
         }));
         let (_, got) = started.wait().expect("bpf");
         assert!(got.contains(&record(&l)) && got.contains(&record(&other)));
+    }
+
+    /// A watch's first walk is the kernel's: it finds this test's sockets
+    /// and remembers each with its descriptor, as a walk of /proc would;
+    /// the next walk finds them from what it remembers, and a socket
+    /// opened since by reading the table that changed.
+    #[test]
+    fn a_watchs_full_walk_by_the_kernel_remembers_the_sockets() {
+        use super::super::procs::{Memory, Select, walk};
+        use crate::model::InodeMap;
+        use std::os::fd::AsRawFd;
+        if !cfg!(zombiescan_bpf) || !nix::unistd::geteuid().is_root() {
+            eprintln!("!!! skipped: needs root and a build with clang");
+            return;
+        }
+        let me = std::process::id();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let c = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (a, _) = l.accept().expect("accept");
+        let fds = [l.as_raw_fd(), c.as_raw_fd(), a.as_raw_fd()].map(|fd| fd as u32);
+        let mut wanted: InodeMap<u32> = InodeMap::default();
+        for (i, fd) in fds.iter().enumerate() {
+            wanted.insert(u64::from(inode_at(*fd)), i as u32);
+        }
+        let mut memory = Memory::with_kernel(Loaded::load_anyway().expect("bpf"));
+        let proc = std::path::Path::new("/proc");
+        let all = Select::default();
+        let mine = |w: &super::super::procs::Walk| {
+            let mut h: Vec<u32> = w
+                .hits
+                .iter()
+                .filter(|(_, p)| *p == me)
+                .map(|(i, _)| *i)
+                .collect();
+            h.sort_unstable();
+            h
+        };
+        let first = walk(proc, &wanted, &all, Some(&mut memory));
+        assert!(first.from_kernel);
+        assert_eq!(mine(&first), vec![0, 1, 2]);
+        assert!(first.processes.contains_key(&me));
+        let mut remembered = memory.sockets_of(me);
+        remembered.sort_unstable();
+        let mut expected: Vec<(u32, u64)> = fds
+            .iter()
+            .map(|&fd| (fd, u64::from(inode_at(fd))))
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(remembered, expected);
+        let next = walk(proc, &wanted, &all, Some(&mut memory));
+        assert!(!next.from_kernel, "from what it remembers");
+        assert_eq!(mine(&next), vec![0, 1, 2]);
+        let l2 = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        wanted.insert(u64::from(inode_at(l2.as_raw_fd() as u32)), 3);
+        let after = walk(proc, &wanted, &all, Some(&mut memory));
+        assert_eq!(mine(&after), vec![0, 1, 2, 3]);
     }
 
     /// A socket the walk beside the dump did not see (opened after it

@@ -52,6 +52,8 @@ pub struct Walk {
     /// What this walk learnt of each process read (`None`: unchanged, as
     /// remembered); a process not in it is forgotten.
     known: Vec<(u32, Option<Known>)>,
+    /// The hits came from the kernel's walk (a full walk of a watch's).
+    pub from_kernel: bool,
 }
 
 impl Walk {
@@ -77,7 +79,9 @@ pub const FULL_WALK_EVERY: Duration = Duration::from_secs(300);
 ///
 /// What this can miss, a fd that now holds something else while the socket
 /// it held lives on in another process, is caught by the full walk every
-/// [`FULL_WALK_EVERY`]. A socket no process is found holding sends the walk
+/// [`FULL_WALK_EVERY`] (the first one too), which the kernel's walk does
+/// where it may be used (see `super::bpf`): every socket descriptor in one
+/// pass, no link read. A socket no process is found holding sends the walk
 /// back over every fd that held no live socket.
 #[derive(Debug, Default)]
 pub struct Memory {
@@ -86,6 +90,10 @@ pub struct Memory {
     /// Wanted sockets that no process held at the last walk (their owners
     /// are unreadable, or they were closing): not a reason to look again.
     unowned: InodeMap<()>,
+    /// The kernel's walk, loaded at the first full walk where it may be
+    /// used (asked again at each full walk until it is), which then does
+    /// every full walk.
+    kernel: Option<super::bpf::Loaded>,
 }
 
 /// One process's fd table at the last walk.
@@ -100,6 +108,26 @@ struct Known {
     fds: Vec<(u32, u64)>,
     /// Some link could not be read, even as root.
     denied: bool,
+}
+
+impl Memory {
+    /// A memory whose full walks are the kernel's `loaded`, whatever the
+    /// host (a test's host has few descriptors).
+    #[cfg(test)]
+    pub(super) fn with_kernel(loaded: super::bpf::Loaded) -> Memory {
+        Memory {
+            kernel: Some(loaded),
+            ..Memory::default()
+        }
+    }
+
+    /// The sockets (fd, inode) remembered of `pid`.
+    #[cfg(test)]
+    pub(super) fn sockets_of(&self, pid: u32) -> Vec<(u32, u64)> {
+        self.procs.get(&pid).map_or(Vec::new(), |k| {
+            k.fds.iter().copied().filter(|&(_, i)| i != 0).collect()
+        })
+    }
 }
 
 /// How much of a [`Memory`] a walk may use.
@@ -384,6 +412,11 @@ pub fn walk(
     let full = memory
         .last_full
         .is_none_or(|t| t.elapsed() >= FULL_WALK_EVERY);
+    if full && let Some(w) = kernel_pass(proc_root, wanted, select, memory) {
+        memory.last_full = Some(Instant::now());
+        memory.unowned = unowned(&w, wanted);
+        return w;
+    }
     let reuse = if full { Reuse::Nothing } else { Reuse::All };
     let mut w = walk_pass(proc_root, wanted, select, Some(memory), reuse);
     let mut unowned = unowned(&w, wanted);
@@ -396,6 +429,93 @@ pub fn walk(
     }
     memory.unowned = unowned;
     w
+}
+
+/// A watch's full walk by the kernel's, where it may be used: every
+/// socket descriptor of every process, in one pass of the kernel's, with
+/// no link read; what it learns of each process holding sockets is
+/// remembered as a walk of /proc would remember it. Its other descriptors
+/// are not known: the next walk reads them if its table changed. `None`
+/// where the kernel's walk may not be used, or failed.
+fn kernel_pass(
+    proc_root: &Path,
+    wanted: &InodeMap<u32>,
+    select: &Select,
+    memory: &mut Memory,
+) -> Option<Walk> {
+    // Asked again at each full walk until it may be used: a host that was
+    // quiet when the watch began may be busy now.
+    if memory.kernel.is_none() {
+        memory.kernel = super::bpf::Loaded::load().ok();
+    }
+    let loaded = memory.kernel.as_mut()?;
+    let records = loaded.run_fds().ok()?;
+    let mut w = Walk {
+        from_kernel: true,
+        seen: fs::read_dir(proc_root).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| pid_of(&e.file_name()).is_some())
+                .count() as u32
+        }),
+        ..Walk::default()
+    };
+    let mut procs = HashMap::new();
+    for run in records.chunk_by(|a, b| a.pid == b.pid) {
+        let pid = run[0].pid;
+        if !select.pids.is_empty() && !select.pids.contains(&pid) {
+            continue;
+        }
+        let dir = proc_root.join(pid.to_string());
+        let mut comm = None;
+        if !select.names.is_empty() {
+            let c = fs::read(dir.join("comm"))
+                .map(trim_newline)
+                .unwrap_or_default();
+            let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
+            if !select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
+                continue;
+            }
+            comm = Some(c);
+        }
+        // Gone since the kernel's walk: it holds nothing.
+        let fd_dir = dir.join("fd");
+        let Ok(st) = stat(&fd_dir) else {
+            w.vanished += 1;
+            continue;
+        };
+        let fds: Vec<(u32, u64)> = run
+            .iter()
+            .map(|r| {
+                let ino = u64::from(r.ino);
+                (r.fd, if wanted.contains_key(&ino) { ino } else { 0 })
+            })
+            .collect();
+        let before = w.hits.len();
+        w.hits.extend(
+            fds.iter()
+                .filter_map(|(_, ino)| Some((*wanted.get(ino)?, pid))),
+        );
+        let table = u64::try_from(st.st_size).ok();
+        if w.hits.len() > before {
+            let open = fds_open(table, || {
+                fs::read_dir(&fd_dir).map_or(0, |d| d.count() as u32)
+            });
+            w.processes.insert(pid, read_details(&dir, pid, open, comm));
+        }
+        // Without its size (a kernel before 6.2) the next walk cannot tell
+        // it unchanged: not remembered.
+        if let Some(count) = table.filter(|&n| n > 0) {
+            let known = Known {
+                dir_ino: st.st_ino,
+                count: Some(count),
+                fds,
+                denied: false,
+            };
+            procs.insert(pid, known);
+        }
+    }
+    memory.procs = procs;
+    Some(w)
 }
 
 /// The wanted inodes that no process of the walk holds.

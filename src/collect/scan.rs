@@ -382,8 +382,9 @@ pub fn scan_all(opts: &ScanOptions, memory: Option<&mut procs::Memory>) -> Resul
 
 /// The kernel's walk of the fd tables, started as a scan begins so that it
 /// runs while the sockets are read: for a one-shot scan that finds owners
-/// (a watch, a recorder and the exporter keep their remembered /proc
-/// walk, which re-reads only the fd tables that changed). A socket opened
+/// (a watch, a recorder and the exporter keep their remembered walk, which
+/// re-reads only the fd tables that changed, and whose full walks the
+/// kernel's does where it may: `procs::walk`). A socket opened
 /// after the walk passed its process is looked for by a second walk.
 fn start_kernel_walk(
     opts: &ScanOptions,
@@ -478,7 +479,8 @@ fn attribute(
     let (walk, kernel, owners_from) = match bpf {
         Some((w, k)) => (w, Some(k), OwnersFrom::Bpf),
         None => {
-            // The /proc walk looks each descriptor's inode up here.
+            // The /proc walk (and a watch's full walk by the kernel's)
+            // looks each descriptor's inode up here.
             let mut wanted: InodeMap<u32> = InodeMap::default();
             wanted.reserve(next as usize);
             for (i, inode) in inodes().enumerate() {
@@ -487,7 +489,12 @@ fn attribute(
                 }
             }
             let walk = procs::walk(Path::new(PROC), &wanted, &select, memory);
-            (walk, None, OwnersFrom::Proc)
+            let from = if walk.from_kernel {
+                OwnersFrom::Bpf
+            } else {
+                OwnersFrom::Proc
+            };
+            (walk, None, from)
         }
     };
     // The last pid each snapshot took the details of: a process's
