@@ -449,14 +449,25 @@ fn kernel_pass(
         memory.kernel = super::bpf::Loaded::load().ok();
     }
     let loaded = memory.kernel.as_mut()?;
+    // Each fd table's identity and size, taken before the kernel's walk,
+    // as the /proc walk takes them before listing: a table that changes
+    // meanwhile then differs at the next walk, which reads it again.
+    let pids: Vec<u32> = fs::read_dir(proc_root)
+        .ok()?
+        .flatten()
+        .filter_map(|e| pid_of(&e.file_name()))
+        .collect();
+    let before: HashMap<u32, (u64, Option<u64>)> = pids
+        .iter()
+        .filter_map(|&pid| {
+            let st = stat(&proc_root.join(pid.to_string()).join("fd")).ok()?;
+            Some((pid, (st.st_ino, u64::try_from(st.st_size).ok())))
+        })
+        .collect();
     let records = loaded.run_fds().ok()?;
     let mut w = Walk {
         from_kernel: true,
-        seen: fs::read_dir(proc_root).map_or(0, |d| {
-            d.flatten()
-                .filter(|e| pid_of(&e.file_name()).is_some())
-                .count() as u32
-        }),
+        seen: pids.len() as u32,
         ..Walk::default()
     };
     let mut procs = HashMap::new();
@@ -483,6 +494,8 @@ fn kernel_pass(
             w.vanished += 1;
             continue;
         };
+        // Started since the sizes were taken: read again next time.
+        let (dir_ino, table) = before.get(&pid).copied().unwrap_or((st.st_ino, None));
         let fds: Vec<(u32, u64)> = run
             .iter()
             .map(|r| {
@@ -490,23 +503,23 @@ fn kernel_pass(
                 (r.fd, if wanted.contains_key(&ino) { ino } else { 0 })
             })
             .collect();
-        let before = w.hits.len();
+        let held = w.hits.len();
         w.hits.extend(
             fds.iter()
                 .filter_map(|(_, ino)| Some((*wanted.get(ino)?, pid))),
         );
-        let table = u64::try_from(st.st_size).ok();
-        if w.hits.len() > before {
-            let open = fds_open(table, || {
+        if w.hits.len() > held {
+            let now = u64::try_from(st.st_size).ok();
+            let open = fds_open(now, || {
                 fs::read_dir(&fd_dir).map_or(0, |d| d.count() as u32)
             });
             w.processes.insert(pid, read_details(&dir, pid, open, comm));
         }
-        // Without its size (a kernel before 6.2) the next walk cannot tell
-        // it unchanged: not remembered.
+        // Without its size (a kernel before 6.2, or a process started
+        // since) the next walk cannot tell it unchanged: not remembered.
         if let Some(count) = table.filter(|&n| n > 0) {
             let known = Known {
-                dir_ino: st.st_ino,
+                dir_ino,
                 count: Some(count),
                 fds,
                 denied: false,
