@@ -142,7 +142,7 @@ pub struct Forwarded {
 /// sockets (a one-shot scan's, the exporter's): nothing a finding reads
 /// (empty queues, no timer but an unfired keepalive, not idle past
 /// `--idle`), so only what the counts need is kept of them: 12 bytes a
-/// socket, against a [`Socket`]'s 96.
+/// socket, against a [`Socket`]'s 88.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Folded {
     /// What the sockets of each group share.
