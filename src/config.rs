@@ -76,6 +76,15 @@ pub struct Watch {
     pub record_max: Option<u64>,
 }
 
+impl Watch {
+    /// Whether each sample is shown with what changed since the last (the
+    /// ages and rates, which follow each socket by its cookie): not when it
+    /// only records, off a terminal, nor when it takes one sample.
+    pub fn observes(&self, tty: bool) -> bool {
+        self.interval.is_some() && (self.record.is_none() || tty)
+    }
+}
+
 impl Mode {
     /// The modes that run until a signal: they install the handlers.
     pub fn until_stopped(&self) -> bool {
@@ -359,11 +368,17 @@ impl Config {
                 // kill acts where the sockets are asked for, not where a
                 // forwarder leads.
                 follow: !cli.no_follow && !killing,
-                // A report that lists only flagged sockets, and the
-                // exporter's series, need only the counts of the healthy
-                // ones.
-                fold: (matches!(mode, Mode::Scan | Mode::Serve { .. }) && !cli.sockets)
-                    .then(|| thresholds.clone()),
+                // A report that lists only flagged sockets, the exporter's
+                // series and a recording need only the counts of the
+                // healthy ones; a watch that shows the ages follows every
+                // socket.
+                fold: (!cli.sockets
+                    && match &mode {
+                        Mode::Scan | Mode::Serve { .. } => true,
+                        Mode::Watch(w) => !w.observes(tty),
+                        _ => false,
+                    })
+                .then(|| thresholds.clone()),
             },
             mode,
             all_netns: cli.all_netns,
@@ -398,6 +413,30 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("zombiescan").chain(args.iter().copied()))
             .map_err(|e| UsageError(e.to_string()))?;
         Config::from_cli(cli, false, false, String::new())
+    }
+
+    /// Which scans fold their healthy connections: those whose report
+    /// lists only flagged sockets and shows no per-socket ages.
+    #[test]
+    fn which_scans_fold() {
+        let folds = |args: &[&str]| cfg(args).expect("valid").scan.fold.is_some();
+        assert!(folds(&[]));
+        assert!(folds(&["--port", "30020", "--json"]));
+        assert!(!folds(&["--sockets"]));
+        assert!(folds(&["serve"]));
+        assert!(!folds(&["capture", "-o", "/tmp/x.json.gz"]));
+        assert!(!folds(&["kill", "--state", "close-wait"]));
+        // Off a terminal (these tests' `tty` is false): a recorder only
+        // records; a watch that prints its samples shows their ages.
+        assert!(folds(&["--watch", "5s", "--record", "/tmp/x.jsonl"]));
+        assert!(!folds(&["--watch", "5s"]));
+        assert!(!folds(&[
+            "--watch",
+            "5s",
+            "--record",
+            "/tmp/x.jsonl",
+            "--sockets"
+        ]));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Folding as the dump streams: a scan that lists only flagged sockets (a
-//! one-shot scan's, the exporter's) keeps a healthy connection as 12 bytes
-//! of counts, never as a [`Socket`] (see [`Folded`]). On a server with 100,000 connections that
-//! is most of a scan's memory.
+//! one-shot scan's, the exporter's, a recorder's) keeps a healthy
+//! connection as 12 bytes of counts, never as a [`Socket`] (see
+//! [`Folded`]). On a server with 100,000 connections that is most of a
+//! scan's memory.
 
 use std::collections::BTreeSet;
 

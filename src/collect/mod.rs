@@ -55,10 +55,11 @@ pub struct ScanOptions {
     /// `--no-follow`).
     pub follow: bool,
     /// A scan whose report lists only flagged sockets (a one-shot scan,
-    /// the exporter's) folds the healthy connections into counts as the
-    /// dump streams, judged by these thresholds (see
-    /// [`crate::model::Folded`]); `None` keeps every socket (`--sockets`,
-    /// a capture, `kill`, a watch and its recording).
+    /// the exporter's, a recorder's off a terminal) folds the healthy
+    /// connections into counts as the dump streams, judged by these
+    /// thresholds (see [`crate::model::Folded`]); `None` keeps every socket
+    /// (`--sockets`, a capture, `kill`, a watch that shows each sample's
+    /// ages).
     pub fold: Option<crate::classify::Thresholds>,
 }
 

@@ -139,7 +139,7 @@ pub struct Forwarded {
 }
 
 /// The healthy ESTABLISHED connections of a scan that lists only flagged
-/// sockets (a one-shot scan's, the exporter's): nothing a finding reads
+/// sockets (a one-shot scan's, the exporter's, a recorder's): nothing a finding reads
 /// (empty queues, no timer but an unfired keepalive, not idle past
 /// `--idle`), so only what the counts need is kept of them: 12 bytes a
 /// socket, against a [`Socket`]'s 88.

@@ -29,7 +29,7 @@ pub fn run(cfg: &Config, w: &Watch, out: &mut dyn Write) -> Result<Outcome, RunE
         let mut reports = scanned.reports(cfg);
         for r in &mut reports {
             // The ages and rates are shown, never recorded.
-            if !quiet && w.interval.is_some() {
+            if w.observes(cfg.tty) {
                 let seen = watches.entry(r.snapshot.netns.inode).or_default();
                 r.watch = Some(seen.observe(r.snapshot, &r.summary.by_state));
             }

@@ -146,6 +146,36 @@ fn a_recorder_killed_mid_run_leaves_a_readable_recording() {
     let _ = std::fs::remove_file(&file);
 }
 
+/// A recorder off a terminal folds the healthy connections into counts:
+/// its sample counts, groups and owns what one that keeps every socket
+/// (`--sockets`) records.
+#[test]
+fn a_recorders_sample_is_the_same_with_its_healthy_connections_folded() {
+    live!();
+    let mut ns = Netns::new("recfold");
+    ns.close_wait_leak(3, 5);
+    let sample = |extra: &[&str], name: &str| -> Value {
+        let file = temp(name);
+        let _ = std::fs::remove_file(&file);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, BIN, "--record"])
+            .arg(&file)
+            .args(extra)
+            .output()
+            .expect("recorder");
+        ok(&out);
+        let text = std::fs::read_to_string(&file).expect("recording");
+        let _ = std::fs::remove_file(&file);
+        serde_json::from_str(text.lines().next().expect("a sample")).expect("json")
+    };
+    let folded = sample(&[], "folded.ndjson");
+    let kept = sample(&["--sockets"], "kept.ndjson");
+    for key in ["total", "by_state", "ports", "processes"] {
+        assert_eq!(folded[key], kept[key], "{key}");
+    }
+    assert_eq!(folded["by_state"]["ESTABLISHED"], 10);
+}
+
 #[test]
 fn the_recording_rotates_at_its_size_limit() {
     live!();
