@@ -35,6 +35,25 @@ pub struct Select<'a> {
     pub names: &'a [String],
 }
 
+impl Select<'_> {
+    /// Whether the process at `dir` has one of the `--process` names:
+    /// `None` when it has not; else its comm where it was read for that
+    /// (`Some(None)`: no name asked, nothing read).
+    fn by_name(&self, dir: &Path) -> Option<Option<Vec<u8>>> {
+        if self.names.is_empty() {
+            return Some(None);
+        }
+        let comm = fs::read(dir.join("comm"))
+            .map(trim_newline)
+            .unwrap_or_default();
+        let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
+        self.names
+            .iter()
+            .any(|n| name_matches(n, &comm, &cmd))
+            .then_some(Some(comm))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Walk {
     /// (index of the socket, pid holding it), one per fd found: the /proc
@@ -256,17 +275,9 @@ struct Visit<'a> {
 /// socket. `known` is what the last walk saw of it.
 fn walk_one(w: &mut Walk, v: &Visit, pid: u32, known: Option<&Known>) {
     let dir = v.proc_root.join(pid.to_string());
-    let mut comm = None;
-    if !v.select.names.is_empty() {
-        let c = fs::read(dir.join("comm"))
-            .map(trim_newline)
-            .unwrap_or_default();
-        let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
-        if !v.select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
-            return;
-        }
-        comm = Some(c);
-    }
+    let Some(comm) = v.select.by_name(&dir) else {
+        return;
+    };
     let fd_dir = dir.join("fd");
     if v.reuse == Reuse::All
         && let Some(k) = known
@@ -477,17 +488,9 @@ fn kernel_pass(
             continue;
         }
         let dir = proc_root.join(pid.to_string());
-        let mut comm = None;
-        if !select.names.is_empty() {
-            let c = fs::read(dir.join("comm"))
-                .map(trim_newline)
-                .unwrap_or_default();
-            let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
-            if !select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
-                continue;
-            }
-            comm = Some(c);
-        }
+        let Some(comm) = select.by_name(&dir) else {
+            continue;
+        };
         // Gone since the kernel's walk: it holds nothing.
         let fd_dir = dir.join("fd");
         let Ok(st) = stat(&fd_dir) else {
@@ -761,17 +764,9 @@ fn owners(proc_root: &Path, select: &Select, pids: BTreeSet<u32>) -> Walk {
     };
     for pid in pids {
         let dir = proc_root.join(pid.to_string());
-        let mut comm = None;
-        if !select.names.is_empty() {
-            let c = fs::read(dir.join("comm"))
-                .map(trim_newline)
-                .unwrap_or_default();
-            let cmd = fs::read(dir.join("cmdline")).unwrap_or_default();
-            if !select.names.iter().any(|n| name_matches(n, &c, &cmd)) {
-                continue;
-            }
-            comm = Some(c);
-        }
+        let Some(comm) = select.by_name(&dir) else {
+            continue;
+        };
         // Gone since the kernel's walk: as the /proc walk would not have
         // seen it, it holds nothing. Its fd directory is listed only where
         // the size says nothing: listing thousands of descriptors would
