@@ -62,8 +62,12 @@ const RECV_BUF: usize = 64 * 1024;
 /// Each test is followed by a jump, as `ss` chains OR: a test that holds
 /// falls through to the jump, which skips to the end (accept); one that fails
 /// skips the jump to the next test. The last failure lands 4 bytes past the
-/// end, which the kernel reads as reject.
+/// end, which the kernel reads as reject. No ports: no program, every
+/// socket.
 pub fn bytecode(ports: &[u16]) -> Vec<u8> {
+    if ports.is_empty() {
+        return Vec::new();
+    }
     let tests: Vec<(u8, u16)> = ports
         .iter()
         .flat_map(|&p| [(INET_DIAG_BC_S_EQ, p), (INET_DIAG_BC_D_EQ, p)])
@@ -90,12 +94,7 @@ pub fn bytecode(ports: &[u16]) -> Vec<u8> {
 /// port filter appended when `ports` is not empty: `SOCK_DIAG_BY_FAMILY`
 /// for one family, or `TCPDIAG_GETSOCK` for both (`None`).
 pub fn request(family: Option<Family>, states: u32, ports: &[u16], seq: u32) -> Vec<u8> {
-    let bc = if ports.is_empty() {
-        Vec::new()
-    } else {
-        bytecode(ports)
-    };
-    request_bc(family, states, &bc, seq)
+    request_bc(family, states, &bytecode(ports), seq)
 }
 
 /// A program that accepts a socket whose local port is from `lo` to `hi`
@@ -376,12 +375,7 @@ impl Dumper {
         ports: &[u16],
         on_datagram: impl FnMut(&[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let bc = if ports.is_empty() {
-            Vec::new()
-        } else {
-            bytecode(ports)
-        };
-        self.dump_raw_bc(family, states, &bc, on_datagram)
+        self.dump_raw_bc(family, states, &bytecode(ports), on_datagram)
     }
 
     /// [`Dumper::dump_raw`] with a filter program of its own.
@@ -450,12 +444,7 @@ pub fn dump_sockets_where(
     ports: &[u16],
     keep: impl Fn(&Socket) -> bool,
 ) -> Result<Dump> {
-    let bc = if ports.is_empty() {
-        Vec::new()
-    } else {
-        bytecode(ports)
-    };
-    dump_filtered(states, &bc, keep)
+    dump_filtered(states, &bytecode(ports), keep)
 }
 
 /// The sockets in `states` whose local port is from `lo` to `hi`
@@ -476,11 +465,7 @@ pub fn dump_local_range(
 pub fn dump_folding(filter: &Filter, fold: &mut super::fold::Fold) -> Result<Dump> {
     let listen = TcpState::Listen.mask_bit();
     let states = filter.state_mask();
-    let bc = if filter.ports.is_empty() {
-        Vec::new()
-    } else {
-        bytecode(&filter.ports)
-    };
+    let bc = bytecode(&filter.ports);
     let listeners = if states & listen != 0 {
         dump_filtered(listen, &bc, |_| true)?
     } else {
@@ -609,6 +594,7 @@ mod tests {
             assert!(!run_bc(&bc, 51000, 51001));
             assert!(!run_bc(&bc, 30021, 8080));
         }
+        assert!(bytecode(&[]).is_empty(), "no port: no filter");
     }
 
     #[test]
