@@ -443,13 +443,12 @@ fn attribute(
     let mut next = 0u32;
     for snap in &snaps {
         starts.push(next);
-        next += (snap.sockets.len() + snap.unix.len() + snap.folded.sockets.len()) as u32;
+        next += held(snap) as u32;
     }
     let inodes = || {
-        snaps.iter().flat_map(|snap| {
-            let total = snap.sockets.len() + snap.unix.len() + snap.folded.sockets.len();
-            (0..total).map(|i| inode_at(snap, i))
-        })
+        snaps
+            .iter()
+            .flat_map(|snap| (0..held(snap)).map(|i| inode_at(snap, i)))
     };
     let select = procs::Select {
         pids: &filter.pids,
@@ -504,8 +503,7 @@ fn attribute(
         // Each socket asks the kernel's records who holds it.
         Some(k) => {
             for (snap, last) in snaps.iter_mut().zip(&mut last) {
-                let total = snap.sockets.len() + snap.unix.len() + snap.folded.sockets.len();
-                for i in 0..total {
+                for i in 0..held(snap) {
                     for pid in k.of(inode_at(snap, i)) {
                         owned(snap, i, pid, &walk.processes, last);
                     }
@@ -558,6 +556,12 @@ fn attribute(
         }
     }
     snaps
+}
+
+/// The sockets of a snapshot a process may hold, numbered as for
+/// [`inode_at`].
+fn held(snap: &Snapshot) -> usize {
+    snap.sockets.len() + snap.unix.len() + snap.folded.sockets.len()
 }
 
 /// The inode of socket `i` of a snapshot: its TCP sockets, then its unix
