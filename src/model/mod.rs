@@ -108,7 +108,10 @@ pub struct StateCounts(pub [u32; 11]);
 
 impl StateCounts {
     pub fn add(&mut self, state: TcpState) {
-        self.0[state.index()] += 1;
+        self.add_n(state, 1);
+    }
+    pub fn add_n(&mut self, state: TcpState, n: u32) {
+        self.0[state.index()] += n;
     }
     pub fn get(&self, state: TcpState) -> u32 {
         self.0[state.index()]

@@ -27,6 +27,18 @@ pub struct Summary {
     pub unix_listeners: u32,
 }
 
+impl Summary {
+    /// Counts `n` TCP sockets in `state` of `family`.
+    fn add(&mut self, state: TcpState, family: Family, n: u32) {
+        self.total += n;
+        self.by_state.add_n(state, n);
+        match family {
+            Family::Ipv4 => self.ipv4 += n,
+            Family::Ipv6 => self.ipv6 += n,
+        }
+    }
+}
+
 /// A unix listener and its connections: a port's counterpart.
 #[derive(Clone, Debug)]
 pub struct UnixGroup<'a> {
@@ -256,28 +268,24 @@ impl<'a> Report<'a> {
             send_q: 0,
             pids: Vec::new(),
         };
-        // Each socket kept counted: its state, family, group and queues,
-        // and its owners.
-        let mut count = |state: TcpState,
-                         family: Family,
-                         key: (Direction, Option<IpAddr>, u16),
-                         queues: (u32, u32),
-                         inode: u64,
-                         owners: &[u32]| {
-            summary.total += 1;
-            summary.by_state.add(state);
-            match family {
-                Family::Ipv4 => summary.ipv4 += 1,
-                Family::Ipv6 => summary.ipv6 += 1,
-            }
+        // Each socket kept: its state, family, group and queues, and its
+        // owners.
+        for s in &snap.sockets {
+            summary.add(s.state, s.family, 1);
+            let dir = direction(s, &listening, ephemeral);
+            let key = match dir {
+                Direction::Inbound => (dir, None, s.local.port()),
+                Direction::Outbound => (dir, Some(s.remote.ip()), s.remote.port()),
+            };
             let g = groups.entry(key).or_insert_with(|| new_group(key));
-            g.by_state.add(state);
+            g.by_state.add(s.state);
             // A listener's Send-Q is its backlog limit, not queued bytes.
-            if state != TcpState::Listen {
-                g.recv_q += u64::from(queues.0);
-                g.send_q += u64::from(queues.1);
+            if s.state != TcpState::Listen {
+                g.recv_q += u64::from(s.recv_q);
+                g.send_q += u64::from(s.send_q);
             }
-            if inode != 0 && owners.is_empty() {
+            let owners = snap.owners_of(s);
+            if s.inode != 0 && owners.is_empty() {
                 unowned += 1;
             }
             for &pid in owners {
@@ -286,24 +294,8 @@ impl<'a> Report<'a> {
                 }
                 let e = per_pid.entry(pid).or_default();
                 e.0 += 1;
-                e.1.add(state);
+                e.1.add(s.state);
             }
-        };
-        for s in &snap.sockets {
-            let dir = direction(s, &listening, ephemeral);
-            let key = match dir {
-                Direction::Inbound => (dir, None, s.local.port()),
-                Direction::Outbound => (dir, Some(s.remote.ip()), s.remote.port()),
-            };
-            let owners = snap.owners_of(s);
-            count(
-                s.state,
-                s.family,
-                key,
-                (s.recv_q, s.send_q),
-                s.inode,
-                owners,
-            );
         }
         // The folded sockets, counted by their group, each group then
         // counted once: all ESTABLISHED, queues empty.
@@ -324,15 +316,10 @@ impl<'a> Report<'a> {
             if n == 0 {
                 continue;
             }
-            summary.total += n;
-            summary.by_state.0[TcpState::Established.index()] += n;
-            match g.family {
-                Family::Ipv4 => summary.ipv4 += n,
-                Family::Ipv6 => summary.ipv6 += n,
-            }
+            summary.add(TcpState::Established, g.family, n);
             let key = (g.direction, g.remote, g.port);
             let pg = groups.entry(key).or_insert_with(|| new_group(key));
-            pg.by_state.0[TcpState::Established.index()] += n;
+            pg.by_state.add_n(TcpState::Established, n);
             for pid in pids {
                 if !pg.pids.contains(&pid) {
                     pg.pids.push(pid);
