@@ -37,6 +37,13 @@ bounds are tried; reports the exporter's CPU share of one core (from
 /proc/PID/stat), its peak RSS (VmHWM), each scrape's scan time and the
 series a scrape holds.
 
+Every mode ends with the kernel's own floor on the same sockets, whatever
+reads them: the kernel time of one inet_diag dump that walks the socket
+table and returns nothing, of one that hands over every socket, and of one
+with every socket's tcp_info (and, for the recorder and the exporter, the
+share of one core the last is at their period). No sample that reads
+every socket can cost less.
+
 With --unix U, U unix stream sockets sit beside the TCP ones (a listener
 and U/2 connections, both ends held by one process); with --baseline PATH
 another zombiescan binary is measured in the same alternation (the cost
@@ -199,6 +206,47 @@ print(len(series), scan[0] if scan else "nan", len(body))
 """
 
 
+# The kernel's own cost of handing over the socket table, whatever reads
+# it: kernel time (getrusage) of one inet_diag dump (the older
+# TCPDIAG_GETSOCK request, both families in one walk, as zombiescan asks)
+# of (a) no socket: state mask 1, a state no socket has, so the kernel walks
+# its whole connection table (every namespace's sockets: it is shared) and
+# returns nothing; (b) every socket without tcp_info; (c) with it. Median of
+# five; printed as milliseconds.
+TABLE_FLOOR = """
+import resource, socket, statistics, struct
+def dump(states, ext):
+    sock_id = bytes(48)
+    body = struct.pack("=BBBB", socket.AF_INET, 0, 0, ext) + sock_id + struct.pack("=II", states, 0)
+    msg = struct.pack("=IHHII", 16 + len(body), 18, 0x301, 1, 0) + body
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 4)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    s.send(msg)
+    done = False
+    while not done:
+        data = s.recv(65536)
+        off = 0
+        while off + 16 <= len(data):
+            length, kind = struct.unpack_from("=IH", data, off)
+            if kind in (2, 3) or length < 16:
+                done = True
+                break
+            off += (length + 3) & ~3
+    s.close()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) * 1000
+every = (1 << 13) - 2
+for states, ext in [(1, 0), (every, 0), (every, 2)]:
+    print(round(statistics.median(dump(states, ext) for _ in range(5)), 1))
+"""
+
+
+def table_floor(ns):
+    """The kernel's time (ms) to walk the socket table returning nothing,
+    to hand over every socket, and every socket with its tcp_info."""
+    walk, bare, info = (float(x) for x in ns.exec("python3", "-c", TABLE_FLOOR).stdout.split())
+    return walk, bare, info
+
+
 def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -358,6 +406,19 @@ def recorder_overhead(ns, binary, seconds, interval=5):
     return rows
 
 
+def floor_line(n, floor, period):
+    """What the kernel alone takes to hand over the table, and, for a
+    PERIOD (s), the share of one core that is at every sample."""
+    walk, bare, info = floor
+    line = (f"{n} connections, the kernel alone: {walk:.0f} ms to walk the socket table "
+            f"returning nothing, {bare:.0f} ms to hand over every socket, {info:.0f} ms "
+            f"with their tcp_info")
+    if period:
+        line += (f": {100 * info / (period * 1000):.2f}% of one core at a sample every "
+                 f"{period} s, before zombiescan reads a byte")
+    return line
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("sizes", nargs="*", type=int, default=[10000, 50000, 100000])
@@ -409,12 +470,14 @@ def main():
                 print(f"| {n} | {peers} | {total} | {len(scans)} | {cpu:.2f} s | {wall:.1f} s | "
                       f"{100 * cpu / wall:.2f}% | {scans[0] * 1000:.0f} ms | {later * 1000:.0f} ms | "
                       f"{series} | {size} | {hwm / 1024:.1f} MiB |", flush=True)
+                derived.append(floor_line(n, table_floor(ns), 15))
                 continue
             if args.recorder:
                 _, _, total = build(ns, n, peer)
                 for name, samples, cpu, wall, rss in recorder_overhead(ns, args.bin, args.seconds):
                     print(f"| {n} | {total} | `{name}` | {samples} | {cpu:.2f} s | {wall:.1f} s | "
                           f"{100 * cpu / wall:.2f}% | {rss / 1024:.1f} MiB |", flush=True)
+                derived.append(floor_line(n, table_floor(ns), 5))
                 continue
             est, cw, total = build(ns, n)
             unix_path = unix_sockets(ns, args.unix) if args.unix else None
@@ -428,6 +491,7 @@ def main():
             derived.append(f"{n} connections: the owners add {100 * (full - bare) / bare:.0f}% to a "
                            f"scan without them; `--port 30020` takes "
                            f"{med['zombiescan --port 30020 --json'] / full:.2f} of a full scan")
+            derived.append(floor_line(n, table_floor(ns), None))
         finally:
             ns.close()
             if unix_path and os.path.exists(unix_path):
