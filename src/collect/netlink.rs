@@ -29,7 +29,7 @@ use std::num::NonZeroU64;
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NetlinkBuffer,
-    NetlinkHeader, NetlinkMessage, NlasIterator,
+    NetlinkHeader, NetlinkMessage,
 };
 use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY};
@@ -37,7 +37,7 @@ use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, Stat
 use netlink_sys::{Socket as NlSocket, SocketAddr as NlAddr, protocols::NETLINK_SOCK_DIAG};
 
 use crate::error::{Error, Result};
-use crate::model::{Family, Filter, Socket, TcpInfo, TcpState, Timer, TimerKind};
+use crate::model::{Endpoint, Family, Filter, Socket, TcpInfo, TcpState, Timer, TimerKind};
 
 /// The older request (and answer) type: TCP sockets of every family.
 const TCPDIAG_GETSOCK: u16 = 18;
@@ -215,46 +215,94 @@ fn addr(family: Family, raw: &[u8], port: u16) -> SocketAddr {
 
 /// Decodes one `struct inet_diag_msg` and its attributes.
 pub fn parse_inet_diag_msg(p: &[u8]) -> Result<Socket> {
-    if p.len() < INET_DIAG_MSG_LEN {
-        return Err(Error::malformed(
-            "inet_diag_msg",
-            format!("{} bytes, expected at least {INET_DIAG_MSG_LEN}", p.len()),
-        ));
+    let mut d = Decoder::default();
+    d.decode(p)?;
+    Ok(d.take())
+}
+
+/// Decodes a dump's messages one after another into one [`Socket`], whose
+/// tcp_info box is used again: a socket that is folded or dropped as the
+/// dump streams costs no allocation; one that is kept is taken out.
+pub struct Decoder {
+    socket: Socket,
+    /// A box the last socket without tcp_info left.
+    spare: Option<Box<TcpInfo>>,
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        let any = Endpoint::from(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+        Decoder {
+            socket: Socket {
+                family: Family::Ipv4,
+                state: TcpState::Close,
+                local: any,
+                remote: any,
+                recv_q: 0,
+                send_q: 0,
+                timer: Timer {
+                    kind: TimerKind::Off,
+                    expires_ms: 0,
+                    count: 0,
+                },
+                uid: 0,
+                inode: 0,
+                cookie: None,
+                tcp_info: None,
+                owner: 0,
+            },
+            spare: None,
+        }
     }
-    let family = match p[0] {
-        AF_INET => Family::Ipv4,
-        AF_INET6 => Family::Ipv6,
-        af => {
+}
+
+impl Decoder {
+    /// The socket last decoded.
+    pub fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// The socket last decoded, taken out (the next one allocates anew).
+    pub fn take(&mut self) -> Socket {
+        let blank = Decoder::default().socket;
+        std::mem::replace(&mut self.socket, blank)
+    }
+
+    /// Decodes `p`, a `struct inet_diag_msg` and its attributes; on an
+    /// error the socket held is not to be read.
+    pub fn decode(&mut self, p: &[u8]) -> Result<()> {
+        if p.len() < INET_DIAG_MSG_LEN {
             return Err(Error::malformed(
                 "inet_diag_msg",
-                format!("address family {af}"),
+                format!("{} bytes, expected at least {INET_DIAG_MSG_LEN}", p.len()),
             ));
         }
-    };
-    let state = TcpState::from_kernel(p[1])
-        .ok_or_else(|| Error::malformed("inet_diag_msg", format!("TCP state {}", p[1])))?;
-    let timer_kind = TimerKind::from_kernel(p[2]);
-    // struct inet_diag_sockid: ports in network order, addresses as 16 bytes.
-    let sport = u16::from_be_bytes([p[4], p[5]]);
-    let dport = u16::from_be_bytes([p[6], p[7]]);
-    let cookie_lo = ne_u32(p, 44).unwrap_or(0);
-    let cookie_hi = ne_u32(p, 48).unwrap_or(0);
-    let word = |off| ne_u32(p, off).unwrap_or(0);
-    let mut tcp_info = None;
-    for nla in NlasIterator::new(&p[INET_DIAG_MSG_LEN..]) {
-        let nla = nla.map_err(|e| Error::malformed("inet_diag attribute", e.to_string()))?;
-        if nla.kind() & 0x3fff == INET_DIAG_INFO {
-            tcp_info = Some(Box::new(parse_tcp_info(nla.value())));
-        }
-    }
-    Ok(Socket {
-        family,
-        state,
-        local: addr(family, &p[8..24], sport).into(),
-        remote: addr(family, &p[24..40], dport).into(),
-        recv_q: word(56),
-        send_q: word(60),
-        timer: Timer {
+        let family = match p[0] {
+            AF_INET => Family::Ipv4,
+            AF_INET6 => Family::Ipv6,
+            af => {
+                return Err(Error::malformed(
+                    "inet_diag_msg",
+                    format!("address family {af}"),
+                ));
+            }
+        };
+        let state = TcpState::from_kernel(p[1])
+            .ok_or_else(|| Error::malformed("inet_diag_msg", format!("TCP state {}", p[1])))?;
+        let info = info_attribute(&p[INET_DIAG_MSG_LEN..])?;
+        let timer_kind = TimerKind::from_kernel(p[2]);
+        // struct inet_diag_sockid: ports in network order, addresses as 16 bytes.
+        let sport = u16::from_be_bytes([p[4], p[5]]);
+        let dport = u16::from_be_bytes([p[6], p[7]]);
+        let word = |off| ne_u32(p, off).unwrap_or(0);
+        let s = &mut self.socket;
+        s.family = family;
+        s.state = state;
+        s.local = addr(family, &p[8..24], sport).into();
+        s.remote = addr(family, &p[24..40], dport).into();
+        s.recv_q = word(56);
+        s.send_q = word(60);
+        s.timer = Timer {
             kind: timer_kind,
             expires_ms: if timer_kind == TimerKind::Off {
                 0
@@ -262,13 +310,48 @@ pub fn parse_inet_diag_msg(p: &[u8]) -> Result<Socket> {
                 word(52)
             },
             count: p[3],
-        },
-        uid: word(64),
-        inode: u64::from(word(68)),
-        cookie: NonZeroU64::new(u64::from(cookie_hi) << 32 | u64::from(cookie_lo)),
-        tcp_info,
-        owner: 0,
-    })
+        };
+        s.uid = word(64);
+        s.inode = u64::from(word(68));
+        s.cookie = NonZeroU64::new(u64::from(word(48)) << 32 | u64::from(word(44)));
+        s.owner = 0;
+        match (info, &mut s.tcp_info) {
+            (Some(v), Some(b)) => **b = parse_tcp_info(v),
+            (Some(v), None) => {
+                let mut b = self.spare.take().unwrap_or_default();
+                *b = parse_tcp_info(v);
+                s.tcp_info = Some(b);
+            }
+            (None, _) => {
+                if let Some(b) = s.tcp_info.take() {
+                    self.spare = Some(b);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value of the `INET_DIAG_INFO` attribute among `attrs` (each a
+/// 4-byte header, length and type, padded to 4 bytes), if there is one; a
+/// header that overruns the message is an error.
+fn info_attribute(mut attrs: &[u8]) -> Result<Option<&[u8]>> {
+    let mut info = None;
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return Err(Error::malformed(
+                "inet_diag attribute",
+                format!("length {len} of {} bytes left", attrs.len()),
+            ));
+        }
+        if kind & 0x3fff == INET_DIAG_INFO {
+            info = Some(&attrs[4..len]);
+        }
+        attrs = attrs.get((len + 3) & !3..).unwrap_or_default();
+    }
+    Ok(info)
 }
 
 /// What one datagram of a dump held.
@@ -287,8 +370,9 @@ pub struct Datagram {
 /// go to `out`; a record that cannot be decoded is counted and skipped; a
 /// broken netlink frame or an error message ends the dump with an error.
 pub fn parse_datagram(buf: &[u8], out: &mut Vec<Socket>) -> Result<Datagram> {
+    let mut d = Decoder::default();
     walk_datagram(buf, &[SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK], |p| {
-        parse_inet_diag_msg(p).map(|s| out.push(s)).is_ok()
+        d.decode(p).map(|()| out.push(d.take())).is_ok()
     })
 }
 
@@ -489,18 +573,18 @@ fn dump_filtered(states: u32, bc: &[u8], mut keep: impl FnMut(&Socket) -> bool) 
     // Records decoded, kept or not: none means the kernel refused the
     // request before answering it.
     let records = std::cell::Cell::new(0usize);
+    let mut decoder = Decoder::default();
     let mut take = |dump: &mut Dump, dg: &[u8]| {
-        let before = dump.sockets.len();
-        let d = parse_datagram(dg, &mut dump.sockets)?;
-        records.set(records.get() + dump.sockets.len() - before);
-        let mut i = before;
-        while i < dump.sockets.len() {
-            if keep(&dump.sockets[i]) {
-                i += 1;
-            } else {
-                dump.sockets.swap_remove(i);
+        let d = walk_datagram(dg, &[SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK], |p| {
+            if decoder.decode(p).is_err() {
+                return false;
             }
-        }
+            records.set(records.get() + 1);
+            if keep(decoder.socket()) {
+                dump.sockets.push(decoder.take());
+            }
+            true
+        })?;
         dump.interrupted |= d.interrupted;
         dump.bad_records += d.bad_records;
         Ok(d.done)
@@ -629,6 +713,40 @@ mod tests {
         assert_eq!(ne_u16(&filtered, 72), Some((bc.len() + 4) as u16));
         assert_eq!(ne_u16(&filtered, 74), Some(INET_DIAG_REQ_BYTECODE));
         assert_eq!(&filtered[76..], &bc[..]);
+    }
+
+    /// One decoder, its box used again across a capture's sockets with
+    /// and without tcp_info (full ones and timewait ones interleaved),
+    /// decodes each exactly as a fresh decode does: nothing of a socket
+    /// before it stays behind.
+    #[test]
+    fn a_decoder_used_again_leaves_nothing_of_the_socket_before() {
+        let raw = include_bytes!("../../fixtures/netlink/inet4.bin");
+        let mut again = Decoder::default();
+        let (mut with, mut without) = (0, 0);
+        walk_datagram(raw, &[SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK], |p| {
+            again.decode(p).expect("decodes");
+            let fresh = parse_inet_diag_msg(p).expect("decodes");
+            assert_eq!(again.socket(), &fresh);
+            if fresh.tcp_info.is_some() {
+                with += 1;
+            } else {
+                without += 1;
+            }
+            true
+        })
+        .expect("a whole dump");
+        assert!(
+            with > 0 && without > 0,
+            "{with} with tcp_info, {without} without"
+        );
+        // An attribute whose length overruns its message is an error.
+        assert!(info_attribute(&[8, 0, 2, 0, 1, 2]).is_err());
+        assert!(info_attribute(&[3, 0, 2, 0]).is_err());
+        assert_eq!(
+            info_attribute(&[6, 0, 2, 0, 7, 9]).expect("one"),
+            Some(&[7u8, 9][..])
+        );
     }
 
     #[test]
