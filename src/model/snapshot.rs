@@ -151,7 +151,7 @@ pub struct Folded {
 }
 
 /// Folded sockets alike in everything the report counts them by.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FoldGroup {
     pub family: Family,
     pub direction: Direction,
@@ -163,6 +163,32 @@ pub struct FoldGroup {
     /// Outbound from a local port of the ephemeral range: one of the
     /// ports a destination can run out of.
     pub ephemeral: bool,
+}
+
+/// Hashed in five words (the small fields, then each address as 128 bits),
+/// where the derived hash writes each field and each address's octets
+/// apart: a group is looked up once a folded socket.
+impl std::hash::Hash for FoldGroup {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        fn bits(a: Option<IpAddr>) -> u128 {
+            match a {
+                None => 0,
+                Some(IpAddr::V4(v)) => u128::from(u32::from(v)),
+                Some(IpAddr::V6(v)) => u128::from(v),
+            }
+        }
+        let small = u64::from(self.port)
+            | (self.family as u64) << 16
+            | (self.direction as u64) << 17
+            | u64::from(self.ephemeral) << 18
+            | u64::from(self.local.is_some()) << 19
+            | u64::from(self.remote.is_some()) << 20;
+        h.write_u64(small);
+        for a in [bits(self.local), bits(self.remote)] {
+            h.write_u64(a as u64);
+            h.write_u64((a >> 64) as u64);
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
