@@ -416,6 +416,10 @@ def floor_line(n, floor, period):
     if period:
         line += (f": {100 * info / (period * 1000):.2f}% of one core at a sample every "
                  f"{period} s, before zombiescan reads a byte")
+    else:
+        line += (f"; a `--port` scan walks it twice (its port's dump, and its neighbours': "
+                 f"other ports' LISTEN, CLOSE_WAIT, FIN_WAIT2, SYN_SENT): {2 * walk:.0f} ms "
+                 f"before a socket is handed over")
     return line
 
 
