@@ -223,7 +223,7 @@ pub fn parse_inet_diag_msg(p: &[u8]) -> Result<Socket> {
 /// Decodes a dump's messages one after another into one [`Socket`], whose
 /// tcp_info box is used again: a socket that is folded or dropped as the
 /// dump streams costs no allocation; one that is kept is taken out.
-pub struct Decoder {
+struct Decoder {
     socket: Socket,
     /// A box the last socket without tcp_info left.
     spare: Option<Box<TcpInfo>>,
@@ -231,46 +231,50 @@ pub struct Decoder {
 
 impl Default for Decoder {
     fn default() -> Decoder {
-        let any = Endpoint::from(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
         Decoder {
-            socket: Socket {
-                family: Family::Ipv4,
-                state: TcpState::Close,
-                local: any,
-                remote: any,
-                recv_q: 0,
-                send_q: 0,
-                timer: Timer {
-                    kind: TimerKind::Off,
-                    expires_ms: 0,
-                    count: 0,
-                },
-                uid: 0,
-                inode: 0,
-                cookie: None,
-                tcp_info: None,
-                owner: 0,
-            },
+            socket: blank(),
             spare: None,
         }
     }
 }
 
+/// A socket for a [`Decoder`] to decode into.
+fn blank() -> Socket {
+    let any = Endpoint::from(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+    Socket {
+        family: Family::Ipv4,
+        state: TcpState::Close,
+        local: any,
+        remote: any,
+        recv_q: 0,
+        send_q: 0,
+        timer: Timer {
+            kind: TimerKind::Off,
+            expires_ms: 0,
+            count: 0,
+        },
+        uid: 0,
+        inode: 0,
+        cookie: None,
+        tcp_info: None,
+        owner: 0,
+    }
+}
+
 impl Decoder {
     /// The socket last decoded.
-    pub fn socket(&self) -> &Socket {
+    fn socket(&self) -> &Socket {
         &self.socket
     }
 
     /// The socket last decoded, taken out (the next one allocates anew).
-    pub fn take(&mut self) -> Socket {
-        let blank = Decoder::default().socket;
-        std::mem::replace(&mut self.socket, blank)
+    fn take(&mut self) -> Socket {
+        std::mem::replace(&mut self.socket, blank())
     }
 
     /// Decodes `p`, a `struct inet_diag_msg` and its attributes; on an
     /// error the socket held is not to be read.
-    pub fn decode(&mut self, p: &[u8]) -> Result<()> {
+    fn decode(&mut self, p: &[u8]) -> Result<()> {
         if p.len() < INET_DIAG_MSG_LEN {
             return Err(Error::malformed(
                 "inet_diag_msg",
