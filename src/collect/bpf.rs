@@ -1,6 +1,6 @@
 //! Owners from the kernel: a BPF task_file iterator (`bpf/owners.bpf.c`,
 //! loaded here with bpf(2), its four field offsets read from the kernel's
-//! BTF by [`super::btf`]) walks every process's fd table in the kernel and
+//! BTF by `collect::btf`) walks every process's fd table in the kernel and
 //! hands back (pid, fd, inode) for each socket descriptor. It is started
 //! on a thread of its own as a scan begins ([`start`]) and runs while the
 //! socket table is read: the two are the bulk of a scan, and they take
@@ -10,8 +10,8 @@
 //! a kernel without BTF or iterators, no CAP_BPF, a pid namespace other
 //! than the kernel's first, `ZOMBIESCAN_OWNERS=proc`) the /proc walk finds
 //! the owners, and the report says which path it took. On a host of few
-//! descriptors the /proc walk is cheaper, and is taken
-//! ([`AUTO_FROM_HANDLES`]).
+//! descriptors the /proc walk is cheaper, and is taken (below
+//! `AUTO_FROM_HANDLES` file handles).
 
 /// One socket descriptor: the process (its tgid) and the socket's inode.
 /// Eight bytes: a scan holds one for every socket descriptor of the host
