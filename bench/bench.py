@@ -242,8 +242,12 @@ for states, ext in [(1, 0), (every, 0), (every, 2)]:
 
 def table_floor(ns):
     """The kernel's time (ms) to walk the socket table returning nothing,
-    to hand over every socket, and every socket with its tcp_info."""
-    walk, bare, info = (float(x) for x in ns.exec("python3", "-c", TABLE_FLOOR).stdout.split())
+    to hand over every socket, and every socket with its tcp_info; None
+    where the kernel refused the request."""
+    out = sh("ip", "netns", "exec", ns.name, "python3", "-c", TABLE_FLOOR, check=False).stdout.split()
+    if len(out) != 3:
+        return None
+    walk, bare, info = (float(x) for x in out)
     return walk, bare, info
 
 
@@ -409,6 +413,8 @@ def recorder_overhead(ns, binary, seconds, interval=5):
 def floor_line(n, floor, period):
     """What the kernel alone takes to hand over the table, and, for a
     PERIOD (s), the share of one core that is at every sample."""
+    if floor is None:
+        return f"{n} connections: the kernel's floor could not be measured (its dump request was refused)"
     walk, bare, info = floor
     line = (f"{n} connections, the kernel alone: {walk:.0f} ms to walk the socket table "
             f"returning nothing, {bare:.0f} ms to hand over every socket, {info:.0f} ms "
