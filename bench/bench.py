@@ -228,6 +228,8 @@ def dump(states, ext):
         off = 0
         while off + 16 <= len(data):
             length, kind = struct.unpack_from("=IH", data, off)
+            if kind == 2 and struct.unpack_from("=i", data, off + 16)[0] != 0:
+                raise SystemExit("the kernel refused the dump")
             if kind in (2, 3) or length < 16:
                 done = True
                 break
