@@ -374,9 +374,19 @@ pub struct Datagram {
 /// go to `out`; a record that cannot be decoded is counted and skipped; a
 /// broken netlink frame or an error message ends the dump with an error.
 pub fn parse_datagram(buf: &[u8], out: &mut Vec<Socket>) -> Result<Datagram> {
-    let mut d = Decoder::default();
+    decode_datagram(buf, &mut Decoder::default(), |d| out.push(d.take()))
+}
+
+/// [`walk_datagram`] over a dump's answers, each decoded by `d` and handed
+/// to `each` (which may take the socket out); one that does not decode is
+/// counted.
+fn decode_datagram(
+    buf: &[u8],
+    d: &mut Decoder,
+    mut each: impl FnMut(&mut Decoder),
+) -> Result<Datagram> {
     walk_datagram(buf, &[SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK], |p| {
-        d.decode(p).map(|()| out.push(d.take())).is_ok()
+        d.decode(p).map(|()| each(d)).is_ok()
     })
 }
 
@@ -579,15 +589,11 @@ fn dump_filtered(states: u32, bc: &[u8], mut keep: impl FnMut(&Socket) -> bool) 
     let records = std::cell::Cell::new(0usize);
     let mut decoder = Decoder::default();
     let mut take = |dump: &mut Dump, dg: &[u8]| {
-        let d = walk_datagram(dg, &[SOCK_DIAG_BY_FAMILY, TCPDIAG_GETSOCK], |p| {
-            if decoder.decode(p).is_err() {
-                return false;
-            }
+        let d = decode_datagram(dg, &mut decoder, |d| {
             records.set(records.get() + 1);
-            if keep(decoder.socket()) {
-                dump.sockets.push(decoder.take());
+            if keep(d.socket()) {
+                dump.sockets.push(d.take());
             }
-            true
         })?;
         dump.interrupted |= d.interrupted;
         dump.bad_records += d.bad_records;
